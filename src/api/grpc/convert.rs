@@ -1,0 +1,133 @@
+//! Pure conversions between domain records and generated proto types.
+use chrono::{DateTime, Utc};
+
+use crate::{
+    domain::model::{AuthnKey, Details, Listed, Org, User},
+    error::Error,
+    proto::{
+        wkt::Timestamp,
+        zitadel::{authn, org as org_pb, user as user_pb, v1},
+    },
+};
+
+pub fn details(d: &Details) -> v1::ObjectDetails {
+    v1::ObjectDetails {
+        sequence: d.sequence,
+        creation_date: d.created.map(Into::into),
+        change_date: d.changed.map(Into::into),
+        resource_owner: d.resource_owner.clone(),
+    }
+}
+
+pub fn key(k: &AuthnKey, d: &Details) -> authn::v1::Key {
+    authn::v1::Key {
+        id: k.id.clone(),
+        details: Some(details(d)),
+        r#type: k.key_type,
+        expiration_date: Some(k.expires_at.into()),
+    }
+}
+
+pub fn list_details<T>(l: &Listed<T>) -> v1::ListDetails {
+    v1::ListDetails {
+        total_result: l.total,
+        processed_sequence: l.processed_sequence,
+        view_timestamp: Some(l.view_timestamp.into()),
+    }
+}
+
+pub fn org(o: &Org) -> org_pb::v1::Org {
+    org_pb::v1::Org {
+        id: o.id.clone(),
+        details: Some(details(&Details::read(
+            o.sequence,
+            o.created_at,
+            o.changed_at,
+            &o.id,
+        ))),
+        state: org_pb::v1::OrgState::Active as i32,
+        name: o.name.clone(),
+        primary_domain: o.primary_domain.clone(),
+    }
+}
+
+pub fn user(u: &User, org: &Org) -> user_pb::v1::User {
+    let login_name = format!("{}@{}", u.user_name, org.primary_domain);
+    user_pb::v1::User {
+        id: u.id.clone(),
+        details: Some(details(&Details::read(
+            u.sequence,
+            u.created_at,
+            u.changed_at,
+            &u.org_id,
+        ))),
+        state: user_pb::v1::UserState::Active as i32,
+        user_name: u.user_name.clone(),
+        login_names: vec![login_name.clone()],
+        preferred_login_name: login_name,
+        r#type: Some(user_pb::v1::user::Type::Machine(user_pb::v1::Machine {
+            name: u.name.clone(),
+            description: u.description.clone(),
+            has_secret: false,
+            access_token_type: u.access_token_type as i32,
+        })),
+    }
+}
+
+/// A request timestamp; out-of-range values are the caller's error.
+pub fn timestamp(
+    field: &'static str,
+    t: Option<Timestamp>,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    t.map(|t| {
+        t.to_datetime().ok_or_else(|| {
+            Error::invalid_argument(
+                "VALIDATION-Time1",
+                format!("{field} is not a valid timestamp"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// An enum field must hold one of its defined values.
+pub fn defined_enum<E: TryFrom<i32>>(field: &'static str, value: i32) -> Result<E, Error> {
+    E::try_from(value).map_err(|_| {
+        Error::invalid_argument("VALIDATION-Enum1", format!("{field} has no value {value}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn details_and_keys() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+        let d = details(&Details::added(3, at, "org1"));
+        assert_eq!(d.sequence, 3);
+        assert!(d.creation_date.is_some() && d.change_date.is_none());
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["sequence"], "3");
+        assert_eq!(json["creationDate"], "2026-11-22T10:00:00Z");
+        assert_eq!(json["resourceOwner"], "org1");
+    }
+
+    #[test]
+    fn bad_enum_and_timestamp() {
+        assert!(defined_enum::<authn::v1::KeyType>("type", 7).is_err());
+        assert!(defined_enum::<authn::v1::KeyType>("type", 1).is_ok());
+        assert!(
+            timestamp(
+                "expiration_date",
+                Some(Timestamp {
+                    seconds: 0,
+                    nanos: -5
+                })
+            )
+            .is_err()
+        );
+        assert_eq!(timestamp("x", None).unwrap(), None);
+    }
+}

@@ -1,0 +1,295 @@
+//! `zitadel.management.v1.ManagementService`: one thin method per RPC — authorize, convert,
+//! call the service, convert back. REST reaches these same methods through the gateway.
+use tonic::{Request, Response, Status};
+
+use super::{
+    convert::{self, defined_enum},
+    status::to_status,
+};
+use crate::{
+    domain::{model::AccessTokenType, principal::Permission},
+    error::Error,
+    proto::zitadel::{authn, management::v1::*, user as user_pb},
+    service::{
+        Ctx, Services, auth::Credentials, machine_keys::NewMachineKey, users::NewMachineUser,
+    },
+};
+
+pub const ORG_HEADER: &str = "x-zitadel-orgid";
+
+/// The service implementation handed to tonic (and called in-process by the REST gateway).
+#[derive(Clone)]
+pub struct ManagementApi {
+    svc: Services,
+}
+
+impl ManagementApi {
+    pub fn new(svc: Services) -> Self {
+        ManagementApi { svc }
+    }
+
+    async fn authorize<T>(
+        &self,
+        req: Request<T>,
+        permission: Permission,
+    ) -> Result<(Ctx, T), Status> {
+        let md = req.metadata();
+        let text = |name: &str| {
+            md.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let creds = Credentials {
+            authorization: text("authorization"),
+            org_id: text(ORG_HEADER),
+        };
+        let ctx = self
+            .svc
+            .authorize(&creds, permission)
+            .await
+            .map_err(to_status)?;
+        Ok((ctx, req.into_inner()))
+    }
+}
+
+fn unimplemented(rpc: &str) -> Status {
+    to_status(Error::new(
+        crate::error::Kind::Unimplemented,
+        "GRPC-Unimp1",
+        format!("{rpc} is not implemented by this server yet"),
+    ))
+}
+
+type Rpc<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl management_service_server::ManagementService for ManagementApi {
+    /// GET /management/v1/healthz; no authentication.
+    async fn healthz(&self, _req: Request<HealthzRequest>) -> Rpc<HealthzResponse> {
+        Ok(Response::new(HealthzResponse {}))
+    }
+
+    /// GET /management/v1/users/{id} (user.read)
+    async fn get_user_by_id(&self, req: Request<GetUserByIdRequest>) -> Rpc<GetUserByIdResponse> {
+        let (ctx, req) = self.authorize(req, Permission::UserRead).await?;
+        let user = self.svc.get_user(&ctx, &req.id).await.map_err(to_status)?;
+        let org = self.svc.get_org(&ctx).await.map_err(to_status)?;
+        Ok(Response::new(GetUserByIdResponse {
+            user: Some(convert::user(&user, &org)),
+        }))
+    }
+
+    /// POST /management/v1/users/machine (user.write)
+    async fn add_machine_user(
+        &self,
+        req: Request<AddMachineUserRequest>,
+    ) -> Rpc<AddMachineUserResponse> {
+        let (ctx, req) = self.authorize(req, Permission::UserWrite).await?;
+        let access_token_type = match defined_enum::<user_pb::v1::AccessTokenType>(
+            "access_token_type",
+            req.access_token_type,
+        )
+        .map_err(to_status)?
+        {
+            user_pb::v1::AccessTokenType::Bearer => AccessTokenType::Bearer,
+            user_pb::v1::AccessTokenType::Jwt => AccessTokenType::Jwt,
+        };
+        let new = NewMachineUser {
+            user_name: req.user_name,
+            name: req.name,
+            description: req.description,
+            access_token_type,
+            user_id: req.user_id,
+        };
+        let (user_id, details) = self
+            .svc
+            .add_machine_user(&ctx, new)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(AddMachineUserResponse {
+            user_id,
+            details: Some(convert::details(&details)),
+        }))
+    }
+
+    /// DELETE /management/v1/users/{id} (user.delete)
+    async fn remove_user(&self, req: Request<RemoveUserRequest>) -> Rpc<RemoveUserResponse> {
+        let (ctx, req) = self.authorize(req, Permission::UserDelete).await?;
+        let details = self
+            .svc
+            .remove_user(&ctx, &req.id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(RemoveUserResponse {
+            details: Some(convert::details(&details)),
+        }))
+    }
+
+    /// GET /management/v1/users/{user_id}/keys/{key_id} (user.read)
+    async fn get_machine_key_by_i_ds(
+        &self,
+        req: Request<GetMachineKeyByIDsRequest>,
+    ) -> Rpc<GetMachineKeyByIDsResponse> {
+        let (ctx, req) = self.authorize(req, Permission::UserRead).await?;
+        let (key, details) = self
+            .svc
+            .get_machine_key(&ctx, &req.user_id, &req.key_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(GetMachineKeyByIDsResponse {
+            key: Some(convert::key(&key, &details)),
+        }))
+    }
+
+    /// POST /management/v1/users/{user_id}/keys/_search (user.read)
+    async fn list_machine_keys(
+        &self,
+        req: Request<ListMachineKeysRequest>,
+    ) -> Rpc<ListMachineKeysResponse> {
+        let (ctx, req) = self.authorize(req, Permission::UserRead).await?;
+        let q = req.query.unwrap_or_default();
+        let listed = self
+            .svc
+            .list_machine_keys(&ctx, &req.user_id, q.offset, q.limit, q.asc)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ListMachineKeysResponse {
+            details: Some(convert::list_details(&listed)),
+            result: listed
+                .items
+                .iter()
+                .map(|(k, d)| convert::key(k, d))
+                .collect(),
+        }))
+    }
+
+    /// POST /management/v1/users/{user_id}/keys (user.write)
+    async fn add_machine_key(
+        &self,
+        req: Request<AddMachineKeyRequest>,
+    ) -> Rpc<AddMachineKeyResponse> {
+        let (ctx, req) = self.authorize(req, Permission::UserWrite).await?;
+        defined_enum::<authn::v1::KeyType>("type", req.r#type).map_err(to_status)?;
+        let new = NewMachineKey {
+            user_id: req.user_id,
+            key_type: req.r#type,
+            expiration: convert::timestamp("expiration_date", req.expiration_date)
+                .map_err(to_status)?,
+            public_key: Some(req.public_key).filter(|k| !k.is_empty()),
+        };
+        let added = self
+            .svc
+            .add_machine_key(&ctx, new)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(AddMachineKeyResponse {
+            key_id: added.key.id.clone(),
+            key_details: added.key_file.map(|f| f.to_vec()).unwrap_or_default(),
+            details: Some(convert::details(&added.details)),
+        }))
+    }
+
+    /// DELETE /management/v1/users/{user_id}/keys/{key_id} (user.write)
+    async fn remove_machine_key(
+        &self,
+        req: Request<RemoveMachineKeyRequest>,
+    ) -> Rpc<RemoveMachineKeyResponse> {
+        let (ctx, req) = self.authorize(req, Permission::UserWrite).await?;
+        let details = self
+            .svc
+            .remove_machine_key(&ctx, &req.user_id, &req.key_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(RemoveMachineKeyResponse {
+            details: Some(convert::details(&details)),
+        }))
+    }
+
+    /// GET /management/v1/orgs/me (org.read)
+    async fn get_my_org(&self, req: Request<GetMyOrgRequest>) -> Rpc<GetMyOrgResponse> {
+        let (ctx, _) = self.authorize(req, Permission::OrgRead).await?;
+        let org = self.svc.get_org(&ctx).await.map_err(to_status)?;
+        Ok(Response::new(GetMyOrgResponse {
+            org: Some(convert::org(&org)),
+        }))
+    }
+
+    /// POST /management/v1/orgs (org.create)
+    async fn add_org(&self, req: Request<AddOrgRequest>) -> Rpc<AddOrgResponse> {
+        let (ctx, req) = self.authorize(req, Permission::OrgCreate).await?;
+        let (id, details) = self.svc.add_org(&ctx, &req.name).await.map_err(to_status)?;
+        Ok(Response::new(AddOrgResponse {
+            id,
+            details: Some(convert::details(&details)),
+        }))
+    }
+
+    /// POST /management/v1/orgs/me/members (org.member.write)
+    async fn add_org_member(&self, req: Request<AddOrgMemberRequest>) -> Rpc<AddOrgMemberResponse> {
+        let (ctx, req) = self.authorize(req, Permission::OrgMemberWrite).await?;
+        let details = self
+            .svc
+            .add_org_member(&ctx, &req.user_id, &req.roles)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(AddOrgMemberResponse {
+            details: Some(convert::details(&details)),
+        }))
+    }
+
+    /// DELETE /management/v1/orgs/me/members/{user_id} (org.member.delete)
+    async fn remove_org_member(
+        &self,
+        req: Request<RemoveOrgMemberRequest>,
+    ) -> Rpc<RemoveOrgMemberResponse> {
+        let (ctx, req) = self.authorize(req, Permission::OrgMemberDelete).await?;
+        let details = self
+            .svc
+            .remove_org_member(&ctx, &req.user_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(RemoveOrgMemberResponse {
+            details: Some(convert::details(&details)),
+        }))
+    }
+
+    async fn get_project_by_id(
+        &self,
+        _req: Request<GetProjectByIdRequest>,
+    ) -> Rpc<GetProjectByIdResponse> {
+        Err(unimplemented("GetProjectByID"))
+    }
+    async fn add_project(&self, _req: Request<AddProjectRequest>) -> Rpc<AddProjectResponse> {
+        Err(unimplemented("AddProject"))
+    }
+    async fn remove_project(
+        &self,
+        _req: Request<RemoveProjectRequest>,
+    ) -> Rpc<RemoveProjectResponse> {
+        Err(unimplemented("RemoveProject"))
+    }
+    async fn get_app_by_id(&self, _req: Request<GetAppByIdRequest>) -> Rpc<GetAppByIdResponse> {
+        Err(unimplemented("GetAppByID"))
+    }
+    async fn add_api_app(&self, _req: Request<AddApiAppRequest>) -> Rpc<AddApiAppResponse> {
+        Err(unimplemented("AddAPIApp"))
+    }
+    async fn remove_app(&self, _req: Request<RemoveAppRequest>) -> Rpc<RemoveAppResponse> {
+        Err(unimplemented("RemoveApp"))
+    }
+    async fn get_app_key(&self, _req: Request<GetAppKeyRequest>) -> Rpc<GetAppKeyResponse> {
+        Err(unimplemented("GetAppKey"))
+    }
+    async fn list_app_keys(&self, _req: Request<ListAppKeysRequest>) -> Rpc<ListAppKeysResponse> {
+        Err(unimplemented("ListAppKeys"))
+    }
+    async fn add_app_key(&self, _req: Request<AddAppKeyRequest>) -> Rpc<AddAppKeyResponse> {
+        Err(unimplemented("AddAppKey"))
+    }
+    async fn remove_app_key(
+        &self,
+        _req: Request<RemoveAppKeyRequest>,
+    ) -> Rpc<RemoveAppKeyResponse> {
+        Err(unimplemented("RemoveAppKey"))
+    }
+}

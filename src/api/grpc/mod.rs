@@ -1,0 +1,5 @@
+//! The gRPC face of the service: the ManagementService implementation (which REST and
+//! gRPC-Web reach too), the status mapping, and proto conversions.
+pub mod convert;
+pub mod management;
+pub mod status;

@@ -1,0 +1,357 @@
+//! The REST/JSON gateway, grpc-gateway style: decode proto3 JSON into the request message,
+//! bind path parameters over it, copy `authorization` and `x-zitadel-orgid` into metadata, call
+//! the same ManagementService method gRPC clients reach, and encode the reply as proto3 JSON.
+use std::{collections::HashMap, future::Future, sync::Arc};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{Path, State, rejection::PathRejection},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tonic::{Code, Status, metadata::MetadataValue};
+
+use super::grpc::{
+    management::{ManagementApi, ORG_HEADER},
+    status::{ERROR_DETAIL_TYPE, error_detail, to_status},
+};
+use crate::{
+    error::Error,
+    proto::zitadel::management::v1::{management_service_server::ManagementService, *},
+};
+
+type Api = Arc<ManagementApi>;
+type Params = Result<Path<HashMap<String, String>>, PathRejection>;
+
+/// grpc-gateway's table: gRPC code → HTTP status.
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `{"code": 5, "message": "...", "details": [{"@type": ..., "id", "message"}]}`.
+pub fn status_response(status: &Status) -> Response {
+    let details: Vec<serde_json::Value> = error_detail(status)
+        .map(|d| serde_json::json!({"@type": ERROR_DETAIL_TYPE, "id": d.id, "message": d.message}))
+        .into_iter()
+        .collect();
+    let body = serde_json::json!({"code": status.code() as i32, "message": status.message(), "details": details});
+    (http_status(status.code()), axum::Json(body)).into_response()
+}
+
+pub fn error_response(e: Error) -> Response {
+    status_response(&to_status(e))
+}
+
+fn bad_request(id: &'static str, message: String) -> Response {
+    error_response(Error::invalid_argument(id, message))
+}
+
+/// Runs one gateway call: body → message, path → fields, headers → metadata, method, JSON.
+async fn gateway<Req, Resp, Fut>(
+    api: Api,
+    headers: HeaderMap,
+    params: Params,
+    body: Option<Bytes>,
+    bind: impl FnOnce(&mut Req, &mut HashMap<String, String>),
+    call: impl FnOnce(Api, tonic::Request<Req>) -> Fut,
+) -> Response
+where
+    Req: DeserializeOwned + Default,
+    Resp: Serialize,
+    Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+{
+    let mut params = match params {
+        Ok(Path(p)) => p,
+        Err(PathRejection::MissingPathParams(_)) => HashMap::new(),
+        Err(e) => return bad_request("REST-Path1", format!("invalid path parameter: {e}")),
+    };
+    let mut message: Req = match body.as_deref().map(<[u8]>::trim_ascii) {
+        None | Some(b"") => Req::default(),
+        Some(bytes) => match serde_json::from_slice(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                return bad_request(
+                    "REST-Json1",
+                    format!("the request body is not valid JSON for this method: {e}"),
+                );
+            }
+        },
+    };
+    bind(&mut message, &mut params);
+    let mut request = tonic::Request::new(message);
+    for name in [header::AUTHORIZATION.as_str(), ORG_HEADER] {
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            if let Ok(v) = MetadataValue::try_from(value) {
+                request.metadata_mut().insert(name, v);
+            }
+        }
+    }
+    match call(api, request).await {
+        Ok(resp) => match serde_json::to_vec(resp.get_ref()) {
+            Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+            Err(e) => error_response(
+                Error::internal("REST-Enc01", "cannot encode the response").with_source(e),
+            ),
+        },
+        Err(status) => status_response(&status),
+    }
+}
+
+fn take(p: &mut HashMap<String, String>, name: &str) -> String {
+    p.remove(name).unwrap_or_default()
+}
+
+/// Declares one route: `route!(METHOD, Request, body?, |req, params| binding, rpc_method)`.
+macro_rules! route {
+    ($method:ident, $req:ty, $has_body:expr, |$r:ident, $p:ident| $bind:expr, $rpc:ident) => {
+        $method(
+            |State(api): State<Api>, headers: HeaderMap, params: Params, body: Bytes| async move {
+                let body = if $has_body { Some(body) } else { None };
+                gateway(
+                    api,
+                    headers,
+                    params,
+                    body,
+                    |$r: &mut $req, $p: &mut HashMap<String, String>| {
+                        let _ = &$p;
+                        $bind
+                    },
+                    |api: Api, req| async move { api.$rpc(req).await },
+                )
+                .await
+            },
+        )
+    };
+}
+
+/// The `/management/v1` routes of contract.json.
+pub fn routes(api: Api) -> Router {
+    let users = Router::new()
+        .route(
+            "/users/machine",
+            route!(
+                post,
+                AddMachineUserRequest,
+                true,
+                |_r, _p| (),
+                add_machine_user
+            ),
+        )
+        .route(
+            "/users/{user_id}",
+            route!(
+                get,
+                GetUserByIdRequest,
+                false,
+                |r, p| r.id = take(p, "user_id"),
+                get_user_by_id
+            )
+            .merge(route!(
+                delete,
+                RemoveUserRequest,
+                false,
+                |r, p| r.id = take(p, "user_id"),
+                remove_user
+            )),
+        )
+        .route(
+            "/users/{user_id}/keys",
+            route!(
+                post,
+                AddMachineKeyRequest,
+                true,
+                |r, p| r.user_id = take(p, "user_id"),
+                add_machine_key
+            ),
+        )
+        .route(
+            "/users/{user_id}/keys/_search",
+            route!(
+                post,
+                ListMachineKeysRequest,
+                true,
+                |r, p| r.user_id = take(p, "user_id"),
+                list_machine_keys
+            ),
+        )
+        .route(
+            "/users/{user_id}/keys/{key_id}",
+            route!(
+                get,
+                GetMachineKeyByIDsRequest,
+                false,
+                |r, p| {
+                    r.user_id = take(p, "user_id");
+                    r.key_id = take(p, "key_id");
+                },
+                get_machine_key_by_i_ds
+            )
+            .merge(route!(
+                delete,
+                RemoveMachineKeyRequest,
+                false,
+                |r, p| {
+                    r.user_id = take(p, "user_id");
+                    r.key_id = take(p, "key_id");
+                },
+                remove_machine_key
+            )),
+        );
+    let orgs = Router::new()
+        .route(
+            "/orgs",
+            route!(post, AddOrgRequest, true, |_r, _p| (), add_org),
+        )
+        .route(
+            "/orgs/me",
+            route!(get, GetMyOrgRequest, false, |_r, _p| (), get_my_org),
+        )
+        .route(
+            "/orgs/me/members",
+            route!(post, AddOrgMemberRequest, true, |_r, _p| (), add_org_member),
+        )
+        .route(
+            "/orgs/me/members/{user_id}",
+            route!(
+                delete,
+                RemoveOrgMemberRequest,
+                false,
+                |r, p| r.user_id = take(p, "user_id"),
+                remove_org_member
+            ),
+        );
+    let projects = Router::new()
+        .route(
+            "/projects",
+            route!(post, AddProjectRequest, true, |_r, _p| (), add_project),
+        )
+        .route(
+            "/projects/{project_id}",
+            route!(
+                get,
+                GetProjectByIdRequest,
+                false,
+                |r, p| r.id = take(p, "project_id"),
+                get_project_by_id
+            )
+            .merge(route!(
+                delete,
+                RemoveProjectRequest,
+                false,
+                |r, p| r.id = take(p, "project_id"),
+                remove_project
+            )),
+        )
+        .route(
+            "/projects/{project_id}/apps/api",
+            route!(
+                post,
+                AddApiAppRequest,
+                true,
+                |r, p| r.project_id = take(p, "project_id"),
+                add_api_app
+            ),
+        )
+        .route(
+            "/projects/{project_id}/apps/{app_id}",
+            route!(
+                get,
+                GetAppByIdRequest,
+                false,
+                |r, p| {
+                    r.project_id = take(p, "project_id");
+                    r.app_id = take(p, "app_id");
+                },
+                get_app_by_id
+            )
+            .merge(route!(
+                delete,
+                RemoveAppRequest,
+                false,
+                |r, p| {
+                    r.project_id = take(p, "project_id");
+                    r.app_id = take(p, "app_id");
+                },
+                remove_app
+            )),
+        )
+        .route(
+            "/projects/{project_id}/apps/{app_id}/keys",
+            route!(
+                post,
+                AddAppKeyRequest,
+                true,
+                |r, p| {
+                    r.project_id = take(p, "project_id");
+                    r.app_id = take(p, "app_id");
+                },
+                add_app_key
+            ),
+        )
+        .route(
+            "/projects/{project_id}/apps/{app_id}/keys/_search",
+            route!(
+                post,
+                ListAppKeysRequest,
+                true,
+                |r, p| {
+                    r.project_id = take(p, "project_id");
+                    r.app_id = take(p, "app_id");
+                },
+                list_app_keys
+            ),
+        )
+        .route(
+            "/projects/{project_id}/apps/{app_id}/keys/{key_id}",
+            route!(
+                get,
+                GetAppKeyRequest,
+                false,
+                |r, p| {
+                    r.project_id = take(p, "project_id");
+                    r.app_id = take(p, "app_id");
+                    r.key_id = take(p, "key_id");
+                },
+                get_app_key
+            )
+            .merge(route!(
+                delete,
+                RemoveAppKeyRequest,
+                false,
+                |r, p| {
+                    r.project_id = take(p, "project_id");
+                    r.app_id = take(p, "app_id");
+                    r.key_id = take(p, "key_id");
+                },
+                remove_app_key
+            )),
+        );
+    let management = Router::new()
+        .route(
+            "/healthz",
+            route!(get, HealthzRequest, false, |_r, _p| (), healthz),
+        )
+        .merge(users)
+        .merge(orgs)
+        .merge(projects)
+        .with_state(api);
+    Router::new().nest("/management/v1", management)
+}

@@ -1,0 +1,121 @@
+//! One router for everything on the port: gRPC services (each wrapped for gRPC-Web), REST,
+//! OAuth, health and readiness, with CORS for browsers and a fallback that answers gRPC
+//! clients UNIMPLEMENTED and everyone else a JSON 404.
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::{HeaderName, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tonic::service::Routes;
+use tower::Layer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::{
+    grpc::{management::ManagementApi, status::to_status},
+    oauth, rest,
+};
+use crate::{
+    error::{Error, Kind, Result},
+    proto::{
+        FILE_DESCRIPTOR_SET,
+        zitadel::management::v1::management_service_server::ManagementServiceServer,
+    },
+    service::Services,
+};
+
+/// Builds the whole HTTP surface.
+pub async fn router(svc: Services) -> Result<Router> {
+    let api = Arc::new(ManagementApi::new(svc.clone()));
+    let plain = rest::routes(api.clone())
+        .merge(oauth::routes(svc.clone()))
+        .merge(
+            Router::new()
+                .route("/healthz", get(|| async { "ok" }))
+                .route("/debug/ready", get(ready))
+                .with_state(svc),
+        )
+        .fallback(fallback);
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<ManagementServiceServer<ManagementApi>>()
+        .await;
+    let reflection = |v1: bool| {
+        let b = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET);
+        if v1 {
+            b.build_v1().map(|s| (Some(s), None))
+        } else {
+            b.build_v1alpha().map(|s| (None, Some(s)))
+        }
+    };
+    let reflection_err =
+        |e| Error::internal("BOOT-Refl1", "cannot build the reflection service").with_source(e);
+    let (Some(reflection_v1), _) = reflection(true).map_err(reflection_err)? else {
+        return Err(Error::internal("BOOT-Refl2", "reflection v1 missing"));
+    };
+    let (_, Some(reflection_v1alpha)) = reflection(false).map_err(reflection_err)? else {
+        return Err(Error::internal("BOOT-Refl3", "reflection v1alpha missing"));
+    };
+
+    // gRPC-Web wraps each gRPC service, never the REST routes: its layer answers 400 to
+    // plain HTTP/1 requests.
+    let web = tonic_web::GrpcWebLayer::new();
+    let routes = Routes::from(plain)
+        .add_service(web.layer(ManagementServiceServer::from_arc(api)))
+        .add_service(web.layer(health))
+        .add_service(web.layer(reflection_v1))
+        .add_service(web.layer(reflection_v1alpha));
+    Ok(routes.prepare().into_axum_router().layer(cors()))
+}
+
+/// Browsers calling gRPC-Web or REST from another origin.
+pub fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods(tower_http::cors::Any)
+        .allow_headers(tower_http::cors::Any)
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+        ])
+}
+
+async fn ready(State(svc): State<Services>) -> Response {
+    match svc.ready().await {
+        Ok(()) => "ok".into_response(),
+        Err(e) => {
+            tracing::warn!(cause = %e.cause_chain(), "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+async fn fallback(req: Request) -> Response {
+    let is_grpc = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    let path = req.uri().path().to_owned();
+    if is_grpc {
+        to_status(Error::new(
+            Kind::Unimplemented,
+            "GRPC-Unimp2",
+            format!("unknown method {path}"),
+        ))
+        .into_http()
+    } else {
+        rest::error_response(Error::not_found(
+            "REST-NoRte",
+            format!("no route for {} {path}", req.method()),
+        ))
+    }
+}

@@ -1,0 +1,216 @@
+//! RSA key pairs: generating them, the PEM forms the API hands out and accepts, and the
+//! checks on uploaded public keys. Private keys live only in [`PrivateKey`], whose `Debug`
+//! prints nothing secret and whose PEM form is zeroized when dropped.
+use std::fmt;
+
+use rsa::{
+    RsaPrivateKey, RsaPublicKey,
+    pkcs1::EncodeRsaPrivateKey,
+    pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding},
+    traits::PublicKeyParts,
+};
+
+/// The smallest RSA modulus accepted, for uploaded keys and configured key sizes.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// A generated RSA private key.
+#[derive(Clone)]
+pub struct PrivateKey(RsaPrivateKey);
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey(RSA-{}, redacted)", self.0.n().bits())
+    }
+}
+
+impl PrivateKey {
+    /// Generates a fresh key. CPU-bound (a quarter of a second and more): call it off the
+    /// async runtime.
+    pub fn generate(bits: usize) -> Result<Self, rsa::Error> {
+        RsaPrivateKey::new(&mut rand::rngs::OsRng, bits).map(PrivateKey)
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.to_public_key())
+    }
+
+    /// PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`), as ZITADEL's key files carry it.
+    pub fn to_pkcs1_pem(&self) -> Result<zeroize_string::Secret, rsa::pkcs1::Error> {
+        Ok(zeroize_string::Secret(self.0.to_pkcs1_pem(LineEnding::LF)?))
+    }
+
+    /// PKCS#8 DER, for encrypting at rest.
+    pub fn to_pkcs8_der(&self) -> Result<zeroize_string::SecretBytes, rsa::pkcs8::Error> {
+        Ok(zeroize_string::SecretBytes(self.0.to_pkcs8_der()?))
+    }
+
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, rsa::pkcs8::Error> {
+        RsaPrivateKey::from_pkcs8_der(der).map(PrivateKey)
+    }
+
+    pub fn rsa(&self) -> &RsaPrivateKey {
+        &self.0
+    }
+}
+
+/// Holders for secret encodings that wipe themselves when dropped.
+pub mod zeroize_string {
+    use std::fmt;
+
+    pub struct Secret(pub(super) zeroize::Zeroizing<String>);
+    impl Secret {
+        pub fn expose(&self) -> &str {
+            &self.0
+        }
+    }
+    impl fmt::Debug for Secret {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("Secret(redacted)")
+        }
+    }
+
+    pub struct SecretBytes(pub(super) rsa::pkcs8::SecretDocument);
+    impl SecretBytes {
+        pub fn expose(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
+    impl fmt::Debug for SecretBytes {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("SecretBytes(redacted)")
+        }
+    }
+}
+
+/// An RSA public key, the only key material that is ever stored for machine and app keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKey(RsaPublicKey);
+
+/// Why an uploaded public key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublicKeyError {
+    #[error("the public key is not a PEM-encoded PKIX (SubjectPublicKeyInfo) key")]
+    NotPem,
+    #[error("the public key is not an RSA key; only RSA keys can sign RS256/PS256 assertions")]
+    NotRsa,
+    #[error("the RSA public key has {0} bits; at least {MIN_RSA_BITS} are required")]
+    TooSmall(usize),
+}
+
+impl PublicKey {
+    /// Parses an uploaded key: PEM of a PKIX RSA public key of at least 2048 bits.
+    pub fn from_pkix_pem(pem: &[u8]) -> Result<Self, PublicKeyError> {
+        let text = std::str::from_utf8(pem).map_err(|_| PublicKeyError::NotPem)?;
+        let text = text.trim();
+        if !text.starts_with("-----BEGIN PUBLIC KEY-----") {
+            return Err(PublicKeyError::NotPem);
+        }
+        let key = match RsaPublicKey::from_public_key_pem(text) {
+            Ok(key) => key,
+            // A well-formed SPKI of another algorithm fails on its OID; anything else is not PEM.
+            Err(rsa::pkcs8::spki::Error::OidUnknown { .. }) => return Err(PublicKeyError::NotRsa),
+            Err(_) => {
+                return Err(if is_other_algorithm_spki(text) {
+                    PublicKeyError::NotRsa
+                } else {
+                    PublicKeyError::NotPem
+                });
+            }
+        };
+        let bits = key.n().bits();
+        if bits < MIN_RSA_BITS {
+            return Err(PublicKeyError::TooSmall(bits));
+        }
+        Ok(PublicKey(key))
+    }
+
+    pub fn to_pkix_pem(&self) -> Result<String, rsa::pkcs8::spki::Error> {
+        self.0.to_public_key_pem(LineEnding::LF)
+    }
+
+    pub fn rsa(&self) -> &RsaPublicKey {
+        &self.0
+    }
+
+    /// The modulus and exponent, big-endian, for a JWK.
+    pub fn n_e(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.0.n().to_bytes_be(), self.0.e().to_bytes_be())
+    }
+}
+
+/// True when `pem` decodes as a SubjectPublicKeyInfo whose algorithm is not RSA.
+fn is_other_algorithm_spki(pem: &str) -> bool {
+    use rsa::pkcs8::der::{Decode, asn1::AnyRef};
+    let Ok((_, doc)) = rsa::pkcs8::der::Document::from_pem(pem) else {
+        return false;
+    };
+    match rsa::pkcs8::spki::SubjectPublicKeyInfo::<
+        AnyRef<'_>,
+        rsa::pkcs8::der::asn1::BitStringRef<'_>,
+    >::from_der(doc.as_bytes())
+    {
+        Ok(spki) => spki.algorithm.oid != rsa::pkcs1::ALGORITHM_OID,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_key_round_trips_and_hides_itself() {
+        let key = PrivateKey::generate(2048).unwrap();
+        let pem = key.to_pkcs1_pem().unwrap();
+        assert!(
+            pem.expose()
+                .starts_with("-----BEGIN RSA PRIVATE KEY-----\n")
+        );
+        let debug = format!("{key:?} {pem:?}");
+        assert!(!debug.contains("BEGIN"), "{debug}");
+        let public = key.public_key().to_pkix_pem().unwrap();
+        assert_eq!(
+            PublicKey::from_pkix_pem(public.as_bytes()).unwrap(),
+            key.public_key()
+        );
+        let der = key.to_pkcs8_der().unwrap();
+        assert_eq!(
+            PrivateKey::from_pkcs8_der(der.expose())
+                .unwrap()
+                .public_key(),
+            key.public_key()
+        );
+    }
+
+    #[test]
+    fn uploaded_keys_are_checked() {
+        assert_eq!(
+            PublicKey::from_pkix_pem(b"hello"),
+            Err(PublicKeyError::NotPem)
+        );
+        assert_eq!(
+            PublicKey::from_pkix_pem(&[0xff, 0xfe]),
+            Err(PublicKeyError::NotPem)
+        );
+        // An EC P-256 key in PKIX PEM.
+        let ec = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqF2QiCwGfQKz8YRXcZ7SlQ0KLerX\nlW44RXn4J7APS3O93ybHmoOC4Y09UGahSVDqcC4WHqo6CF41MuV+YKjbPg==\n-----END PUBLIC KEY-----\n";
+        let ed25519 = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAdvKgi/bgyechCFwe5h8pbh8w2dkY5xdFstOXUTxPwcU=\n-----END PUBLIC KEY-----\n";
+        assert_eq!(
+            PublicKey::from_pkix_pem(ed25519.as_bytes()),
+            Err(PublicKeyError::NotRsa)
+        );
+        assert_eq!(
+            PublicKey::from_pkix_pem(ec.as_bytes()),
+            Err(PublicKeyError::NotRsa)
+        );
+        let small = RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).unwrap();
+        let pem = small
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        assert_eq!(
+            PublicKey::from_pkix_pem(pem.as_bytes()),
+            Err(PublicKeyError::TooSmall(1024))
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! Pure types and rules: ids, clocks, key pairs, key files, expiry, JWTs, roles. No IO, no
+//! async runtime, no database or transport types: this is where a reader learns the rules.
+pub mod clock;
+pub mod expiry;
+pub mod ids;
+pub mod jwt;
+pub mod key_file;
+pub mod keypair;
+pub mod list;
+pub mod model;
+pub mod principal;
+pub mod validate;

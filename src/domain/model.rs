@@ -1,0 +1,204 @@
+//! The records the services work with, as plain data. Storage maps its rows to these.
+use chrono::{DateTime, Utc};
+
+use super::principal::Role;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    pub primary_domain: String,
+    pub sequence: u64,
+    pub created_at: DateTime<Utc>,
+    pub changed_at: DateTime<Utc>,
+}
+
+/// How a machine user's access tokens look (zitadel.user.v1.AccessTokenType).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessTokenType {
+    /// Opaque random token; only its hash is stored.
+    Bearer = 0,
+    /// RS256 JWT, verifiable with the JWKS.
+    Jwt = 1,
+}
+
+impl AccessTokenType {
+    pub fn from_i32(v: i32) -> Option<Self> {
+        match v {
+            0 => Some(AccessTokenType::Bearer),
+            1 => Some(AccessTokenType::Jwt),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub org_id: String,
+    pub user_name: String,
+    pub name: String,
+    pub description: String,
+    pub access_token_type: AccessTokenType,
+    pub sequence: u64,
+    pub created_at: DateTime<Utc>,
+    pub changed_at: DateTime<Utc>,
+}
+
+/// A machine key or an app key: public part and metadata only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthnKey {
+    pub id: String,
+    /// The user (machine key) or app (app key) the key belongs to.
+    pub owner_id: String,
+    pub org_id: String,
+    pub key_type: i32,
+    /// PKIX PEM.
+    pub public_key: String,
+    pub expires_at: DateTime<Utc>,
+    /// The owning aggregate's sequence after the key was added.
+    pub sequence: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub org_id: String,
+    pub user_id: String,
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub project_role_assertion: bool,
+    pub project_role_check: bool,
+    pub has_project_check: bool,
+    pub private_labeling_setting: i32,
+    pub sequence: u64,
+    pub created_at: DateTime<Utc>,
+    pub changed_at: DateTime<Utc>,
+}
+
+/// How an API app authenticates (zitadel.app.v1.APIAuthMethodType).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiAuthMethod {
+    Basic = 0,
+    PrivateKeyJwt = 1,
+}
+
+impl ApiAuthMethod {
+    pub fn from_i32(v: i32) -> Option<Self> {
+        match v {
+            0 => Some(ApiAuthMethod::Basic),
+            1 => Some(ApiAuthMethod::PrivateKeyJwt),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct App {
+    pub id: String,
+    pub project_id: String,
+    pub org_id: String,
+    pub name: String,
+    pub client_id: String,
+    pub auth_method: ApiAuthMethod,
+    /// PHC string of the client secret's argon2id hash (BASIC apps only).
+    pub secret_hash: Option<String>,
+    pub sequence: u64,
+    pub created_at: DateTime<Utc>,
+    pub changed_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("id", &self.id)
+            .field("project_id", &self.project_id)
+            .field("client_id", &self.client_id)
+            .field("auth_method", &self.auth_method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored (opaque) access token: its hash and what it grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub id: String,
+    pub token_hash: String,
+    pub user_id: String,
+    pub org_id: String,
+    pub scopes: Vec<String>,
+    pub audience: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An audit event, appended in the same transaction as the change it records.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub org_id: String,
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    pub aggregate_sequence: u64,
+    pub event_type: &'static str,
+    pub actor: String,
+    /// Never holds key material or secrets.
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// ZITADEL's ObjectDetails: on create the creation date is set, on change and remove the
+/// change date, on reads both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details {
+    pub sequence: u64,
+    pub created: Option<DateTime<Utc>>,
+    pub changed: Option<DateTime<Utc>>,
+    pub resource_owner: String,
+}
+
+impl Details {
+    pub fn added(sequence: u64, at: DateTime<Utc>, resource_owner: &str) -> Self {
+        Details {
+            sequence,
+            created: Some(at),
+            changed: None,
+            resource_owner: resource_owner.into(),
+        }
+    }
+    pub fn changed(sequence: u64, at: DateTime<Utc>, resource_owner: &str) -> Self {
+        Details {
+            sequence,
+            created: None,
+            changed: Some(at),
+            resource_owner: resource_owner.into(),
+        }
+    }
+    pub fn read(
+        sequence: u64,
+        created: DateTime<Utc>,
+        changed: DateTime<Utc>,
+        resource_owner: &str,
+    ) -> Self {
+        Details {
+            sequence,
+            created: Some(created),
+            changed: Some(changed),
+            resource_owner: resource_owner.into(),
+        }
+    }
+}
+
+/// One page of a list, with the totals ZITADEL's ListDetails carry.
+#[derive(Debug, Clone)]
+pub struct Listed<T> {
+    pub total: u64,
+    pub processed_sequence: u64,
+    pub view_timestamp: DateTime<Utc>,
+    pub items: Vec<T>,
+}

@@ -1,0 +1,116 @@
+//! The one error type of the service. Every layer returns it; each protocol maps it once
+//! (gRPC status in `api::grpc::status`, HTTP/JSON in `api::rest`, RFC 6749 in `api::oauth`).
+use std::{borrow::Cow, fmt};
+
+/// What went wrong, in terms a client can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    InvalidArgument,
+    NotFound,
+    AlreadyExists,
+    FailedPrecondition,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+    Internal,
+}
+
+/// An error with a stable id (ZITADEL's where the contract names one, e.g. `COMMAND-bnipwm1`),
+/// a message a person understands, and the cause kept for the log.
+pub struct Error {
+    pub kind: Kind,
+    pub id: &'static str,
+    pub message: Cow<'static, str>,
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: Kind, id: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Error {
+            kind,
+            id,
+            message: message.into(),
+            source: None,
+        }
+    }
+    pub fn invalid_argument(id: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::InvalidArgument, id, message)
+    }
+    pub fn not_found(id: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::NotFound, id, message)
+    }
+    pub fn already_exists(id: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::AlreadyExists, id, message)
+    }
+    pub fn failed_precondition(id: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::FailedPrecondition, id, message)
+    }
+    pub fn permission_denied(id: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::PermissionDenied, id, message)
+    }
+    pub fn unauthenticated(id: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::Unauthenticated, id, message)
+    }
+    pub fn unavailable(id: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::Unavailable, id, message)
+    }
+    pub fn internal(id: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::Internal, id, message)
+    }
+
+    /// Keeps `source` as the cause (for the log; it never reaches the client).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The text clients see: `"<message> (<ID>)"`, as ZITADEL writes it.
+    pub fn client_message(&self) -> String {
+        format!("{} ({})", self.message, self.id)
+    }
+
+    /// The cause chain, for the one log line written at the edge.
+    pub fn cause_chain(&self) -> String {
+        let mut out = String::new();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        while let Some(e) = next {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&e.to_string());
+            next = e.source();
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("id", &self.id)
+            .field("message", &self.message)
+            .field("source", &self.cause_chain())
+            .finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.client_message())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

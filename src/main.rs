@@ -1,0 +1,69 @@
+//! `authn-keys [serve]` runs the server; `authn-keys migrate` applies migrations and exits.
+use clap::{Parser, Subcommand};
+
+use authn_keys::{app, config::Config, storage};
+
+#[derive(Parser)]
+#[command(
+    name = "authn-keys",
+    version,
+    about = "Machine-user and API-app keys, ZITADEL Management API v1 compatible"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC, gRPC-Web, REST and OAuth on one port (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn")
+            }),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => migrate(&cli.config).await,
+        Command::Serve => serve(cli.config).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error_id = e.id, cause = %e.cause_chain(), "{}", e.message);
+            eprintln!("authn-keys: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: &Config) -> authn_keys::error::Result<()> {
+    let db = storage::connect(&config.database_url, 1).await?;
+    storage::migrate(&db).await?;
+    tracing::info!(database = %storage::redact_url(&config.database_url), "migrations applied");
+    Ok(())
+}
+
+async fn serve(config: Config) -> authn_keys::error::Result<()> {
+    let key_file = config.admin_key_file.clone();
+    let app = app::App::build(config).await?;
+    if app.instance.created {
+        println!(
+            "admin key file written to {} (keep it safe; it is shown only once)",
+            key_file.display()
+        );
+    }
+    tracing::info!(address = %app.local_addr(), issuer = %app.services.settings.issuer, "serving gRPC, gRPC-Web, REST and OAuth");
+    app.run_until(app::shutdown_signal()).await
+}

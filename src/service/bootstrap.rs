@@ -1,0 +1,198 @@
+//! First start: the default org, an admin machine user with the instance role IAM_OWNER, and
+//! the admin's JSON key file (mode 0600, never overwritten). Runs once per database; a second
+//! process starting on the same empty database loses the race on the instance row and skips.
+use std::{io::Write, path::Path};
+
+use serde_json::json;
+
+use super::{Ctx, Services, orgs::domain_label};
+use crate::{
+    domain::{
+        expiry, key_file,
+        model::{AccessTokenType, AuthnKey, Member, Org, User},
+        principal::Role,
+    },
+    error::{Error, Kind, Result},
+    storage::{TransactionTrait, db_err, repo},
+};
+
+pub const ADMIN_USER_NAME: &str = "admin";
+
+/// What start-up found or made.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub default_org_id: String,
+    pub admin_user_id: String,
+    /// True when this start created the instance (and wrote the key file).
+    pub created: bool,
+}
+
+impl Services {
+    pub async fn bootstrap(&self, org_name: &str, admin_key_file: &Path) -> Result<Instance> {
+        if let Some((org_id, admin_id)) = repo::get_instance(&self.db).await? {
+            return Ok(Instance {
+                default_org_id: org_id,
+                admin_user_id: admin_id,
+                created: false,
+            });
+        }
+        let private = self.keys.next_key().await?;
+        let now = self.now();
+        let org_id = self.ids.next_id();
+        let admin_id = self.ids.next_id();
+        let key_id = self.ids.next_id();
+        let expires_at = expiry::never();
+        let file =
+            key_file::machine_key_file(&key_id, &private, expires_at, &admin_id).map_err(|e| {
+                Error::internal("BOOT-File1", "cannot build the admin key file").with_source(e)
+            })?;
+        let public_pem = private.public_key().to_pkix_pem().map_err(|e| {
+            Error::internal("BOOT-Pem01", "cannot encode the admin public key").with_source(e)
+        })?;
+        let ctx = Ctx {
+            actor: admin_id.clone(),
+            org_id: org_id.clone(),
+        };
+
+        let tx = self.db.begin().await.map_err(db_err)?;
+        match repo::insert_instance(&tx, &org_id, &admin_id, now).await {
+            Ok(()) => {}
+            Err(e) if e.kind == Kind::AlreadyExists => {
+                drop(tx);
+                let (org_id, admin_id) = repo::get_instance(&self.db)
+                    .await?
+                    .ok_or_else(|| Error::internal("BOOT-Race1", "instance row vanished"))?;
+                return Ok(Instance {
+                    default_org_id: org_id,
+                    admin_user_id: admin_id,
+                    created: false,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        repo::insert_org(
+            &tx,
+            &Org {
+                id: org_id.clone(),
+                name: org_name.to_owned(),
+                primary_domain: format!("{}.{}", domain_label(org_name), self.settings.domain),
+                sequence: 1,
+                created_at: now,
+                changed_at: now,
+            },
+        )
+        .await?;
+        repo::insert_user(
+            &tx,
+            &User {
+                id: admin_id.clone(),
+                org_id: org_id.clone(),
+                user_name: ADMIN_USER_NAME.into(),
+                name: "Administrator".into(),
+                description: "created at first start; holds IAM_OWNER".into(),
+                access_token_type: AccessTokenType::Bearer,
+                sequence: 2,
+                created_at: now,
+                changed_at: now,
+            },
+        )
+        .await?;
+        repo::insert_instance_member(&tx, &admin_id, &[Role::IamOwner], now).await?;
+        repo::insert_org_member(
+            &tx,
+            &Member {
+                org_id: org_id.clone(),
+                user_id: admin_id.clone(),
+                roles: vec![Role::OrgOwner],
+            },
+            now,
+        )
+        .await?;
+        repo::insert_machine_key(
+            &tx,
+            &AuthnKey {
+                id: key_id.clone(),
+                owner_id: admin_id.clone(),
+                org_id: org_id.clone(),
+                key_type: super::machine_keys::KEY_TYPE_JSON,
+                public_key: public_pem,
+                expires_at,
+                sequence: 2,
+                created_at: now,
+            },
+        )
+        .await?;
+        for (agg, id, seq, ty, payload) in [
+            ("org", &org_id, 1, "org.added", json!({"name": org_name})),
+            (
+                "user",
+                &admin_id,
+                1,
+                "user.machine.added",
+                json!({"userName": ADMIN_USER_NAME}),
+            ),
+            (
+                "user",
+                &admin_id,
+                2,
+                "user.machine.key.added",
+                json!({"keyId": key_id}),
+            ),
+            (
+                "instance",
+                &admin_id,
+                1,
+                "instance.member.added",
+                json!({"roles": ["IAM_OWNER"]}),
+            ),
+        ] {
+            repo::append_event(&tx, self.event(&ctx, agg, id, seq, ty, payload, now)).await?;
+        }
+        write_key_file(admin_key_file, file.as_bytes())?;
+        if let Err(e) = tx.commit().await {
+            let _ = std::fs::remove_file(admin_key_file);
+            return Err(db_err(e));
+        }
+        Ok(Instance {
+            default_org_id: org_id,
+            admin_user_id: admin_id,
+            created: true,
+        })
+    }
+}
+
+/// Writes a new file readable by its owner only; an existing file is never overwritten.
+fn write_key_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::internal(
+                "BOOT-Dir01",
+                format!("cannot create the directory {}", dir.display()),
+            )
+            .with_source(e)
+        })?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::failed_precondition(
+                "BOOT-Exist1",
+                format!(
+                    "the admin key file {} already exists and is never overwritten; move it away or set AUTHN_KEYS_ADMIN_KEY_FILE",
+                    path.display()
+                ),
+            )
+        } else {
+            Error::internal("BOOT-Open1", format!("cannot create the admin key file {}", path.display())).with_source(e)
+        }
+    })?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| {
+        Error::internal("BOOT-Write", format!("cannot write {}", path.display())).with_source(e)
+    })
+}

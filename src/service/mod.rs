@@ -1,0 +1,84 @@
+//! Use cases. Each owns its transaction, its permission check (through [`auth`]) and its
+//! audit event; none sees tonic, axum or generated proto types.
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    domain::{clock::Clock, ids::IdGenerator, list::ListLimits, model::NewEvent},
+    error::Result,
+    storage::{self, Db, repo},
+};
+
+pub mod auth;
+pub mod bootstrap;
+pub mod keys;
+pub mod machine_keys;
+pub mod orgs;
+pub mod signing;
+pub mod tokens;
+pub mod users;
+
+pub use auth::Ctx;
+
+/// Settings the services need, taken from the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The issuer: external URL without a trailing slash.
+    pub issuer: String,
+    /// Domain used for org primary domains and login names.
+    pub domain: String,
+    pub clock_skew: chrono::Duration,
+    pub assertion_max_age: chrono::Duration,
+    pub access_token_lifetime: chrono::Duration,
+    pub list_limits: ListLimits,
+}
+
+/// Everything the use cases share. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<IdGenerator>,
+    pub keys: Arc<dyn keys::KeyPairSource>,
+    pub signing: Arc<signing::SigningKeys>,
+    pub settings: Arc<Settings>,
+}
+
+impl Services {
+    /// "Now", at the precision the database keeps.
+    pub fn now(&self) -> DateTime<Utc> {
+        storage::db_time(self.clock.now())
+    }
+
+    pub(crate) fn event(
+        &self,
+        ctx: &Ctx,
+        aggregate_type: &'static str,
+        aggregate_id: &str,
+        aggregate_sequence: u64,
+        event_type: &'static str,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> NewEvent {
+        NewEvent {
+            org_id: ctx.org_id.clone(),
+            aggregate_type,
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate_sequence,
+            event_type,
+            actor: ctx.actor.clone(),
+            payload,
+            created_at: at,
+        }
+    }
+
+    pub async fn ready(&self) -> Result<()> {
+        storage::ping(&self.db).await
+    }
+
+    /// Removes access tokens that expired more than a day ago.
+    pub async fn purge_expired_tokens(&self) -> Result<u64> {
+        repo::purge_expired_tokens(&self.db, self.now() - chrono::Duration::days(1)).await
+    }
+}

@@ -1,0 +1,236 @@
+//! Organizations and their members.
+use serde_json::json;
+
+use super::{Ctx, Services};
+use crate::{
+    domain::{
+        model::{Details, Member, Org},
+        principal::Role,
+        validate,
+    },
+    error::{Error, Result},
+    storage::{TransactionTrait, db_err, repo},
+};
+
+/// `My Org` → `my-org`: the label of an org's primary domain.
+pub fn domain_label(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let label = out.trim_matches('-').to_string();
+    if label.is_empty() {
+        "org".into()
+    } else {
+        label
+    }
+}
+
+impl Services {
+    /// AddOrg: creates the org; the caller becomes its ORG_OWNER.
+    pub async fn add_org(&self, ctx: &Ctx, name: &str) -> Result<(String, Details)> {
+        validate::name("name", name)?;
+        let now = self.now();
+        let id = self.ids.next_id();
+        let org = Org {
+            id: id.clone(),
+            name: name.to_owned(),
+            primary_domain: format!("{}.{}", domain_label(name), self.settings.domain),
+            sequence: 2,
+            created_at: now,
+            changed_at: now,
+        };
+        let new_ctx = Ctx {
+            actor: ctx.actor.clone(),
+            org_id: id.clone(),
+        };
+        let tx = self.db.begin().await.map_err(db_err)?;
+        repo::insert_org(&tx, &org).await.map_err(|e| {
+            repo::on_conflict(
+                e,
+                "COMMAND-Org01",
+                format!("an organization named {name:?} already exists"),
+            )
+        })?;
+        repo::insert_org_member(
+            &tx,
+            &Member {
+                org_id: id.clone(),
+                user_id: ctx.actor.clone(),
+                roles: vec![Role::OrgOwner],
+            },
+            now,
+        )
+        .await?;
+        repo::append_event(
+            &tx,
+            self.event(
+                &new_ctx,
+                "org",
+                &id,
+                1,
+                "org.added",
+                json!({"name": name}),
+                now,
+            ),
+        )
+        .await?;
+        repo::append_event(
+            &tx,
+            self.event(
+                &new_ctx,
+                "org",
+                &id,
+                2,
+                "org.member.added",
+                json!({"userId": ctx.actor, "roles": ["ORG_OWNER"]}),
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((id.clone(), Details::added(org.sequence, now, &id)))
+    }
+
+    /// GetMyOrg: the org of the context.
+    pub async fn get_org(&self, ctx: &Ctx) -> Result<Org> {
+        repo::get_org(&self.db, &ctx.org_id)
+            .await?
+            .ok_or_else(|| Error::not_found("QUERY-iTTGJ", "organization not found"))
+    }
+
+    /// AddOrgMember: grants org roles to a user of the org.
+    pub async fn add_org_member(
+        &self,
+        ctx: &Ctx,
+        user_id: &str,
+        role_names: &[String],
+    ) -> Result<Details> {
+        validate::id("user_id", user_id)?;
+        let roles = parse_roles(role_names)?;
+        let now = self.now();
+        let tx = self.db.begin().await.map_err(db_err)?;
+        let sequence = repo::bump_org(&tx, &ctx.org_id, now)
+            .await?
+            .ok_or_else(|| Error::not_found("QUERY-iTTGJ", "organization not found"))?;
+        if repo::get_user_in_org(&tx, &ctx.org_id, user_id)
+            .await?
+            .is_none()
+        {
+            return Err(Error::failed_precondition(
+                "ORG-GoXOn",
+                format!("user {user_id} not found in this organization"),
+            ));
+        }
+        let member = Member {
+            org_id: ctx.org_id.clone(),
+            user_id: user_id.to_owned(),
+            roles,
+        };
+        repo::insert_org_member(&tx, &member, now)
+            .await
+            .map_err(|e| {
+                repo::on_conflict(
+                    e,
+                    "Org-PtXi1",
+                    format!("user {user_id} is already a member"),
+                )
+            })?;
+        let names: Vec<&str> = member.roles.iter().map(|r| r.as_str()).collect();
+        repo::append_event(
+            &tx,
+            self.event(
+                ctx,
+                "org",
+                &ctx.org_id,
+                sequence,
+                "org.member.added",
+                json!({"userId": user_id, "roles": names}),
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Details::added(sequence, now, &ctx.org_id))
+    }
+
+    /// RemoveOrgMember.
+    pub async fn remove_org_member(&self, ctx: &Ctx, user_id: &str) -> Result<Details> {
+        validate::id("user_id", user_id)?;
+        let now = self.now();
+        let tx = self.db.begin().await.map_err(db_err)?;
+        let sequence = repo::bump_org(&tx, &ctx.org_id, now)
+            .await?
+            .ok_or_else(|| Error::not_found("QUERY-iTTGJ", "organization not found"))?;
+        if !repo::delete_org_member(&tx, &ctx.org_id, user_id).await? {
+            return Err(Error::not_found(
+                "Org-LFjMV",
+                format!("user {user_id} is not a member of this organization"),
+            ));
+        }
+        repo::append_event(
+            &tx,
+            self.event(
+                ctx,
+                "org",
+                &ctx.org_id,
+                sequence,
+                "org.member.removed",
+                json!({"userId": user_id}),
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Details::changed(sequence, now, &ctx.org_id))
+    }
+}
+
+fn parse_roles(names: &[String]) -> Result<Vec<Role>> {
+    if names.is_empty() {
+        return Err(Error::invalid_argument(
+            "ORG-4Mlfs",
+            "roles must name at least one role",
+        ));
+    }
+    let mut roles = Vec::new();
+    for n in names {
+        let role = Role::parse_org_role(n.trim()).ok_or_else(|| {
+            Error::invalid_argument(
+                "ORG-Rol01",
+                format!(
+                    "unknown role {n:?}; org roles are {}",
+                    Role::org_role_names().join(", ")
+                ),
+            )
+        })?;
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    }
+    Ok(roles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_roles() {
+        assert_eq!(domain_label("My Org!"), "my-org");
+        assert_eq!(domain_label("   "), "org");
+        assert!(parse_roles(&[]).is_err());
+        assert_eq!(
+            parse_roles(&["IAM_OWNER".into()]).unwrap_err().id,
+            "ORG-Rol01"
+        );
+        assert_eq!(
+            parse_roles(&["ORG_OWNER".into(), "ORG_OWNER".into()]).unwrap(),
+            vec![Role::OrgOwner]
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! Machine users.
+use serde_json::json;
+
+use super::{Ctx, Services};
+use crate::{
+    domain::{
+        model::{AccessTokenType, Details, User},
+        validate,
+    },
+    error::{Error, Result},
+    storage::{TransactionTrait, db_err, repo},
+};
+
+/// AddMachineUser's input.
+#[derive(Debug, Clone)]
+pub struct NewMachineUser {
+    pub user_name: String,
+    pub name: String,
+    pub description: String,
+    pub access_token_type: AccessTokenType,
+    /// A caller-chosen id; generated when absent.
+    pub user_id: Option<String>,
+}
+
+impl Services {
+    pub async fn add_machine_user(
+        &self,
+        ctx: &Ctx,
+        new: NewMachineUser,
+    ) -> Result<(String, Details)> {
+        validate::name("user_name", &new.user_name)?;
+        validate::name("name", &new.name)?;
+        validate::description("description", &new.description)?;
+        if let Some(id) = &new.user_id {
+            validate::id("user_id", id)?;
+        }
+        let now = self.now();
+        let id = new.user_id.clone().unwrap_or_else(|| self.ids.next_id());
+        let user = User {
+            id: id.clone(),
+            org_id: ctx.org_id.clone(),
+            user_name: new.user_name.clone(),
+            name: new.name,
+            description: new.description,
+            access_token_type: new.access_token_type,
+            sequence: 1,
+            created_at: now,
+            changed_at: now,
+        };
+        let tx = self.db.begin().await.map_err(db_err)?;
+        repo::insert_user(&tx, &user).await.map_err(|e| {
+            repo::on_conflict(
+                e,
+                "COMMAND-k2ad3",
+                format!(
+                    "a user with id {id} or user name {:?} already exists",
+                    new.user_name
+                ),
+            )
+        })?;
+        repo::append_event(
+            &tx,
+            self.event(
+                ctx,
+                "user",
+                &id,
+                1,
+                "user.machine.added",
+                json!({"userName": user.user_name, "accessTokenType": user.access_token_type as i32}),
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((id, Details::added(1, now, &ctx.org_id)))
+    }
+
+    pub async fn get_user(&self, ctx: &Ctx, id: &str) -> Result<User> {
+        validate::id("id", id)?;
+        repo::get_user_in_org(&self.db, &ctx.org_id, id)
+            .await?
+            .ok_or_else(|| Error::not_found("QUERY-Dfbg2", "user not found"))
+    }
+
+    /// RemoveUser: the user goes with its keys, tokens and memberships; its keys stop working
+    /// at once.
+    pub async fn remove_user(&self, ctx: &Ctx, id: &str) -> Result<Details> {
+        validate::id("id", id)?;
+        let now = self.now();
+        let tx = self.db.begin().await.map_err(db_err)?;
+        let sequence = repo::bump_user(&tx, &ctx.org_id, id, now)
+            .await?
+            .ok_or_else(|| Error::not_found("COMMAND-m9od3", "user not found"))?;
+        repo::delete_user(&tx, id).await?;
+        repo::append_event(
+            &tx,
+            self.event(ctx, "user", id, sequence, "user.removed", json!({}), now),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Details::changed(sequence, now, &ctx.org_id))
+    }
+}

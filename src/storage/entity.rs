@@ -1,0 +1,229 @@
+//! SeaORM entities, one module a table. They never leave `storage/`.
+#![allow(clippy::derive_partial_eq_without_eq)]
+
+macro_rules! no_relations {
+    () => {
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub mod org {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "orgs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub primary_domain: String,
+        pub sequence: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub changed_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod user {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub org_id: String,
+        pub user_name: String,
+        pub name: String,
+        pub description: String,
+        pub access_token_type: i32,
+        pub sequence: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub changed_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod machine_key {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "machine_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub org_id: String,
+        pub key_type: i32,
+        pub public_key: String,
+        pub expires_at: ChronoDateTimeUtc,
+        pub sequence: i64,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod org_member {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "org_members")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub org_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub roles: String,
+        pub created_at: ChronoDateTimeUtc,
+        pub changed_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod instance_member {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "instance_members")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub roles: String,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod project {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "projects")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub org_id: String,
+        pub name: String,
+        pub project_role_assertion: bool,
+        pub project_role_check: bool,
+        pub has_project_check: bool,
+        pub private_labeling_setting: i32,
+        pub sequence: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub changed_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod app {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "apps")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub project_id: String,
+        pub org_id: String,
+        pub name: String,
+        pub client_id: String,
+        pub auth_method: i32,
+        pub secret_hash: Option<String>,
+        pub sequence: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub changed_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod app_key {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "app_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub app_id: String,
+        pub project_id: String,
+        pub org_id: String,
+        pub key_type: i32,
+        pub public_key: String,
+        pub expires_at: ChronoDateTimeUtc,
+        pub sequence: i64,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod access_token {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "access_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub token_hash: String,
+        pub user_id: String,
+        pub org_id: String,
+        pub scopes: String,
+        pub audience: String,
+        pub expires_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod signing_key {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "signing_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub algorithm: String,
+        pub public_key: String,
+        pub private_key_enc: Vec<u8>,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod event {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub position: i64,
+        pub created_at: ChronoDateTimeUtc,
+        pub org_id: String,
+        pub aggregate_type: String,
+        pub aggregate_id: String,
+        pub aggregate_sequence: i64,
+        pub event_type: String,
+        pub actor: String,
+        pub payload: String,
+    }
+    no_relations!();
+}
+
+pub mod node {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "id_nodes")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub started_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod instance {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "instance")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        pub default_org_id: String,
+        pub admin_user_id: String,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}

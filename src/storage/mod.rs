@@ -1,0 +1,140 @@
+//! Persistence: the only module that imports `sea_orm`. Connecting (SQLite pragmas, pool
+//! sizes), migrations, and repo functions that take any connection or transaction and return
+//! domain records.
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm_migration::MigratorTrait;
+
+use crate::error::Error;
+
+pub mod entity;
+pub mod migration;
+pub mod repo;
+
+pub use sea_orm::{
+    ConnectionTrait, DatabaseConnection as Db, DatabaseTransaction as Tx, TransactionTrait,
+};
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Opens the pool. SQLite runs in WAL mode with a busy timeout, so concurrent writers wait
+/// for each other instead of failing with SQLITE_BUSY.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, Error> {
+    let backend = Backend::of_url(url).ok_or_else(|| {
+        Error::invalid_argument(
+            "CONFIG-Db001",
+            format!(
+                "unsupported database URL {:?}: use sqlite://… or postgres://…",
+                redact_url(url)
+            ),
+        )
+    })?;
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30));
+    match backend {
+        Backend::Sqlite => {
+            // `:memory:` gives every connection its own database: keep those to one.
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            options
+                .max_connections(if in_memory { 1 } else { max_connections.max(1) })
+                .map_sqlx_sqlite_opts(|o| {
+                    o.journal_mode(sqlx_sqlite_journal_wal())
+                        .busy_timeout(Duration::from_secs(30))
+                        .foreign_keys(true)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                });
+        }
+        Backend::Postgres => {
+            options.max_connections(max_connections.max(1));
+        }
+    }
+    Database::connect(options).await.map_err(|e| {
+        Error::unavailable(
+            "STORE-Conn1",
+            format!("cannot open the database {}", redact_url(url)),
+        )
+        .with_source(e)
+    })
+}
+
+fn sqlx_sqlite_journal_wal() -> sea_orm::sqlx::sqlite::SqliteJournalMode {
+    sea_orm::sqlx::sqlite::SqliteJournalMode::Wal
+}
+
+/// Applies all pending migrations.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
+    migration::Migrator::up(db, None).await.map_err(|e| {
+        Error::internal("STORE-Migr1", "applying database migrations failed").with_source(e)
+    })
+}
+
+/// Checks the database answers (for `/debug/ready`).
+pub async fn ping(db: &DatabaseConnection) -> Result<(), Error> {
+    db.ping().await.map_err(db_err)
+}
+
+/// A URL with its password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Maps a database error to the service error: unique violations to AlreadyExists (callers
+/// that know which constraint re-label it), lost connections to Unavailable, the rest to
+/// Internal with the cause kept for the log.
+pub(crate) fn db_err(e: DbErr) -> Error {
+    match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => {
+            return Error::already_exists("STORE-Uniq1", "the object already exists")
+                .with_source(e);
+        }
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+            return Error::failed_precondition("STORE-Fk001", "a referenced object does not exist")
+                .with_source(e);
+        }
+        _ => {}
+    }
+    let busy = e.to_string().contains("database is locked");
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+            Error::unavailable("STORE-Unav1", "the database is not reachable").with_source(e)
+        }
+        _ if busy => {
+            Error::unavailable("STORE-Busy1", "the database is busy; try again").with_source(e)
+        }
+        _ => Error::internal("STORE-Int01", "a database operation failed").with_source(e),
+    }
+}
+
+/// The database's time precision: PostgreSQL keeps microseconds, so every stored time is cut
+/// to microseconds first and both backends read back what was written.
+pub fn db_time(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}

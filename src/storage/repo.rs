@@ -1,0 +1,846 @@
+//! Repo functions: each takes a connection or a transaction (`&impl ConnectionTrait`) and
+//! speaks in domain records. Callers own transactions.
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::{db_err, entity::*};
+use crate::{
+    domain::{
+        list::Page,
+        model::{
+            AccessToken, AccessTokenType, ApiAuthMethod, App, AuthnKey, Member, NewEvent, Org,
+            Project, User,
+        },
+        principal::{Role, roles_from_text, roles_to_text},
+    },
+    error::{Error, Result},
+};
+
+fn u(v: i64) -> u64 {
+    std::cmp::max(v, 0) as u64
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+// ---- id nodes and the instance -------------------------------------------------------------
+
+/// Registers this process and returns its node number for the id generator (16 bits).
+pub async fn register_node(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u16> {
+    let res = node::Entity::insert(node::ActiveModel {
+        started_at: Set(now),
+        ..Default::default()
+    })
+    .exec(db)
+    .await
+    .map_err(db_err)?;
+    Ok((res.last_insert_id.rem_euclid(1 << 16)) as u16)
+}
+
+pub async fn get_instance(db: &impl ConnectionTrait) -> Result<Option<(String, String)>> {
+    Ok(instance::Entity::find_by_id(1)
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(|m| (m.default_org_id, m.admin_user_id)))
+}
+
+/// Claims the instance row; a second process bootstrapping the same database fails here.
+pub async fn insert_instance(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    admin_id: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    instance::Entity::insert(instance::ActiveModel {
+        id: Set(1),
+        default_org_id: Set(org_id.into()),
+        admin_user_id: Set(admin_id.into()),
+        created_at: Set(now),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+// ---- events ----------------------------------------------------------------------------------
+
+pub async fn append_event(db: &impl ConnectionTrait, e: NewEvent) -> Result<()> {
+    event::Entity::insert(event::ActiveModel {
+        position: Default::default(),
+        created_at: Set(e.created_at),
+        org_id: Set(e.org_id),
+        aggregate_type: Set(e.aggregate_type.into()),
+        aggregate_id: Set(e.aggregate_id),
+        aggregate_sequence: Set(e.aggregate_sequence as i64),
+        event_type: Set(e.event_type.into()),
+        actor: Set(e.actor),
+        payload: Set(e.payload.to_string()),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// The newest event position: what a read in the same transaction reflects.
+pub async fn latest_position(db: &impl ConnectionTrait) -> Result<u64> {
+    let max: Option<Option<i64>> = event::Entity::find()
+        .select_only()
+        .column_as(event::Column::Position.max(), "max")
+        .into_tuple()
+        .one(db)
+        .await
+        .map_err(db_err)?;
+    Ok(u(max.flatten().unwrap_or(0)))
+}
+
+/// Events of one aggregate, oldest first (for tests and audits).
+pub async fn events_of(
+    db: &impl ConnectionTrait,
+    aggregate_id: &str,
+) -> Result<Vec<(String, u64, String, String)>> {
+    Ok(event::Entity::find()
+        .filter(event::Column::AggregateId.eq(aggregate_id))
+        .order_by(event::Column::Position, Order::Asc)
+        .all(db)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|m| (m.event_type, u(m.aggregate_sequence), m.actor, m.payload))
+        .collect())
+}
+
+// ---- orgs ------------------------------------------------------------------------------------
+
+fn org_from(m: org::Model) -> Org {
+    Org {
+        id: m.id,
+        name: m.name,
+        primary_domain: m.primary_domain,
+        sequence: u(m.sequence),
+        created_at: m.created_at,
+        changed_at: m.changed_at,
+    }
+}
+
+pub async fn insert_org(db: &impl ConnectionTrait, o: &Org) -> Result<()> {
+    org::Entity::insert(org::ActiveModel {
+        id: Set(o.id.clone()),
+        name: Set(o.name.clone()),
+        primary_domain: Set(o.primary_domain.clone()),
+        sequence: Set(o.sequence as i64),
+        created_at: Set(o.created_at),
+        changed_at: Set(o.changed_at),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn get_org(db: &impl ConnectionTrait, id: &str) -> Result<Option<Org>> {
+    Ok(org::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(org_from))
+}
+
+/// Adds one to the org's sequence; `None` when the org does not exist.
+pub async fn bump_org(
+    db: &impl ConnectionTrait,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<u64>> {
+    let res = org::Entity::update_many()
+        .col_expr(
+            org::Column::Sequence,
+            Expr::col(org::Column::Sequence).add(1),
+        )
+        .col_expr(org::Column::ChangedAt, Expr::value(now))
+        .filter(org::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    if res.rows_affected == 0 {
+        return Ok(None);
+    }
+    Ok(get_org(db, id).await?.map(|o| o.sequence))
+}
+
+// ---- users -----------------------------------------------------------------------------------
+
+fn user_from(m: user::Model) -> User {
+    User {
+        id: m.id,
+        org_id: m.org_id,
+        user_name: m.user_name,
+        name: m.name,
+        description: m.description,
+        access_token_type: AccessTokenType::from_i32(m.access_token_type)
+            .unwrap_or(AccessTokenType::Bearer),
+        sequence: u(m.sequence),
+        created_at: m.created_at,
+        changed_at: m.changed_at,
+    }
+}
+
+pub async fn insert_user(db: &impl ConnectionTrait, x: &User) -> Result<()> {
+    user::Entity::insert(user::ActiveModel {
+        id: Set(x.id.clone()),
+        org_id: Set(x.org_id.clone()),
+        user_name: Set(x.user_name.clone()),
+        name: Set(x.name.clone()),
+        description: Set(x.description.clone()),
+        access_token_type: Set(x.access_token_type as i32),
+        sequence: Set(x.sequence as i64),
+        created_at: Set(x.created_at),
+        changed_at: Set(x.changed_at),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn get_user(db: &impl ConnectionTrait, id: &str) -> Result<Option<User>> {
+    Ok(user::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(user_from))
+}
+
+/// The user, if it exists in `org_id` (other orgs' users are invisible).
+pub async fn get_user_in_org(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<User>> {
+    Ok(get_user(db, id).await?.filter(|x| x.org_id == org_id))
+}
+
+pub async fn user_name_taken(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    user_name: &str,
+) -> Result<bool> {
+    let n = user::Entity::find()
+        .filter(user::Column::OrgId.eq(org_id))
+        .filter(user::Column::UserName.eq(user_name))
+        .count(db)
+        .await
+        .map_err(db_err)?;
+    Ok(n > 0)
+}
+
+/// Adds one to the user's sequence if the user exists in `org_id`; returns the new sequence.
+/// Being a write, it also takes the write lock first thing in a transaction.
+pub async fn bump_user(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<u64>> {
+    let res = user::Entity::update_many()
+        .col_expr(
+            user::Column::Sequence,
+            Expr::col(user::Column::Sequence).add(1),
+        )
+        .col_expr(user::Column::ChangedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::OrgId.eq(org_id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    if res.rows_affected == 0 {
+        return Ok(None);
+    }
+    Ok(get_user(db, id).await?.map(|x| x.sequence))
+}
+
+/// Removes the user with its keys, tokens and memberships.
+pub async fn delete_user(db: &impl ConnectionTrait, id: &str) -> Result<()> {
+    machine_key::Entity::delete_many()
+        .filter(machine_key::Column::UserId.eq(id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    access_token::Entity::delete_many()
+        .filter(access_token::Column::UserId.eq(id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    org_member::Entity::delete_many()
+        .filter(org_member::Column::UserId.eq(id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    instance_member::Entity::delete_many()
+        .filter(instance_member::Column::UserId.eq(id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    user::Entity::delete_by_id(id.to_owned())
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+// ---- members ---------------------------------------------------------------------------------
+
+pub async fn instance_roles(db: &impl ConnectionTrait, user_id: &str) -> Result<Vec<Role>> {
+    Ok(instance_member::Entity::find_by_id(user_id.to_owned())
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(|m| roles_from_text(&m.roles))
+        .unwrap_or_default())
+}
+
+pub async fn insert_instance_member(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    roles: &[Role],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    instance_member::Entity::insert(instance_member::ActiveModel {
+        user_id: Set(user_id.into()),
+        roles: Set(roles_to_text(roles)),
+        created_at: Set(now),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn get_org_member(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    user_id: &str,
+) -> Result<Option<Member>> {
+    Ok(
+        org_member::Entity::find_by_id((org_id.to_owned(), user_id.to_owned()))
+            .one(db)
+            .await
+            .map_err(db_err)?
+            .map(|m| Member {
+                org_id: m.org_id,
+                user_id: m.user_id,
+                roles: roles_from_text(&m.roles),
+            }),
+    )
+}
+
+pub async fn insert_org_member(
+    db: &impl ConnectionTrait,
+    m: &Member,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    org_member::Entity::insert(org_member::ActiveModel {
+        org_id: Set(m.org_id.clone()),
+        user_id: Set(m.user_id.clone()),
+        roles: Set(roles_to_text(&m.roles)),
+        created_at: Set(now),
+        changed_at: Set(now),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Returns whether a membership was removed.
+pub async fn delete_org_member(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    user_id: &str,
+) -> Result<bool> {
+    let res = org_member::Entity::delete_by_id((org_id.to_owned(), user_id.to_owned()))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(res.rows_affected > 0)
+}
+
+// ---- machine keys and app keys ---------------------------------------------------------------
+
+fn machine_key_from(m: machine_key::Model) -> AuthnKey {
+    AuthnKey {
+        id: m.id,
+        owner_id: m.user_id,
+        org_id: m.org_id,
+        key_type: m.key_type,
+        public_key: m.public_key,
+        expires_at: m.expires_at,
+        sequence: u(m.sequence),
+        created_at: m.created_at,
+    }
+}
+
+fn app_key_from(m: app_key::Model) -> AuthnKey {
+    AuthnKey {
+        id: m.id,
+        owner_id: m.app_id,
+        org_id: m.org_id,
+        key_type: m.key_type,
+        public_key: m.public_key,
+        expires_at: m.expires_at,
+        sequence: u(m.sequence),
+        created_at: m.created_at,
+    }
+}
+
+pub async fn insert_machine_key(db: &impl ConnectionTrait, k: &AuthnKey) -> Result<()> {
+    machine_key::Entity::insert(machine_key::ActiveModel {
+        id: Set(k.id.clone()),
+        user_id: Set(k.owner_id.clone()),
+        org_id: Set(k.org_id.clone()),
+        key_type: Set(k.key_type),
+        public_key: Set(k.public_key.clone()),
+        expires_at: Set(k.expires_at),
+        sequence: Set(k.sequence as i64),
+        created_at: Set(k.created_at),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// A machine key by id alone (the token endpoint's lookup by `kid`).
+pub async fn find_machine_key(db: &impl ConnectionTrait, key_id: &str) -> Result<Option<AuthnKey>> {
+    Ok(machine_key::Entity::find_by_id(key_id.to_owned())
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(machine_key_from))
+}
+
+pub async fn get_machine_key(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    user_id: &str,
+    key_id: &str,
+) -> Result<Option<AuthnKey>> {
+    Ok(find_machine_key(db, key_id)
+        .await?
+        .filter(|k| k.org_id == org_id && k.owner_id == user_id))
+}
+
+/// One page of a user's keys and the total count, newest first unless `page.asc`.
+pub async fn list_machine_keys(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    user_id: &str,
+    page: Page,
+) -> Result<(u64, Vec<AuthnKey>)> {
+    let query = machine_key::Entity::find()
+        .filter(machine_key::Column::OrgId.eq(org_id))
+        .filter(machine_key::Column::UserId.eq(user_id));
+    let total = query.clone().count(db).await.map_err(db_err)?;
+    let order = if page.asc { Order::Asc } else { Order::Desc };
+    let rows = query
+        .order_by(machine_key::Column::CreatedAt, order.clone())
+        .order_by(machine_key::Column::Id, order)
+        .offset(std::cmp::min(page.offset, i64::MAX as u64))
+        .limit(page.limit)
+        .all(db)
+        .await
+        .map_err(db_err)?;
+    Ok((total, rows.into_iter().map(machine_key_from).collect()))
+}
+
+pub async fn delete_machine_key(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    user_id: &str,
+    key_id: &str,
+) -> Result<bool> {
+    let res = machine_key::Entity::delete_many()
+        .filter(machine_key::Column::Id.eq(key_id))
+        .filter(machine_key::Column::UserId.eq(user_id))
+        .filter(machine_key::Column::OrgId.eq(org_id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(res.rows_affected > 0)
+}
+
+/// An app key with its project; the app is in `owner_id`.
+pub async fn insert_app_key(
+    db: &impl ConnectionTrait,
+    k: &AuthnKey,
+    project_id: &str,
+) -> Result<()> {
+    app_key::Entity::insert(app_key::ActiveModel {
+        id: Set(k.id.clone()),
+        app_id: Set(k.owner_id.clone()),
+        project_id: Set(project_id.into()),
+        org_id: Set(k.org_id.clone()),
+        key_type: Set(k.key_type),
+        public_key: Set(k.public_key.clone()),
+        expires_at: Set(k.expires_at),
+        sequence: Set(k.sequence as i64),
+        created_at: Set(k.created_at),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn find_app_key(db: &impl ConnectionTrait, key_id: &str) -> Result<Option<AuthnKey>> {
+    Ok(app_key::Entity::find_by_id(key_id.to_owned())
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(app_key_from))
+}
+
+pub async fn get_app_key(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    app_id: &str,
+    key_id: &str,
+) -> Result<Option<AuthnKey>> {
+    Ok(find_app_key(db, key_id)
+        .await?
+        .filter(|k| k.org_id == org_id && k.owner_id == app_id))
+}
+
+pub async fn list_app_keys(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    app_id: &str,
+    page: Page,
+) -> Result<(u64, Vec<AuthnKey>)> {
+    let query = app_key::Entity::find()
+        .filter(app_key::Column::OrgId.eq(org_id))
+        .filter(app_key::Column::AppId.eq(app_id));
+    let total = query.clone().count(db).await.map_err(db_err)?;
+    let order = if page.asc { Order::Asc } else { Order::Desc };
+    let rows = query
+        .order_by(app_key::Column::CreatedAt, order.clone())
+        .order_by(app_key::Column::Id, order)
+        .offset(std::cmp::min(page.offset, i64::MAX as u64))
+        .limit(page.limit)
+        .all(db)
+        .await
+        .map_err(db_err)?;
+    Ok((total, rows.into_iter().map(app_key_from).collect()))
+}
+
+pub async fn delete_app_key(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    app_id: &str,
+    key_id: &str,
+) -> Result<bool> {
+    let res = app_key::Entity::delete_many()
+        .filter(app_key::Column::Id.eq(key_id))
+        .filter(app_key::Column::AppId.eq(app_id))
+        .filter(app_key::Column::OrgId.eq(org_id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(res.rows_affected > 0)
+}
+
+// ---- projects and apps -----------------------------------------------------------------------
+
+fn project_from(m: project::Model) -> Project {
+    Project {
+        id: m.id,
+        org_id: m.org_id,
+        name: m.name,
+        project_role_assertion: m.project_role_assertion,
+        project_role_check: m.project_role_check,
+        has_project_check: m.has_project_check,
+        private_labeling_setting: m.private_labeling_setting,
+        sequence: u(m.sequence),
+        created_at: m.created_at,
+        changed_at: m.changed_at,
+    }
+}
+
+pub async fn insert_project(db: &impl ConnectionTrait, p: &Project) -> Result<()> {
+    project::Entity::insert(project::ActiveModel {
+        id: Set(p.id.clone()),
+        org_id: Set(p.org_id.clone()),
+        name: Set(p.name.clone()),
+        project_role_assertion: Set(p.project_role_assertion),
+        project_role_check: Set(p.project_role_check),
+        has_project_check: Set(p.has_project_check),
+        private_labeling_setting: Set(p.private_labeling_setting),
+        sequence: Set(p.sequence as i64),
+        created_at: Set(p.created_at),
+        changed_at: Set(p.changed_at),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn get_project(db: &impl ConnectionTrait, id: &str) -> Result<Option<Project>> {
+    Ok(project::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(project_from))
+}
+
+pub async fn get_project_in_org(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<Project>> {
+    Ok(get_project(db, id).await?.filter(|p| p.org_id == org_id))
+}
+
+pub async fn bump_project(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<u64>> {
+    let res = project::Entity::update_many()
+        .col_expr(
+            project::Column::Sequence,
+            Expr::col(project::Column::Sequence).add(1),
+        )
+        .col_expr(project::Column::ChangedAt, Expr::value(now))
+        .filter(project::Column::Id.eq(id))
+        .filter(project::Column::OrgId.eq(org_id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    if res.rows_affected == 0 {
+        return Ok(None);
+    }
+    Ok(get_project(db, id).await?.map(|p| p.sequence))
+}
+
+/// Removes the project with its apps and their keys.
+pub async fn delete_project(db: &impl ConnectionTrait, id: &str) -> Result<()> {
+    app_key::Entity::delete_many()
+        .filter(app_key::Column::ProjectId.eq(id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    app::Entity::delete_many()
+        .filter(app::Column::ProjectId.eq(id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    project::Entity::delete_by_id(id.to_owned())
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn app_from(m: app::Model) -> App {
+    App {
+        id: m.id,
+        project_id: m.project_id,
+        org_id: m.org_id,
+        name: m.name,
+        client_id: m.client_id,
+        auth_method: ApiAuthMethod::from_i32(m.auth_method).unwrap_or(ApiAuthMethod::PrivateKeyJwt),
+        secret_hash: m.secret_hash,
+        sequence: u(m.sequence),
+        created_at: m.created_at,
+        changed_at: m.changed_at,
+    }
+}
+
+pub async fn insert_app(db: &impl ConnectionTrait, a: &App) -> Result<()> {
+    app::Entity::insert(app::ActiveModel {
+        id: Set(a.id.clone()),
+        project_id: Set(a.project_id.clone()),
+        org_id: Set(a.org_id.clone()),
+        name: Set(a.name.clone()),
+        client_id: Set(a.client_id.clone()),
+        auth_method: Set(a.auth_method as i32),
+        secret_hash: Set(a.secret_hash.clone()),
+        sequence: Set(a.sequence as i64),
+        created_at: Set(a.created_at),
+        changed_at: Set(a.changed_at),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// The app, if it belongs to that project in that org.
+pub async fn get_app(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    project_id: &str,
+    app_id: &str,
+) -> Result<Option<App>> {
+    Ok(app::Entity::find_by_id(app_id.to_owned())
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(app_from)
+        .filter(|a| a.org_id == org_id && a.project_id == project_id))
+}
+
+pub async fn find_app_by_client_id(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+) -> Result<Option<App>> {
+    Ok(app::Entity::find()
+        .filter(app::Column::ClientId.eq(client_id))
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(app_from))
+}
+
+pub async fn find_app(db: &impl ConnectionTrait, app_id: &str) -> Result<Option<App>> {
+    Ok(app::Entity::find_by_id(app_id.to_owned())
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(app_from))
+}
+
+pub async fn delete_app(db: &impl ConnectionTrait, app_id: &str) -> Result<()> {
+    app_key::Entity::delete_many()
+        .filter(app_key::Column::AppId.eq(app_id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    app::Entity::delete_by_id(app_id.to_owned())
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+// ---- access tokens and signing keys ----------------------------------------------------------
+
+pub async fn insert_access_token(db: &impl ConnectionTrait, t: &AccessToken) -> Result<()> {
+    access_token::Entity::insert(access_token::ActiveModel {
+        id: Set(t.id.clone()),
+        token_hash: Set(t.token_hash.clone()),
+        user_id: Set(t.user_id.clone()),
+        org_id: Set(t.org_id.clone()),
+        scopes: Set(t.scopes.join(" ")),
+        audience: Set(t.audience.join(" ")),
+        expires_at: Set(t.expires_at),
+        created_at: Set(t.created_at),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub async fn find_access_token(
+    db: &impl ConnectionTrait,
+    token_hash: &str,
+) -> Result<Option<AccessToken>> {
+    Ok(access_token::Entity::find()
+        .filter(access_token::Column::TokenHash.eq(token_hash))
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(|m| AccessToken {
+            id: m.id,
+            token_hash: m.token_hash,
+            user_id: m.user_id,
+            org_id: m.org_id,
+            scopes: words(&m.scopes),
+            audience: words(&m.audience),
+            expires_at: m.expires_at,
+            created_at: m.created_at,
+        }))
+}
+
+/// Removes tokens that expired before `before`; returns how many.
+pub async fn purge_expired_tokens(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64> {
+    let res = access_token::Entity::delete_many()
+        .filter(access_token::Column::ExpiresAt.lt(before))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(res.rows_affected)
+}
+
+/// A token signing key row: public PEM and the encrypted private key.
+#[derive(Clone)]
+pub struct SigningKeyRow {
+    pub id: String,
+    pub algorithm: String,
+    pub public_key: String,
+    pub private_key_enc: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn list_signing_keys(db: &impl ConnectionTrait) -> Result<Vec<SigningKeyRow>> {
+    Ok(signing_key::Entity::find()
+        .order_by(signing_key::Column::CreatedAt, Order::Desc)
+        .order_by(signing_key::Column::Id, Order::Desc)
+        .all(db)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|m| SigningKeyRow {
+            id: m.id,
+            algorithm: m.algorithm,
+            public_key: m.public_key,
+            private_key_enc: m.private_key_enc,
+            created_at: m.created_at,
+        })
+        .collect())
+}
+
+pub async fn insert_signing_key(db: &impl ConnectionTrait, k: &SigningKeyRow) -> Result<()> {
+    signing_key::Entity::insert(signing_key::ActiveModel {
+        id: Set(k.id.clone()),
+        algorithm: Set(k.algorithm.clone()),
+        public_key: Set(k.public_key.clone()),
+        private_key_enc: Set(k.private_key_enc.clone()),
+        created_at: Set(k.created_at),
+    })
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Re-labels a unique violation with the caller's id and message.
+pub fn on_conflict(
+    e: Error,
+    id: &'static str,
+    message: impl Into<std::borrow::Cow<'static, str>>,
+) -> Error {
+    if e.kind == crate::error::Kind::AlreadyExists {
+        Error {
+            id,
+            message: message.into(),
+            ..e
+        }
+    } else {
+        e
+    }
+}
