@@ -7,7 +7,12 @@ use clap::Args;
 #[derive(Args, Clone)]
 pub struct Config {
     /// Address to listen on; gRPC, gRPC-Web, REST and OAuth share it.
-    #[arg(long, env = "AUTHN_KEYS_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
 
     /// `sqlite://FILE?mode=rwc` (default, created if missing) or `postgres://USER@HOST/DB`.
@@ -19,7 +24,7 @@ pub struct Config {
     pub database_url: String,
 
     /// The issuer and base of every URL handed out; default `http://<listen address>`.
-    #[arg(long, env = "AUTHN_KEYS_EXTERNAL_URL")]
+    #[arg(long, global = true, env = "AUTHN_KEYS_EXTERNAL_URL")]
     pub external_url: Option<String>,
 
     /// Where the first start writes the admin's JSON key file (mode 0600, never overwritten).
@@ -32,19 +37,39 @@ pub struct Config {
 
     /// Exactly 32 characters; encrypts token signing keys at rest. Required on PostgreSQL; on
     /// SQLite one is generated into `<database>.masterkey` when absent.
-    #[arg(long, env = "AUTHN_KEYS_MASTER_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_MASTER_KEY",
+        hide_env_values = true
+    )]
     pub master_key: Option<String>,
 
     /// Name of the org created at first start.
-    #[arg(long, env = "AUTHN_KEYS_DEFAULT_ORG", default_value = "DEFAULT")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_DEFAULT_ORG",
+        default_value = "DEFAULT"
+    )]
     pub default_org: String,
 
     /// RSA modulus size of generated keys.
-    #[arg(long, env = "AUTHN_KEYS_KEY_BITS", default_value_t = 2048)]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_KEY_BITS",
+        default_value_t = 2048
+    )]
     pub key_bits: usize,
 
     /// Tolerated clock difference for assertion iat/exp, in seconds.
-    #[arg(long, env = "AUTHN_KEYS_CLOCK_SKEW_SECS", default_value_t = 5)]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_CLOCK_SKEW_SECS",
+        default_value_t = 5
+    )]
     pub clock_skew_secs: u32,
 
     /// How old an assertion's iat may be, in seconds.
@@ -64,15 +89,30 @@ pub struct Config {
     pub access_token_lifetime_secs: u32,
 
     /// Page size of list calls that give no limit.
-    #[arg(long, env = "AUTHN_KEYS_LIST_DEFAULT_LIMIT", default_value_t = 1000)]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_LIST_DEFAULT_LIMIT",
+        default_value_t = 1000
+    )]
     pub list_default_limit: u32,
 
     /// Largest page size a list call may ask for.
-    #[arg(long, env = "AUTHN_KEYS_LIST_MAX_LIMIT", default_value_t = 1000)]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_LIST_MAX_LIMIT",
+        default_value_t = 1000
+    )]
     pub list_max_limit: u32,
 
     /// Database pool size.
-    #[arg(long, env = "AUTHN_KEYS_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_DB_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
     pub db_max_connections: u32,
 }
 

@@ -15,7 +15,7 @@ use tower::Layer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::{
-    grpc::{management::ManagementApi, status::to_status},
+    grpc::{frames::FrameCheck, management::ManagementApi, status::to_status},
     oauth, rest,
 };
 use crate::{
@@ -68,7 +68,7 @@ pub async fn router(svc: Services) -> Result<Router> {
     // plain HTTP/1 requests.
     let web = tonic_web::GrpcWebLayer::new();
     let routes = Routes::from(plain)
-        .add_service(web.layer(ManagementServiceServer::from_arc(api)))
+        .add_service(web.layer(FrameCheck(ManagementServiceServer::from_arc(api))))
         .add_service(web.layer(health))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));

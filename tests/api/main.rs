@@ -1,1 +1,13 @@
-
+//! The integration suite: every test starts the real server on 127.0.0.1:0 and talks to it
+//! over real sockets (tonic gRPC, gRPC-Web over HTTP/1.1, REST and OAuth over HTTP).
+//! SQLite by default; PostgreSQL when DATABASE_URL names a server.
+mod bad_input;
+mod flow;
+mod grpc_web;
+mod helpers;
+mod isolation;
+mod machine_keys;
+mod oauth;
+mod orgs_users;
+mod reflection;
+mod rest;

@@ -1,5 +1,6 @@
 //! The gRPC face of the service: the ManagementService implementation (which REST and
 //! gRPC-Web reach too), the status mapping, and proto conversions.
 pub mod convert;
+pub mod frames;
 pub mod management;
 pub mod status;

@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+
+# ---- build ---------------------------------------------------------------------------------
+FROM rust:1.95-bookworm AS builder
+WORKDIR /src
+# protoc comes from the protoc-bin-vendored crate (see build.rs): no system protoc needed.
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY proto ./proto
+COPY src ./src
+COPY tests ./tests
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked \
+    && cp target/release/authn-keys /usr/local/bin/authn-keys
+
+# ---- run -----------------------------------------------------------------------------------
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 authn \
+    && useradd --system --uid 10001 --gid authn --home-dir /data --no-create-home authn \
+    && mkdir -p /data \
+    && chown authn:authn /data
+COPY --from=builder /usr/local/bin/authn-keys /usr/local/bin/authn-keys
+
+# The admin key file (and, on SQLite, the database and its .masterkey) live in /data.
+# AUTHN_KEYS_EXTERNAL_URL is the issuer that assertions must name in `aud`: set it to the URL
+# clients use to reach this container.
+ENV AUTHN_KEYS_LISTEN=0.0.0.0:8080 \
+    AUTHN_KEYS_ADMIN_KEY_FILE=/data/admin-key.json \
+    AUTHN_KEYS_DATABASE_URL=sqlite:///data/authn-keys.db?mode=rwc \
+    AUTHN_KEYS_EXTERNAL_URL=http://localhost:8080
+VOLUME ["/data"]
+WORKDIR /data
+USER 10001:10001
+EXPOSE 8080
+ENTRYPOINT ["authn-keys"]
+CMD ["serve"]

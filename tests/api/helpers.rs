@@ -1,0 +1,285 @@
+//! The test harness: a real server on 127.0.0.1:0 with its own database (SQLite file, or a
+//! fresh PostgreSQL database when DATABASE_URL names a server), and real clients for it.
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use authn_keys::{
+    app::App,
+    config::Config,
+    proto::zitadel::management::v1::management_service_client::ManagementServiceClient,
+    service::Services,
+    storage::{self, ConnectionTrait},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rsa::{RsaPrivateKey, pkcs1::DecodeRsaPrivateKey};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tonic::{Request, Status, transport::Channel};
+
+pub const API_SCOPE: &str = "urn:zitadel:iam:org:project:id:zitadel:aud";
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// A JSON key file as handed out by AddMachineKey / AddAppKey.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyFile {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub key_id: String,
+    pub key: String,
+    pub expiration_date: Option<String>,
+    pub user_id: Option<String>,
+    pub app_id: Option<String>,
+    pub client_id: Option<String>,
+}
+
+impl KeyFile {
+    pub fn parse(bytes: &[u8]) -> KeyFile {
+        serde_json::from_slice(bytes).expect("key file is JSON of the documented shape")
+    }
+    pub fn private_key(&self) -> RsaPrivateKey {
+        RsaPrivateKey::from_pkcs1_pem(&self.key).expect("PKCS#1 PEM private key")
+    }
+    /// The subject for assertions: the user id, or the app's client id.
+    pub fn subject(&self) -> String {
+        self.user_id
+            .clone()
+            .or_else(|| self.client_id.clone())
+            .expect("user or client id")
+    }
+}
+
+/// Signs `claims` with `key`, written independently of the server's JWT code.
+pub fn sign_jwt(alg: &str, kid: &str, claims: &Value, key: &RsaPrivateKey) -> String {
+    let header = json!({"alg": alg, "kid": kid, "typ": "JWT"});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let digest = Sha256::digest(input.as_bytes());
+    let sig = match alg {
+        "RS256" => key
+            .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest)
+            .unwrap(),
+        "PS256" => key
+            .sign_with_rng(&mut rand::thread_rng(), rsa::Pss::new::<Sha256>(), &digest)
+            .unwrap(),
+        other => panic!("test signer does not do {other}"),
+    };
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub admin_key: KeyFile,
+    pub admin_id: String,
+    pub org_id: String,
+    pub http: reqwest::Client,
+    pub services: Services,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = match std::env::var("DATABASE_URL") {
+            Ok(url) if url.starts_with("postgres") => fresh_postgres(&url).await,
+            _ => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+        };
+        let config = Config::for_tests(&db_url, dir.path().join("admin-key.json"));
+        let app = App::build(config).await.expect("app builds");
+        let addr = app.local_addr();
+        let services = app.services.clone();
+        let org_id = app.instance.default_org_id.clone();
+        let admin_id = app.instance.admin_user_id.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        let admin_key = KeyFile::parse(&std::fs::read(dir.path().join("admin-key.json")).unwrap());
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            admin_key,
+            admin_id,
+            org_id,
+            http: reqwest::Client::new(),
+            services,
+            shutdown: Some(tx),
+            _dir: dir,
+        }
+    }
+
+    pub fn key_file_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("admin-key.json")
+    }
+
+    pub async fn grpc(&self) -> ManagementServiceClient<Channel> {
+        ManagementServiceClient::connect(self.base.clone())
+            .await
+            .expect("gRPC connects")
+    }
+
+    pub async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(self.base.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// An assertion for `key` with the usual claims, `over` replacing any of them.
+    pub fn assertion(&self, key: &KeyFile, over: Value) -> String {
+        let sub = key.subject();
+        let mut claims = json!({"iss": sub, "sub": sub, "aud": [self.base.clone()], "iat": now(), "exp": now() + 300});
+        for (k, v) in over.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        sign_jwt("RS256", &key.key_id, &claims, &key.private_key())
+    }
+
+    /// POSTs to the token endpoint; returns (HTTP status, JSON body).
+    pub async fn token_request(&self, form: &[(&str, &str)]) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/oauth/v2/token", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// An access token for `key` with the API scope.
+    pub async fn token_for(&self, key: &KeyFile) -> String {
+        let assertion = self.assertion(key, json!({}));
+        let (status, body) = self
+            .token_request(&[
+                ("grant_type", JWT_BEARER),
+                ("assertion", &assertion),
+                ("scope", &format!("openid {API_SCOPE}")),
+            ])
+            .await;
+        assert_eq!(status, 200, "token request failed: {body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.token_for(&self.admin_key.clone()).await
+    }
+
+    /// Calls the REST gateway; returns (HTTP status, JSON body).
+    pub async fn rest(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        org: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(
+            method.parse().unwrap(),
+            format!("{}/management/v1{path}", self.base),
+        );
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(o) = org {
+            req = req.header("x-zitadel-orgid", o);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn fresh_postgres(server_url: &str) -> String {
+    let name = format!(
+        "ak_test_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = storage::connect(server_url, 1)
+        .await
+        .expect("PostgreSQL from DATABASE_URL is reachable");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(server_url).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// A request with the bearer token (and optionally the org header).
+pub fn authed<T>(token: &str, org: Option<&str>, message: T) -> Request<T> {
+    let mut req = Request::new(message);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    if let Some(o) = org {
+        req.metadata_mut()
+            .insert("x-zitadel-orgid", o.parse().unwrap());
+    }
+    req
+}
+
+/// The ErrorDetail id carried by a status.
+pub fn error_id(status: &Status) -> String {
+    authn_keys::api::grpc::status::error_detail(status)
+        .map(|d| d.id)
+        .unwrap_or_default()
+}
+
+/// Asserts the gRPC code and error id of a failed call.
+#[track_caller]
+pub fn assert_err<T: std::fmt::Debug>(result: Result<T, Status>, code: tonic::Code, id: &str) {
+    let status = result.expect_err("the call should fail");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(error_id(&status), id, "{status:?}");
+    assert!(
+        status.message().ends_with(&format!("({id})")),
+        "message: {}",
+        status.message()
+    );
+}

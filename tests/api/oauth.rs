@@ -1,0 +1,248 @@
+//! The token endpoint's refusals: each says what failed, as 400 invalid_grant (ZITADEL: 500).
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn refused(app: &TestApp, assertion: &str) -> String {
+    let (status, body) = app
+        .token_request(&[("grant_type", JWT_BEARER), ("assertion", assertion)])
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    body["error_description"].as_str().unwrap().to_owned()
+}
+
+fn unsigned(header: Value, claims: Value) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode("sig")
+    )
+}
+
+#[tokio::test]
+async fn bad_assertions_get_precise_errors_and_the_server_keeps_serving() {
+    let app = TestApp::spawn().await;
+    let key = app.admin_key.clone();
+    let sub = key.subject();
+    let base_claims =
+        json!({"iss": sub, "sub": sub, "aud": app.base, "iat": now(), "exp": now() + 60});
+
+    assert!(
+        refused(
+            &app,
+            &unsigned(
+                json!({"alg": "none", "kid": key.key_id}),
+                base_claims.clone()
+            )
+        )
+        .await
+        .contains("alg none")
+    );
+    assert!(
+        refused(
+            &app,
+            &unsigned(
+                json!({"alg": "HS256", "kid": key.key_id}),
+                base_claims.clone()
+            )
+        )
+        .await
+        .contains("HS256")
+    );
+    assert!(refused(&app, "not-a-jwt").await.contains("not a valid JWT"));
+    assert!(
+        refused(
+            &app,
+            &unsigned(json!({"alg": "RS256"}), base_claims.clone())
+        )
+        .await
+        .contains("kid")
+    );
+    let wrong_kid = sign_jwt("RS256", "12345", &base_claims, &key.private_key());
+    assert!(refused(&app, &wrong_kid).await.contains("unknown key id"));
+    assert!(
+        refused(
+            &app,
+            &app.assertion(&key, json!({"aud": "https://elsewhere.example"}))
+        )
+        .await
+        .contains("issuer")
+    );
+    assert!(
+        refused(&app, &app.assertion(&key, json!({"exp": now() - 60})))
+            .await
+            .contains("expired")
+    );
+    assert!(
+        refused(&app, &app.assertion(&key, json!({"iat": now() + 120})))
+            .await
+            .contains("future")
+    );
+    assert!(
+        refused(&app, &app.assertion(&key, json!({"iat": now() - 7200})))
+            .await
+            .contains("ago")
+    );
+    assert!(
+        refused(&app, &app.assertion(&key, json!({"sub": "someone-else"})))
+            .await
+            .contains("differ")
+    );
+    assert!(
+        refused(&app, &app.assertion(&key, json!({"iss": "x", "sub": "x"})))
+            .await
+            .contains("does not belong")
+    );
+    // A signature by another key under the admin's kid.
+    let other = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    assert!(
+        refused(&app, &sign_jwt("RS256", &key.key_id, &base_claims, &other))
+            .await
+            .contains("signature")
+    );
+
+    let (status, body) = app.token_request(&[("grant_type", "password")]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let (status, body) = app.token_request(&[("grant_type", JWT_BEARER)]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
+    // Still serving, and the good assertion works, with PS256 too.
+    let good = sign_jwt("PS256", &key.key_id, &base_claims, &key.private_key());
+    let (status, body) = app
+        .token_request(&[
+            ("grant_type", JWT_BEARER),
+            ("assertion", &good),
+            ("scope", "openid"),
+        ])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_i64().unwrap() > 0);
+    assert!(
+        body["id_token"].as_str().is_some(),
+        "openid asks for an id_token"
+    );
+}
+
+#[tokio::test]
+async fn expired_keys_are_refused_at_once() {
+    use authn_keys::proto::zitadel::management::v1::*;
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let mut c = app.grpc().await;
+    let uid = c
+        .add_machine_user(authed(
+            &admin,
+            None,
+            AddMachineUserRequest {
+                user_name: unique("exp"),
+                name: "e".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .user_id;
+    let soon = authn_keys::proto::wkt::Timestamp {
+        seconds: now() + 2,
+        nanos: 0,
+    };
+    let added = c
+        .add_machine_key(authed(
+            &admin,
+            None,
+            AddMachineKeyRequest {
+                user_id: uid,
+                r#type: 1,
+                expiration_date: Some(soon),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let key = KeyFile::parse(&added.key_details);
+    let (status, _) = app
+        .token_request(&[
+            ("grant_type", JWT_BEARER),
+            ("assertion", &app.assertion(&key, json!({}))),
+        ])
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let description = refused(&app, &app.assertion(&key, json!({}))).await;
+    assert!(description.contains("expired at"), "{description}");
+}
+
+#[tokio::test]
+async fn discovery_and_jwks() {
+    let app = TestApp::spawn().await;
+    let d: Value = app
+        .http
+        .get(format!("{}/.well-known/openid-configuration", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["issuer"], app.base.as_str());
+    assert_eq!(d["token_endpoint"], format!("{}/oauth/v2/token", app.base));
+    assert_eq!(d["jwks_uri"], format!("{}/oauth/v2/keys", app.base));
+    assert_eq!(
+        d["introspection_endpoint"],
+        format!("{}/oauth/v2/introspect", app.base)
+    );
+    assert!(
+        d["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(JWT_BEARER))
+    );
+    let methods = d["introspection_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap();
+    assert!(
+        methods.contains(&json!("private_key_jwt"))
+            && methods.contains(&json!("client_secret_basic"))
+    );
+    let jwks: Value = app
+        .http
+        .get(format!("{}/oauth/v2/keys", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let k = &jwks["keys"][0];
+    assert_eq!(
+        (k["kty"].as_str(), k["alg"].as_str()),
+        (Some("RSA"), Some("RS256"))
+    );
+    assert!(k["kid"].as_str().is_some() && k["n"].as_str().unwrap().len() > 300);
+    let ready = app
+        .http
+        .get(format!("{}/debug/ready", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let live = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+}

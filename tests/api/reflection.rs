@@ -1,0 +1,229 @@
+//! The descriptors served by reflection match contract.json: every method's path and every
+//! in-scope message's fields (name, number, JSON name, type).
+use std::collections::HashMap;
+
+use prost::Message;
+use prost_types::{
+    FileDescriptorProto,
+    field_descriptor_proto::{Label, Type},
+};
+use serde_json::Value;
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+
+use crate::helpers::*;
+
+const CONTRACT: &str = include_str!("contract.json");
+
+async fn files(app: &TestApp, symbol: &str) -> Vec<FileDescriptorProto> {
+    let mut client = ServerReflectionClient::new(app.channel().await);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(f)) = resp.message_response else {
+        panic!("no descriptors")
+    };
+    f.file_descriptor_proto
+        .iter()
+        .map(|b| FileDescriptorProto::decode(b.as_slice()).unwrap())
+        .collect()
+}
+
+fn scalar(t: Type) -> &'static str {
+    match t {
+        Type::String => "string",
+        Type::Uint64 => "uint64",
+        Type::Uint32 => "uint32",
+        Type::Int32 => "int32",
+        Type::Int64 => "int64",
+        Type::Bool => "bool",
+        Type::Bytes => "bytes",
+        _ => "?",
+    }
+}
+
+#[tokio::test]
+async fn served_descriptors_match_the_contract() {
+    let app = TestApp::spawn().await;
+    let contract: Value = serde_json::from_str(CONTRACT).unwrap();
+    let mut all = Vec::new();
+    // Each answer carries the file that defines the symbol; ask for the service and for
+    // one message of every package.
+    for symbol in [
+        "zitadel.management.v1.ManagementService",
+        "zitadel.v1.ObjectDetails",
+        "zitadel.v1.LocalizedMessage",
+        "zitadel.authn.v1.Key",
+        "zitadel.user.v1.User",
+        "zitadel.org.v1.Org",
+        "zitadel.project.v1.Project",
+        "zitadel.app.v1.App",
+    ] {
+        all.extend(files(&app, symbol).await);
+    }
+    // Index messages and enums by full name, and the service's methods.
+    let mut messages = HashMap::new();
+    let mut enums = HashMap::new();
+    let mut methods = HashMap::new();
+    for f in &all {
+        let pkg = f.package();
+        for m in &f.message_type {
+            messages.insert(format!("{pkg}.{}", m.name()), m.clone());
+        }
+        for e in &f.enum_type {
+            enums.insert(format!("{pkg}.{}", e.name()), e.clone());
+        }
+        for s in &f.service {
+            for m in &s.method {
+                methods.insert(format!("/{pkg}.{}/{}", s.name(), m.name()), m.clone());
+            }
+        }
+    }
+    for (name, m) in contract["methods"].as_object().unwrap() {
+        let path = m["grpcPath"].as_str().unwrap();
+        let served = methods
+            .get(path)
+            .unwrap_or_else(|| panic!("{name} ({path}) is not served"));
+        assert_eq!(
+            served.input_type(),
+            format!(".{}", m["request"].as_str().unwrap())
+        );
+        assert_eq!(
+            served.output_type(),
+            format!(".{}", m["response"].as_str().unwrap())
+        );
+    }
+    let mut checked = 0;
+    for (full, fields) in contract["messages"].as_object().unwrap() {
+        let served = messages
+            .get(full)
+            .unwrap_or_else(|| panic!("message {full} is not served"));
+        assert_eq!(
+            served.field.len(),
+            fields.as_array().unwrap().len(),
+            "field count of {full}"
+        );
+        for f in fields.as_array().unwrap() {
+            let name = f["name"].as_str().unwrap();
+            let sf = served
+                .field
+                .iter()
+                .find(|x| x.name() == name)
+                .unwrap_or_else(|| panic!("{full}.{name} missing"));
+            assert_eq!(
+                i64::from(sf.number()),
+                f["number"].as_i64().unwrap(),
+                "{full}.{name} number"
+            );
+            assert_eq!(
+                sf.json_name(),
+                f["jsonName"].as_str().unwrap(),
+                "{full}.{name} json name"
+            );
+            let mut ty = f["type"].as_str().unwrap().to_owned();
+            let repeated = ty.starts_with("repeated ");
+            if repeated {
+                ty = ty["repeated ".len()..].to_owned();
+            }
+            assert_eq!(
+                sf.label() == Label::Repeated,
+                repeated,
+                "{full}.{name} repeated"
+            );
+            match sf.r#type() {
+                Type::Message => assert_eq!(sf.type_name(), format!(".{ty}"), "{full}.{name} type"),
+                Type::Enum => match ty.strip_prefix("enum ") {
+                    // Enums the contract spells out: name and every value.
+                    Some(spelled) => {
+                        let enum_name = spelled.split(' ').next().unwrap();
+                        assert_eq!(
+                            sf.type_name(),
+                            format!(".{enum_name}"),
+                            "{full}.{name} enum"
+                        );
+                        let served_enum = &enums[enum_name];
+                        for v in ty
+                            .split('{')
+                            .nth(1)
+                            .unwrap()
+                            .trim_end_matches('}')
+                            .split(',')
+                        {
+                            let (vn, num) = v.trim().split_once('=').unwrap();
+                            let sv = served_enum
+                                .value
+                                .iter()
+                                .find(|x| x.name() == vn)
+                                .unwrap_or_else(|| panic!("{enum_name}.{vn}"));
+                            assert_eq!(sv.number().to_string(), num);
+                        }
+                    }
+                    None => assert_eq!(sf.type_name(), format!(".{ty}"), "{full}.{name} enum"),
+                },
+                t => assert_eq!(scalar(t), ty, "{full}.{name} type"),
+            }
+            assert_eq!(
+                sf.proto3_optional(),
+                f.get("optional").and_then(Value::as_bool).unwrap_or(false),
+                "{full}.{name} optional"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "checked {checked} fields");
+}
+
+#[tokio::test]
+async fn reflection_v1alpha_lists_services() {
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let app = TestApp::spawn().await;
+    let mut client = ServerReflectionClient::new(app.channel().await);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        stream.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"zitadel.management.v1.ManagementService".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_string()),
+        "{names:?}"
+    );
+    // Health answers SERVING.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel().await);
+    let resp = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "zitadel.management.v1.ManagementService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resp.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}
