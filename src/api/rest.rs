@@ -98,10 +98,10 @@ where
     bind(&mut message, &mut params);
     let mut request = tonic::Request::new(message);
     for name in [header::AUTHORIZATION.as_str(), ORG_HEADER] {
-        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            if let Ok(v) = MetadataValue::try_from(value) {
-                request.metadata_mut().insert(name, v);
-            }
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok())
+            && let Ok(v) = MetadataValue::try_from(value)
+        {
+            request.metadata_mut().insert(name, v);
         }
     }
     match call(api, request).await {

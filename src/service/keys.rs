@@ -19,7 +19,7 @@ pub struct FreshKeys {
 
 impl FreshKeys {
     pub fn new(bits: usize) -> Result<Self> {
-        if bits < MIN_RSA_BITS || bits > 8192 {
+        if !(MIN_RSA_BITS..=8192).contains(&bits) {
             return Err(Error::invalid_argument(
                 "CONFIG-Bits1",
                 format!("key size {bits} is outside {MIN_RSA_BITS}..=8192 bits"),

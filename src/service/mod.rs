@@ -51,6 +51,8 @@ impl Services {
         storage::db_time(self.clock.now())
     }
 
+    // An event is these eight facts; a builder would only rename the arguments.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn event(
         &self,
         ctx: &Ctx,

@@ -1,9 +1,6 @@
 //! The test harness: a real server on 127.0.0.1:0 with its own database (SQLite file, or a
 //! fresh PostgreSQL database when DATABASE_URL names a server), and real clients for it.
-use std::{
-    net::SocketAddr,
-    sync::atomic::{AtomicU32, Ordering},
-};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use authn_keys::{
     app::App,
@@ -32,7 +29,6 @@ pub struct KeyFile {
     pub key: String,
     pub expiration_date: Option<String>,
     pub user_id: Option<String>,
-    pub app_id: Option<String>,
     pub client_id: Option<String>,
 }
 
@@ -89,7 +85,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub struct TestApp {
-    pub addr: SocketAddr,
+    pub db_url: String,
     pub base: String,
     pub admin_key: KeyFile,
     pub admin_id: String,
@@ -119,7 +115,7 @@ impl TestApp {
         }));
         let admin_key = KeyFile::parse(&std::fs::read(dir.path().join("admin-key.json")).unwrap());
         TestApp {
-            addr,
+            db_url,
             base: format!("http://{addr}"),
             admin_key,
             admin_id,

@@ -2,6 +2,7 @@
 //! over real sockets (tonic gRPC, gRPC-Web over HTTP/1.1, REST and OAuth over HTTP).
 //! SQLite by default; PostgreSQL when DATABASE_URL names a server.
 mod bad_input;
+mod bootstrap;
 mod flow;
 mod grpc_web;
 mod helpers;

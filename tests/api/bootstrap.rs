@@ -1,0 +1,42 @@
+//! First start: the admin key file is private and is never overwritten; a restart on the same
+//! database keeps the instance.
+use authn_keys::{app::App, config::Config};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn admin_key_file_is_private_and_never_overwritten() {
+    let app = TestApp::spawn().await;
+    let path = app.key_file_path();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let before = std::fs::read(&path).unwrap();
+    // A second server on the same database: no new instance, the file untouched.
+    let again = App::build(Config::for_tests(&app.db_url, path.clone()))
+        .await
+        .unwrap();
+    assert!(!again.instance.created);
+    assert_eq!(again.instance.admin_user_id, app.admin_id);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    // The admin's key still works against the first server.
+    app.admin_token().await;
+
+    // A fresh database whose key file path is taken refuses to start rather than overwrite.
+    let dir = tempfile::tempdir().unwrap();
+    let taken = dir.path().join("admin-key.json");
+    std::fs::write(&taken, b"precious").unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("other.db").display()
+    );
+    let err = App::build(Config::for_tests(&url, taken.clone()))
+        .await
+        .err()
+        .expect("refuses to overwrite");
+    assert_eq!(err.id, "BOOT-Exist1");
+    assert_eq!(std::fs::read(&taken).unwrap(), b"precious");
+}
