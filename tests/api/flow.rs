@@ -131,45 +131,8 @@ async fn jwt_access_tokens_verify_with_the_jwks_and_work_on_the_api() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
     let mut c = app.grpc().await;
-    let user_id = c
-        .add_machine_user(authed(
-            &admin,
-            None,
-            AddMachineUserRequest {
-                user_name: unique("jwt"),
-                name: "JWT user".into(),
-                access_token_type: 1,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .user_id;
-    c.add_org_member(authed(
-        &admin,
-        None,
-        AddOrgMemberRequest {
-            user_id: user_id.clone(),
-            roles: vec!["ORG_OWNER".into()],
-        },
-    ))
-    .await
-    .unwrap();
-    let added = c
-        .add_machine_key(authed(
-            &admin,
-            None,
-            AddMachineKeyRequest {
-                user_id: user_id.clone(),
-                r#type: 1,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let token = app.token_for(&KeyFile::parse(&added.key_details)).await;
+    let (user_id, key) = app.member_with_key(&admin, 1, "ORG_OWNER").await;
+    let token = app.token_for(&key).await;
     assert_eq!(token.matches('.').count(), 2, "a JWT");
     // Verify with the published JWKS, independently of the server.
     let jwks: serde_json::Value = app

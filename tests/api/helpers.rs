@@ -182,6 +182,47 @@ impl TestApp {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// A new machine user of the default org holding `role`, with a generated key:
+    /// (user id, key file).
+    pub async fn member_with_key(
+        &self,
+        admin: &str,
+        access_token_type: i32,
+        role: &str,
+    ) -> (String, KeyFile) {
+        use authn_keys::proto::zitadel::management::v1::*;
+        let mut c = self.grpc().await;
+        let new_user = AddMachineUserRequest {
+            user_name: unique("member"),
+            name: "member".into(),
+            access_token_type,
+            ..Default::default()
+        };
+        let user_id = c
+            .add_machine_user(authed(admin, None, new_user))
+            .await
+            .unwrap()
+            .into_inner()
+            .user_id;
+        let grant = AddOrgMemberRequest {
+            user_id: user_id.clone(),
+            roles: vec![role.into()],
+        };
+        c.add_org_member(authed(admin, None, grant)).await.unwrap();
+        let new_key = AddMachineKeyRequest {
+            user_id: user_id.clone(),
+            r#type: 1,
+            ..Default::default()
+        };
+        let file = c
+            .add_machine_key(authed(admin, None, new_key))
+            .await
+            .unwrap()
+            .into_inner()
+            .key_details;
+        (user_id, KeyFile::parse(&file))
+    }
+
     pub async fn admin_token(&self) -> String {
         self.token_for(&self.admin_key.clone()).await
     }

@@ -46,45 +46,8 @@ async fn other_orgs_objects_are_invisible() {
         .key_id;
 
     // An ORG_OWNER of org A (the default org).
-    let a_user = c
-        .add_machine_user(authed(
-            &admin,
-            None,
-            AddMachineUserRequest {
-                user_name: unique("a"),
-                name: "a".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .user_id;
-    c.add_org_member(authed(
-        &admin,
-        None,
-        AddOrgMemberRequest {
-            user_id: a_user.clone(),
-            roles: vec!["ORG_OWNER".into()],
-        },
-    ))
-    .await
-    .unwrap();
-    let a_file = c
-        .add_machine_key(authed(
-            &admin,
-            None,
-            AddMachineKeyRequest {
-                user_id: a_user.clone(),
-                r#type: 1,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .key_details;
-    let a = app.token_for(&KeyFile::parse(&a_file)).await;
+    let (_, a_key) = app.member_with_key(&admin, 0, "ORG_OWNER").await;
+    let a = app.token_for(&a_key).await;
 
     // Without the header: B's objects answer as if they did not exist.
     assert_err(
