@@ -61,6 +61,18 @@ pub struct AuthnKey {
     pub created_at: DateTime<Utc>,
 }
 
+impl AuthnKey {
+    /// The key's ObjectDetails on reads: keys never change, so both dates are its creation.
+    pub fn details(&self) -> Details {
+        Details::read(
+            self.sequence,
+            self.created_at,
+            self.created_at,
+            &self.org_id,
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub org_id: String,

@@ -1,6 +1,9 @@
 //! Who is calling and what they may do: bearer token → caller → permission in the org
 //! context (`x-zitadel-orgid`, or the caller's own org).
-use super::{Services, tokens::TokenInfo};
+use super::{
+    Services,
+    tokens::{TokenInfo, has_api_scope},
+};
 use crate::{
     domain::principal::{Permission, Role},
     error::{Error, Result},
@@ -36,7 +39,7 @@ impl Services {
                 "the access token is invalid, expired or revoked",
             )
         })?;
-        if !info.scopes.iter().any(|s| s == API_SCOPE) {
+        if !has_api_scope(&info.scopes) {
             return Err(Error::unauthenticated(
                 "AUTH-Aud01",
                 format!("the access token is not for this API: request the scope {API_SCOPE}"),

@@ -133,7 +133,7 @@ impl Services {
         let key = repo::get_machine_key(&self.db, &ctx.org_id, user_id, key_id)
             .await?
             .ok_or_else(|| Error::not_found("QUERY-Dgr3g", "machine key not found"))?;
-        let details = Details::read(key.sequence, key.created_at, key.created_at, &key.org_id);
+        let details = key.details();
         Ok((key, details))
     }
 
@@ -159,7 +159,7 @@ impl Services {
             items: keys
                 .into_iter()
                 .map(|k| {
-                    let d = Details::read(k.sequence, k.created_at, k.created_at, &k.org_id);
+                    let d = k.details();
                     (k, d)
                 })
                 .collect(),

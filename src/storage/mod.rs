@@ -59,7 +59,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
             options
                 .max_connections(if in_memory { 1 } else { max_connections.max(1) })
                 .map_sqlx_sqlite_opts(|o| {
-                    o.journal_mode(sqlx_sqlite_journal_wal())
+                    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                         .busy_timeout(Duration::from_secs(30))
                         .foreign_keys(true)
                         .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
@@ -76,10 +76,6 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         )
         .with_source(e)
     })
-}
-
-fn sqlx_sqlite_journal_wal() -> sea_orm::sqlx::sqlite::SqliteJournalMode {
-    sea_orm::sqlx::sqlite::SqliteJournalMode::Wal
 }
 
 /// Applies all pending migrations.

@@ -376,6 +376,32 @@ pub async fn delete_org_member(
     Ok(res.rows_affected > 0)
 }
 
+/// One page of `query` ordered by creation time then id (descending unless `page.asc`), and
+/// the total count of matches regardless of the page.
+async fn paged<E>(
+    db: &impl ConnectionTrait,
+    query: sea_orm::Select<E>,
+    created_at: E::Column,
+    id: E::Column,
+    page: Page,
+) -> Result<(u64, Vec<E::Model>)>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    let total = query.clone().count(db).await.map_err(db_err)?;
+    let order = if page.asc { Order::Asc } else { Order::Desc };
+    let rows = query
+        .order_by(created_at, order.clone())
+        .order_by(id, order)
+        .offset(std::cmp::min(page.offset, i64::MAX as u64))
+        .limit(page.limit)
+        .all(db)
+        .await
+        .map_err(db_err)?;
+    Ok((total, rows))
+}
+
 // ---- machine keys and app keys ---------------------------------------------------------------
 
 fn machine_key_from(m: machine_key::Model) -> AuthnKey {
@@ -451,16 +477,14 @@ pub async fn list_machine_keys(
     let query = machine_key::Entity::find()
         .filter(machine_key::Column::OrgId.eq(org_id))
         .filter(machine_key::Column::UserId.eq(user_id));
-    let total = query.clone().count(db).await.map_err(db_err)?;
-    let order = if page.asc { Order::Asc } else { Order::Desc };
-    let rows = query
-        .order_by(machine_key::Column::CreatedAt, order.clone())
-        .order_by(machine_key::Column::Id, order)
-        .offset(std::cmp::min(page.offset, i64::MAX as u64))
-        .limit(page.limit)
-        .all(db)
-        .await
-        .map_err(db_err)?;
+    let (total, rows) = paged(
+        db,
+        query,
+        machine_key::Column::CreatedAt,
+        machine_key::Column::Id,
+        page,
+    )
+    .await?;
     Ok((total, rows.into_iter().map(machine_key_from).collect()))
 }
 
@@ -531,16 +555,14 @@ pub async fn list_app_keys(
     let query = app_key::Entity::find()
         .filter(app_key::Column::OrgId.eq(org_id))
         .filter(app_key::Column::AppId.eq(app_id));
-    let total = query.clone().count(db).await.map_err(db_err)?;
-    let order = if page.asc { Order::Asc } else { Order::Desc };
-    let rows = query
-        .order_by(app_key::Column::CreatedAt, order.clone())
-        .order_by(app_key::Column::Id, order)
-        .offset(std::cmp::min(page.offset, i64::MAX as u64))
-        .limit(page.limit)
-        .all(db)
-        .await
-        .map_err(db_err)?;
+    let (total, rows) = paged(
+        db,
+        query,
+        app_key::Column::CreatedAt,
+        app_key::Column::Id,
+        page,
+    )
+    .await?;
     Ok((total, rows.into_iter().map(app_key_from).collect()))
 }
 

@@ -162,53 +162,70 @@ async fn machine_key_flow_over_rest() {
     assert_eq!(s, 200);
 }
 
+/// method, path, with a token?, org header, body, HTTP status, gRPC code, error id if checked.
+type ErrorCase = (
+    &'static str,
+    &'static str,
+    bool,
+    Option<&'static str>,
+    Option<Value>,
+    u16,
+    i64,
+    Option<&'static str>,
+);
+
 #[tokio::test]
 async fn rest_errors_map_to_http_statuses() {
     let app = TestApp::spawn().await;
     let t = app.admin_token().await;
-    let (s, e) = app.rest("GET", "/orgs/me", None, None, None).await;
-    assert_eq!((s, e["code"].as_i64()), (401, Some(16)));
-    let (s, e) = app
-        .rest("GET", "/orgs/me", Some(&t), Some("nope"), None)
-        .await;
-    assert_eq!((s, e["code"].as_i64()), (403, Some(7)));
-    let (s, e) = app
-        .rest(
+    let cases: [ErrorCase; 5] = [
+        ("GET", "/orgs/me", false, None, None, 401, 16, None),
+        ("GET", "/orgs/me", true, Some("nope"), None, 403, 7, None),
+        (
             "POST",
             "/users/nobody/keys",
-            Some(&t),
+            true,
             None,
             Some(json!({"type": "KEY_TYPE_JSON"})),
-        )
-        .await;
-    assert_eq!(
-        (s, e["details"][0]["id"].as_str()),
-        (400, Some("COMMAND-bnipwm1"))
-    );
-    let (s, e) = app
-        .rest(
+            400,
+            9,
+            Some("COMMAND-bnipwm1"),
+        ),
+        (
             "POST",
             "/orgs",
-            Some(&t),
+            true,
             None,
             Some(json!({"name": "DEFAULT"})),
-        )
-        .await;
-    assert_eq!((s, e["code"].as_i64()), (409, Some(6)));
-    let (s, e) = app
-        .rest(
+            409,
+            6,
+            None,
+        ),
+        // An unknown enum name in JSON.
+        (
             "POST",
             "/users/x/keys",
-            Some(&t),
+            true,
             None,
             Some(json!({"type": "KEY_TYPE_BOGUS"})),
-        )
-        .await;
-    assert_eq!(
-        (s, e["code"].as_i64()),
-        (400, Some(3)),
-        "unknown enum name: {e}"
-    );
+            400,
+            3,
+            None,
+        ),
+    ];
+    for (method, path, with_token, org, body, status, code, id) in cases {
+        let (s, e) = app
+            .rest(method, path, with_token.then_some(t.as_str()), org, body)
+            .await;
+        assert_eq!(
+            (s, e["code"].as_i64()),
+            (status, Some(code)),
+            "{method} {path}: {e}"
+        );
+        if let Some(id) = id {
+            assert_eq!(e["details"][0]["id"], id, "{method} {path}");
+        }
+    }
     let (s, e) = app.rest("GET", "/projects/1", Some(&t), None, None).await;
     assert!(s == 501 || s == 404 || s == 200, "{s} {e}");
     let (s, e) = app
