@@ -3,15 +3,19 @@
 use axum::{
     Form, Json, Router,
     extract::{State, rejection::FormRejection},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
 use serde_json::json;
 
 use crate::service::{
     Services,
+    introspect::{BasicAuth, IntrospectRequest},
     tokens::{JWT_BEARER_GRANT, OAuthError, OAuthErrorCode, TokenRequest},
 };
 
@@ -22,6 +26,7 @@ pub fn routes(svc: Services) -> Router {
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/oauth/v2/keys", get(jwks))
         .route("/oauth/v2/token", post(token))
+        .route("/oauth/v2/introspect", post(introspect))
         .with_state(svc)
 }
 
@@ -57,12 +62,15 @@ async fn discovery(State(svc): State<Services>) -> Response {
     Json(json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/v2/token"),
+        "introspection_endpoint": format!("{issuer}/oauth/v2/introspect"),
         "jwks_uri": format!("{issuer}/oauth/v2/keys"),
         "grant_types_supported": [JWT_BEARER_GRANT],
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic"],
+        "introspection_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256"],
         "request_object_signing_alg_values_supported": ["RS256", "PS256"],
         "scopes_supported": ["openid", API_SCOPE],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "urn:zitadel:iam:user:resourceowner:id"],
@@ -87,20 +95,70 @@ async fn jwks(State(svc): State<Services>) -> Response {
     }
 }
 
+fn form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, OAuthError> {
+    form.map(|Form(f)| f).map_err(|e| {
+        OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            format!("the body must be application/x-www-form-urlencoded: {e}"),
+        )
+    })
+}
+
+/// `Authorization: Basic base64(urlencode(client_id):urlencode(secret))` (RFC 6749 §2.3.1).
+fn basic_auth(headers: &HeaderMap) -> Result<Option<BasicAuth>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let invalid = || {
+        OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "malformed HTTP Basic credentials",
+        )
+    };
+    let text = value.to_str().map_err(|_| invalid())?;
+    let Some((scheme, encoded)) = text.split_once(' ') else {
+        return Err(invalid());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| invalid())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(invalid)?;
+    let unescape = |s: &str| -> String {
+        url::form_urlencoded::parse(format!("v={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some(BasicAuth {
+        client_id: unescape(id),
+        secret: zeroize::Zeroizing::new(unescape(secret)),
+    }))
+}
+
+async fn introspect(
+    State(svc): State<Services>,
+    headers: HeaderMap,
+    body: Result<Form<IntrospectRequest>, FormRejection>,
+) -> Response {
+    let answer = async {
+        let req = form(body)?;
+        let basic = basic_auth(&headers)?;
+        svc.introspect(req, basic).await
+    };
+    match answer.await {
+        Ok(body) => ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response(),
+        Err(e) => oauth_error(e),
+    }
+}
+
 async fn token(
     State(svc): State<Services>,
-    form: Result<Form<TokenRequest>, FormRejection>,
+    body: Result<Form<TokenRequest>, FormRejection>,
 ) -> Response {
-    let Form(req) = match form {
-        Ok(f) => f,
-        Err(e) => {
-            return oauth_error(OAuthError::new(
-                OAuthErrorCode::InvalidRequest,
-                format!("the body must be application/x-www-form-urlencoded: {e}"),
-            ));
-        }
-    };
-    match svc.token(req).await {
+    let answer = async { svc.token(form(body)?).await };
+    match answer.await {
         Ok(resp) => ([(header::CACHE_CONTROL, "no-store")], Json(resp)).into_response(),
         Err(e) => oauth_error(e),
     }

@@ -9,4 +9,5 @@ pub mod keypair;
 pub mod list;
 pub mod model;
 pub mod principal;
+pub mod secret;
 pub mod validate;

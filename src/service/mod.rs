@@ -10,11 +10,14 @@ use crate::{
     storage::{self, Db, repo},
 };
 
+pub mod app_keys;
 pub mod auth;
 pub mod bootstrap;
+pub mod introspect;
 pub mod keys;
 pub mod machine_keys;
 pub mod orgs;
+pub mod projects;
 pub mod signing;
 pub mod tokens;
 pub mod users;

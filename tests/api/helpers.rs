@@ -29,6 +29,7 @@ pub struct KeyFile {
     pub key: String,
     pub expiration_date: Option<String>,
     pub user_id: Option<String>,
+    pub app_id: Option<String>,
     pub client_id: Option<String>,
 }
 
@@ -221,6 +222,74 @@ impl TestApp {
             .into_inner()
             .key_details;
         (user_id, KeyFile::parse(&file))
+    }
+
+    /// A project of the default org with one API app: (project id, app id, client id, secret).
+    pub async fn project_with_app(
+        &self,
+        admin: &str,
+        auth_method_type: i32,
+    ) -> (String, String, String, String) {
+        use authn_keys::proto::zitadel::management::v1::*;
+        let mut c = self.grpc().await;
+        let project = AddProjectRequest {
+            name: unique("project"),
+            ..Default::default()
+        };
+        let project_id = c
+            .add_project(authed(admin, None, project))
+            .await
+            .unwrap()
+            .into_inner()
+            .id;
+        let new_app = AddApiAppRequest {
+            project_id: project_id.clone(),
+            name: unique("api"),
+            auth_method_type,
+        };
+        let app = c
+            .add_api_app(authed(admin, None, new_app))
+            .await
+            .unwrap()
+            .into_inner();
+        (project_id, app.app_id, app.client_id, app.client_secret)
+    }
+
+    /// Adds a key to an app and returns its key file.
+    pub async fn app_key(&self, admin: &str, project_id: &str, app_id: &str) -> KeyFile {
+        use authn_keys::proto::zitadel::management::v1::*;
+        let req = AddAppKeyRequest {
+            project_id: project_id.into(),
+            app_id: app_id.into(),
+            r#type: 1,
+            ..Default::default()
+        };
+        let added = self
+            .grpc()
+            .await
+            .add_app_key(authed(admin, None, req))
+            .await
+            .unwrap()
+            .into_inner();
+        KeyFile::parse(&added.key_details)
+    }
+
+    /// POSTs to the introspection endpoint; returns (HTTP status, JSON body).
+    pub async fn introspect(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/oauth/v2/introspect", self.base))
+            .form(form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
     }
 
     pub async fn admin_token(&self) -> String {

@@ -155,3 +155,182 @@ async fn other_orgs_objects_are_invisible() {
         .into_inner();
     assert_eq!(still.key.unwrap().id, b_key);
 }
+
+#[tokio::test]
+async fn other_orgs_projects_apps_and_app_keys_are_invisible() {
+    use tonic::Code;
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let mut c = app.grpc().await;
+    let org_b = c
+        .add_org(authed(&admin, None, AddOrgRequest { name: unique("B") }))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let pid = c
+        .add_project(authed(
+            &admin,
+            Some(&org_b),
+            AddProjectRequest {
+                name: unique("p"),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let aid = c
+        .add_api_app(authed(
+            &admin,
+            Some(&org_b),
+            AddApiAppRequest {
+                project_id: pid.clone(),
+                name: "a".into(),
+                auth_method_type: 1,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .app_id;
+    let kid = c
+        .add_app_key(authed(
+            &admin,
+            Some(&org_b),
+            AddAppKeyRequest {
+                project_id: pid.clone(),
+                app_id: aid.clone(),
+                r#type: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let (_, a_key) = app.member_with_key(&admin, 0, "ORG_OWNER").await;
+    let a = app.token_for(&a_key).await;
+
+    assert_err(
+        c.get_project_by_id(authed(&a, None, GetProjectByIdRequest { id: pid.clone() }))
+            .await,
+        Code::NotFound,
+        "PROJECT-Rd3fs",
+    );
+    assert_err(
+        c.get_app_by_id(authed(
+            &a,
+            None,
+            GetAppByIdRequest {
+                project_id: pid.clone(),
+                app_id: aid.clone(),
+            },
+        ))
+        .await,
+        Code::NotFound,
+        "APP-ii02Ms",
+    );
+    assert_err(
+        c.add_app_key(authed(
+            &a,
+            None,
+            AddAppKeyRequest {
+                project_id: pid.clone(),
+                app_id: aid.clone(),
+                r#type: 1,
+                ..Default::default()
+            },
+        ))
+        .await,
+        Code::FailedPrecondition,
+        "COMMAND-sak25",
+    );
+    assert_err(
+        c.get_app_key(authed(
+            &a,
+            None,
+            GetAppKeyRequest {
+                project_id: pid.clone(),
+                app_id: aid.clone(),
+                key_id: kid.clone(),
+            },
+        ))
+        .await,
+        Code::NotFound,
+        "QUERY-S0fQs",
+    );
+    let list = c
+        .list_app_keys(authed(
+            &a,
+            None,
+            ListAppKeysRequest {
+                query: None,
+                app_id: aid.clone(),
+                project_id: pid.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.result.is_empty());
+    assert_err(
+        c.remove_app_key(authed(
+            &a,
+            None,
+            RemoveAppKeyRequest {
+                project_id: pid.clone(),
+                app_id: aid.clone(),
+                key_id: kid.clone(),
+            },
+        ))
+        .await,
+        Code::NotFound,
+        "COMMAND-D8fi3",
+    );
+    assert_err(
+        c.remove_app(authed(
+            &a,
+            None,
+            RemoveAppRequest {
+                project_id: pid.clone(),
+                app_id: aid.clone(),
+            },
+        ))
+        .await,
+        Code::NotFound,
+        "COMMAND-8iw2c",
+    );
+    assert_err(
+        c.remove_project(authed(&a, None, RemoveProjectRequest { id: pid.clone() }))
+            .await,
+        Code::NotFound,
+        "PROJECT-Rd3fs",
+    );
+    assert_err(
+        c.get_project_by_id(authed(
+            &a,
+            Some(&org_b),
+            GetProjectByIdRequest { id: pid.clone() },
+        ))
+        .await,
+        Code::PermissionDenied,
+        "AUTH-5mWD2",
+    );
+    // Untouched for its own org.
+    let still = c
+        .get_app_key(authed(
+            &admin,
+            Some(&org_b),
+            GetAppKeyRequest {
+                project_id: pid,
+                app_id: aid,
+                key_id: kid.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(still.key.unwrap().id, kid);
+}

@@ -199,9 +199,16 @@ async fn discovery_and_jwks() {
     assert_eq!(d["issuer"], app.base.as_str());
     assert_eq!(d["token_endpoint"], format!("{}/oauth/v2/token", app.base));
     assert_eq!(d["jwks_uri"], format!("{}/oauth/v2/keys", app.base));
+    assert_eq!(
+        d["introspection_endpoint"],
+        format!("{}/oauth/v2/introspect", app.base)
+    );
+    let methods = d["introspection_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap();
     assert!(
-        d.get("introspection_endpoint").is_none(),
-        "not advertised until it is served"
+        methods.contains(&json!("private_key_jwt"))
+            && methods.contains(&json!("client_secret_basic"))
     );
     assert!(
         d["grant_types_supported"]

@@ -2,11 +2,13 @@
 use chrono::{DateTime, Utc};
 
 use crate::{
-    domain::model::{AuthnKey, Details, Listed, Org, User},
+    domain::model::{App, AuthnKey, Details, Listed, Org, Project, User},
     error::Error,
     proto::{
         wkt::Timestamp,
-        zitadel::{authn, org as org_pb, user as user_pb, v1},
+        zitadel::{
+            app as app_pb, authn, org as org_pb, project as project_pb, user as user_pb, v1,
+        },
     },
 };
 
@@ -70,6 +72,42 @@ pub fn user(u: &User, org: &Org) -> user_pb::v1::User {
             description: u.description.clone(),
             has_secret: false,
             access_token_type: u.access_token_type as i32,
+        })),
+    }
+}
+
+pub fn project(p: &Project) -> project_pb::v1::Project {
+    project_pb::v1::Project {
+        id: p.id.clone(),
+        details: Some(details(&Details::read(
+            p.sequence,
+            p.created_at,
+            p.changed_at,
+            &p.org_id,
+        ))),
+        name: p.name.clone(),
+        state: project_pb::v1::ProjectState::Active as i32,
+        project_role_assertion: p.project_role_assertion,
+        project_role_check: p.project_role_check,
+        has_project_check: p.has_project_check,
+        private_labeling_setting: p.private_labeling_setting,
+    }
+}
+
+pub fn app(a: &App) -> app_pb::v1::App {
+    app_pb::v1::App {
+        id: a.id.clone(),
+        details: Some(details(&Details::read(
+            a.sequence,
+            a.created_at,
+            a.changed_at,
+            &a.org_id,
+        ))),
+        state: app_pb::v1::AppState::Active as i32,
+        name: a.name.clone(),
+        config: Some(app_pb::v1::app::Config::ApiConfig(app_pb::v1::ApiConfig {
+            client_id: a.client_id.clone(),
+            auth_method_type: a.auth_method as i32,
         })),
     }
 }

@@ -7,11 +7,16 @@ use super::{
     status::to_status,
 };
 use crate::{
-    domain::{model::AccessTokenType, principal::Permission},
-    error::Error,
-    proto::zitadel::{authn, management::v1::*, user as user_pb},
+    domain::{
+        model::{AccessTokenType, ApiAuthMethod},
+        principal::Permission,
+    },
+    proto::zitadel::{
+        app as app_pb, authn, management::v1::*, project as project_pb, user as user_pb,
+    },
     service::{
-        Ctx, Services, auth::Credentials, machine_keys::NewMachineKey, users::NewMachineUser,
+        Ctx, Services, app_keys::NewAppKey, auth::Credentials, machine_keys::NewMachineKey,
+        projects::NewProject, users::NewMachineUser,
     },
 };
 
@@ -50,14 +55,6 @@ impl ManagementApi {
             .map_err(to_status)?;
         Ok((ctx, req.into_inner()))
     }
-}
-
-fn unimplemented(rpc: &str) -> Status {
-    to_status(Error::new(
-        crate::error::Kind::Unimplemented,
-        "GRPC-Unimp1",
-        format!("{rpc} is not implemented by this server yet"),
-    ))
 }
 
 type Rpc<T> = Result<Response<T>, Status>;
@@ -253,43 +250,175 @@ impl management_service_server::ManagementService for ManagementApi {
         }))
     }
 
+    /// GET /management/v1/projects/{id} (project.read)
     async fn get_project_by_id(
         &self,
-        _req: Request<GetProjectByIdRequest>,
+        req: Request<GetProjectByIdRequest>,
     ) -> Rpc<GetProjectByIdResponse> {
-        Err(unimplemented("GetProjectByID"))
+        let (ctx, req) = self.authorize(req, Permission::ProjectRead).await?;
+        let project = self
+            .svc
+            .get_project(&ctx, &req.id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(GetProjectByIdResponse {
+            project: Some(convert::project(&project)),
+        }))
     }
-    async fn add_project(&self, _req: Request<AddProjectRequest>) -> Rpc<AddProjectResponse> {
-        Err(unimplemented("AddProject"))
+
+    /// POST /management/v1/projects (project.create)
+    async fn add_project(&self, req: Request<AddProjectRequest>) -> Rpc<AddProjectResponse> {
+        let (ctx, req) = self.authorize(req, Permission::ProjectCreate).await?;
+        defined_enum::<project_pb::v1::PrivateLabelingSetting>(
+            "private_labeling_setting",
+            req.private_labeling_setting,
+        )
+        .map_err(to_status)?;
+        let new = NewProject {
+            name: req.name,
+            project_role_assertion: req.project_role_assertion,
+            project_role_check: req.project_role_check,
+            has_project_check: req.has_project_check,
+            private_labeling_setting: req.private_labeling_setting,
+        };
+        let (id, details) = self.svc.add_project(&ctx, new).await.map_err(to_status)?;
+        Ok(Response::new(AddProjectResponse {
+            id,
+            details: Some(convert::details(&details)),
+        }))
     }
+
+    /// DELETE /management/v1/projects/{id} (project.delete)
     async fn remove_project(
         &self,
-        _req: Request<RemoveProjectRequest>,
+        req: Request<RemoveProjectRequest>,
     ) -> Rpc<RemoveProjectResponse> {
-        Err(unimplemented("RemoveProject"))
+        let (ctx, req) = self.authorize(req, Permission::ProjectDelete).await?;
+        let details = self
+            .svc
+            .remove_project(&ctx, &req.id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(RemoveProjectResponse {
+            details: Some(convert::details(&details)),
+        }))
     }
-    async fn get_app_by_id(&self, _req: Request<GetAppByIdRequest>) -> Rpc<GetAppByIdResponse> {
-        Err(unimplemented("GetAppByID"))
+
+    /// GET /management/v1/projects/{project_id}/apps/{app_id} (project.app.read)
+    async fn get_app_by_id(&self, req: Request<GetAppByIdRequest>) -> Rpc<GetAppByIdResponse> {
+        let (ctx, req) = self.authorize(req, Permission::ProjectAppRead).await?;
+        let app = self
+            .svc
+            .get_app(&ctx, &req.project_id, &req.app_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(GetAppByIdResponse {
+            app: Some(convert::app(&app)),
+        }))
     }
-    async fn add_api_app(&self, _req: Request<AddApiAppRequest>) -> Rpc<AddApiAppResponse> {
-        Err(unimplemented("AddAPIApp"))
+
+    /// POST /management/v1/projects/{project_id}/apps/api (project.app.write)
+    async fn add_api_app(&self, req: Request<AddApiAppRequest>) -> Rpc<AddApiAppResponse> {
+        let (ctx, req) = self.authorize(req, Permission::ProjectAppWrite).await?;
+        let method = match defined_enum::<app_pb::v1::ApiAuthMethodType>(
+            "auth_method_type",
+            req.auth_method_type,
+        )
+        .map_err(to_status)?
+        {
+            app_pb::v1::ApiAuthMethodType::Basic => ApiAuthMethod::Basic,
+            app_pb::v1::ApiAuthMethodType::PrivateKeyJwt => ApiAuthMethod::PrivateKeyJwt,
+        };
+        let added = self
+            .svc
+            .add_api_app(&ctx, &req.project_id, &req.name, method)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(AddApiAppResponse {
+            app_id: added.app_id,
+            details: Some(convert::details(&added.details)),
+            client_id: added.client_id,
+            client_secret: added
+                .client_secret
+                .map(|s| s.expose().to_owned())
+                .unwrap_or_default(),
+        }))
     }
-    async fn remove_app(&self, _req: Request<RemoveAppRequest>) -> Rpc<RemoveAppResponse> {
-        Err(unimplemented("RemoveApp"))
+
+    /// DELETE /management/v1/projects/{project_id}/apps/{app_id} (project.app.delete)
+    async fn remove_app(&self, req: Request<RemoveAppRequest>) -> Rpc<RemoveAppResponse> {
+        let (ctx, req) = self.authorize(req, Permission::ProjectAppDelete).await?;
+        let details = self
+            .svc
+            .remove_app(&ctx, &req.project_id, &req.app_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(RemoveAppResponse {
+            details: Some(convert::details(&details)),
+        }))
     }
-    async fn get_app_key(&self, _req: Request<GetAppKeyRequest>) -> Rpc<GetAppKeyResponse> {
-        Err(unimplemented("GetAppKey"))
+
+    /// GET /management/v1/projects/{project_id}/apps/{app_id}/keys/{key_id} (project.app.read)
+    async fn get_app_key(&self, req: Request<GetAppKeyRequest>) -> Rpc<GetAppKeyResponse> {
+        let (ctx, req) = self.authorize(req, Permission::ProjectAppRead).await?;
+        let (key, details) = self
+            .svc
+            .get_app_key(&ctx, &req.project_id, &req.app_id, &req.key_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(GetAppKeyResponse {
+            key: Some(convert::key(&key, &details)),
+        }))
     }
-    async fn list_app_keys(&self, _req: Request<ListAppKeysRequest>) -> Rpc<ListAppKeysResponse> {
-        Err(unimplemented("ListAppKeys"))
+
+    /// POST /management/v1/projects/{project_id}/apps/{app_id}/keys/_search (project.app.read)
+    async fn list_app_keys(&self, req: Request<ListAppKeysRequest>) -> Rpc<ListAppKeysResponse> {
+        let (ctx, req) = self.authorize(req, Permission::ProjectAppRead).await?;
+        let q = req.query.unwrap_or_default();
+        let listed = self
+            .svc
+            .list_app_keys(&ctx, &req.project_id, &req.app_id, q.offset, q.limit, q.asc)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ListAppKeysResponse {
+            details: Some(convert::list_details(&listed)),
+            result: listed
+                .items
+                .iter()
+                .map(|(k, d)| convert::key(k, d))
+                .collect(),
+        }))
     }
-    async fn add_app_key(&self, _req: Request<AddAppKeyRequest>) -> Rpc<AddAppKeyResponse> {
-        Err(unimplemented("AddAppKey"))
+
+    /// POST /management/v1/projects/{project_id}/apps/{app_id}/keys (project.app.write)
+    async fn add_app_key(&self, req: Request<AddAppKeyRequest>) -> Rpc<AddAppKeyResponse> {
+        let (ctx, req) = self.authorize(req, Permission::ProjectAppWrite).await?;
+        defined_enum::<authn::v1::KeyType>("type", req.r#type).map_err(to_status)?;
+        let new = NewAppKey {
+            project_id: req.project_id,
+            app_id: req.app_id,
+            key_type: req.r#type,
+            expiration: convert::timestamp("expiration_date", req.expiration_date)
+                .map_err(to_status)?,
+        };
+        let added = self.svc.add_app_key(&ctx, new).await.map_err(to_status)?;
+        Ok(Response::new(AddAppKeyResponse {
+            id: added.key.id.clone(),
+            details: Some(convert::details(&added.details)),
+            key_details: added.key_file.map(|f| f.to_vec()).unwrap_or_default(),
+        }))
     }
-    async fn remove_app_key(
-        &self,
-        _req: Request<RemoveAppKeyRequest>,
-    ) -> Rpc<RemoveAppKeyResponse> {
-        Err(unimplemented("RemoveAppKey"))
+
+    /// DELETE /management/v1/projects/{project_id}/apps/{app_id}/keys/{key_id} (project.app.write)
+    async fn remove_app_key(&self, req: Request<RemoveAppKeyRequest>) -> Rpc<RemoveAppKeyResponse> {
+        let (ctx, req) = self.authorize(req, Permission::ProjectAppWrite).await?;
+        let details = self
+            .svc
+            .remove_app_key(&ctx, &req.project_id, &req.app_id, &req.key_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(RemoveAppKeyResponse {
+            details: Some(convert::details(&details)),
+        }))
     }
 }

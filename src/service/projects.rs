@@ -1,0 +1,224 @@
+//! Projects and their API applications.
+use serde_json::json;
+
+use super::{Ctx, Services};
+use crate::{
+    domain::{
+        model::{ApiAuthMethod, App, Details, Project},
+        secret::ClientSecret,
+        validate,
+    },
+    error::{Error, Result},
+    storage::{TransactionTrait, db_err, repo},
+};
+
+/// AddProject's input.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub name: String,
+    pub project_role_assertion: bool,
+    pub project_role_check: bool,
+    pub has_project_check: bool,
+    pub private_labeling_setting: i32,
+}
+
+/// An app just added; `client_secret` (BASIC apps only) is returned once, never stored.
+#[derive(Debug)]
+pub struct AddedApp {
+    pub app_id: String,
+    pub client_id: String,
+    pub client_secret: Option<ClientSecret>,
+    pub details: Details,
+}
+
+pub(crate) fn project_not_found() -> Error {
+    Error::not_found("PROJECT-Rd3fs", "project not found")
+}
+
+impl Services {
+    pub async fn add_project(&self, ctx: &Ctx, new: NewProject) -> Result<(String, Details)> {
+        validate::name("name", &new.name)?;
+        let now = self.now();
+        let id = self.ids.next_id();
+        let project = Project {
+            id: id.clone(),
+            org_id: ctx.org_id.clone(),
+            name: new.name,
+            project_role_assertion: new.project_role_assertion,
+            project_role_check: new.project_role_check,
+            has_project_check: new.has_project_check,
+            private_labeling_setting: new.private_labeling_setting,
+            sequence: 1,
+            created_at: now,
+            changed_at: now,
+        };
+        let tx = self.db.begin().await.map_err(db_err)?;
+        repo::insert_project(&tx, &project).await?;
+        repo::append_event(
+            &tx,
+            self.event(
+                ctx,
+                "project",
+                &id,
+                1,
+                "project.added",
+                json!({"name": project.name}),
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((id, Details::added(1, now, &ctx.org_id)))
+    }
+
+    pub async fn get_project(&self, ctx: &Ctx, id: &str) -> Result<Project> {
+        validate::id("id", id)?;
+        repo::get_project_in_org(&self.db, &ctx.org_id, id)
+            .await?
+            .ok_or_else(project_not_found)
+    }
+
+    /// RemoveProject: the project goes with its apps and their keys, which stop working at once.
+    pub async fn remove_project(&self, ctx: &Ctx, id: &str) -> Result<Details> {
+        validate::id("id", id)?;
+        let now = self.now();
+        let tx = self.db.begin().await.map_err(db_err)?;
+        let sequence = repo::bump_project(&tx, &ctx.org_id, id, now)
+            .await?
+            .ok_or_else(project_not_found)?;
+        repo::delete_project(&tx, id).await?;
+        repo::append_event(
+            &tx,
+            self.event(
+                ctx,
+                "project",
+                id,
+                sequence,
+                "project.removed",
+                json!({}),
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Details::changed(sequence, now, &ctx.org_id))
+    }
+
+    /// AddAPIApp: BASIC apps get a client secret (returned once, stored as an argon2id hash);
+    /// PRIVATE_KEY_JWT apps authenticate with app keys and get none.
+    pub async fn add_api_app(
+        &self,
+        ctx: &Ctx,
+        project_id: &str,
+        name: &str,
+        auth_method: ApiAuthMethod,
+    ) -> Result<AddedApp> {
+        validate::id("project_id", project_id)?;
+        validate::name("name", name)?;
+        let unknown_project = || {
+            Error::failed_precondition("PROJECT-3M9sd", format!("project {project_id} not found"))
+        };
+        repo::get_project_in_org(&self.db, &ctx.org_id, project_id)
+            .await?
+            .ok_or_else(unknown_project)?;
+        let (secret, secret_hash) = match auth_method {
+            ApiAuthMethod::PrivateKeyJwt => (None, None),
+            ApiAuthMethod::Basic => {
+                let (secret, hash) = tokio::task::spawn_blocking(|| {
+                    let secret = ClientSecret::generate();
+                    let hash = secret.hash();
+                    (secret, hash)
+                })
+                .await
+                .map_err(|e| {
+                    Error::internal("APP-Hash01", "hashing the client secret was interrupted")
+                        .with_source(e)
+                })?;
+                let hash = hash.map_err(|e| {
+                    Error::internal(
+                        "APP-Hash02",
+                        format!("hashing the client secret failed: {e}"),
+                    )
+                })?;
+                (Some(secret), Some(hash))
+            }
+        };
+        let now = self.now();
+        let tx = self.db.begin().await.map_err(db_err)?;
+        let sequence = repo::bump_project(&tx, &ctx.org_id, project_id, now)
+            .await?
+            .ok_or_else(unknown_project)?;
+        let app = App {
+            id: self.ids.next_id(),
+            project_id: project_id.to_owned(),
+            org_id: ctx.org_id.clone(),
+            name: name.to_owned(),
+            client_id: self.ids.next_id(),
+            auth_method,
+            secret_hash,
+            sequence,
+            created_at: now,
+            changed_at: now,
+        };
+        repo::insert_app(&tx, &app).await?;
+        repo::append_event(
+            &tx,
+            self.event(
+                ctx,
+                "project",
+                project_id,
+                sequence,
+                "project.application.added",
+                json!({"appId": app.id, "name": name, "clientId": app.client_id, "authMethod": auth_method as i32}),
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(AddedApp {
+            app_id: app.id,
+            client_id: app.client_id,
+            client_secret: secret,
+            details: Details::added(sequence, now, &ctx.org_id),
+        })
+    }
+
+    pub async fn get_app(&self, ctx: &Ctx, project_id: &str, app_id: &str) -> Result<App> {
+        validate::id("project_id", project_id)?;
+        validate::id("app_id", app_id)?;
+        repo::get_app(&self.db, &ctx.org_id, project_id, app_id)
+            .await?
+            .ok_or_else(|| Error::not_found("APP-ii02Ms", "application not found"))
+    }
+
+    /// RemoveApp: the app goes with its keys, which stop working at once.
+    pub async fn remove_app(&self, ctx: &Ctx, project_id: &str, app_id: &str) -> Result<Details> {
+        validate::id("project_id", project_id)?;
+        validate::id("app_id", app_id)?;
+        let not_found = || Error::not_found("COMMAND-8iw2c", "application not found");
+        let now = self.now();
+        let tx = self.db.begin().await.map_err(db_err)?;
+        let sequence = repo::bump_project(&tx, &ctx.org_id, project_id, now)
+            .await?
+            .ok_or_else(not_found)?;
+        repo::get_app(&tx, &ctx.org_id, project_id, app_id)
+            .await?
+            .ok_or_else(not_found)?;
+        repo::delete_app(&tx, app_id).await?;
+        repo::append_event(
+            &tx,
+            self.event(
+                ctx,
+                "project",
+                project_id,
+                sequence,
+                "project.application.removed",
+                json!({"appId": app_id}),
+                now,
+            ),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Details::changed(sequence, now, &ctx.org_id))
+    }
+}
