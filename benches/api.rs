@@ -1,0 +1,203 @@
+//! End-to-end request costs against a real server on loopback, each reported as a ratio to a
+//! baseline measured in the same run (gRPC Healthz: transport only, no auth, no database).
+//! Run: `cargo bench --bench api` (SQLite), or with DATABASE_URL=postgres://… for PostgreSQL.
+//! Figures are printed, never asserted.
+#[allow(dead_code)]
+#[path = "../tests/api/helpers.rs"]
+mod helpers;
+
+use std::time::{Duration, Instant};
+
+use authn_keys::proto::zitadel::management::v1::*;
+use helpers::*;
+use serde_json::json;
+
+struct Row {
+    name: &'static str,
+    per_op: Duration,
+    n: usize,
+}
+
+/// Runs `op` `n` times after a short warm-up; returns the median time per call.
+async fn measure<F, Fut>(n: usize, mut op: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..n.min(5) {
+        op().await;
+    }
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        op().await;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    times[n / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let grpc = app.grpc().await;
+    let (user_id, key) = app.member_with_key(&admin, 0, "ORG_USER_VIEWER").await;
+    let (_, jwt_user_key) = app.member_with_key(&admin, 1, "ORG_USER_VIEWER").await;
+    let (pid, aid, _, _) = app.project_with_app(&admin, 1).await;
+    let app_key = app.app_key(&admin, &pid, &aid).await;
+    let (basic_pid, _, basic_client, basic_secret) = app.project_with_app(&admin, 0).await;
+    let get = || GetMachineKeyByIDsRequest {
+        user_id: user_id.clone(),
+        key_id: key.key_id.clone(),
+    };
+    let mut rows = Vec::new();
+
+    let n = 300;
+    let baseline = measure(n, || {
+        let mut c = grpc.clone();
+        async move {
+            c.healthz(tonic::Request::new(HealthzRequest {}))
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    rows.push(Row {
+        name: "gRPC Healthz (baseline)",
+        per_op: baseline,
+        n,
+    });
+    rows.push(Row {
+        name: "gRPC GetMachineKeyByIDs",
+        per_op: measure(n, || {
+            let mut c = grpc.clone();
+            let req = authed(&admin, None, get());
+            async move {
+                c.get_machine_key_by_i_ds(req).await.unwrap();
+            }
+        })
+        .await,
+        n,
+    });
+    let path = format!("/users/{user_id}/keys/{}", key.key_id);
+    rows.push(Row {
+        name: "REST GetMachineKeyByIDs",
+        per_op: measure(n, || async {
+            assert_eq!(
+                app.rest("GET", &path, Some(&admin), None, None).await.0,
+                200
+            );
+        })
+        .await,
+        n,
+    });
+    let assertion = app.assertion(&key, json!({}));
+    let grant = [
+        ("grant_type", JWT_BEARER),
+        ("assertion", assertion.as_str()),
+        ("scope", API_SCOPE),
+    ];
+    rows.push(Row {
+        name: "token, JWT profile, opaque token",
+        per_op: measure(n, || async {
+            assert_eq!(app.token_request(&grant).await.0, 200)
+        })
+        .await,
+        n,
+    });
+    let jwt_assertion = app.assertion(&jwt_user_key, json!({}));
+    let jwt_grant = [
+        ("grant_type", JWT_BEARER),
+        ("assertion", jwt_assertion.as_str()),
+        ("scope", API_SCOPE),
+    ];
+    rows.push(Row {
+        name: "token, JWT profile, JWT token",
+        per_op: measure(n, || async {
+            assert_eq!(app.token_request(&jwt_grant).await.0, 200)
+        })
+        .await,
+        n,
+    });
+    let scoped = app
+        .token_request(&[
+            ("grant_type", JWT_BEARER),
+            ("assertion", &app.assertion(&key, json!({}))),
+            ("scope", &format!("urn:zitadel:iam:org:project:id:{pid}:aud urn:zitadel:iam:org:project:id:{basic_pid}:aud")),
+        ])
+        .await
+        .1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client_assertion = app.assertion(&app_key, json!({}));
+    let form = [
+        ("token", scoped.as_str()),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", client_assertion.as_str()),
+    ];
+    rows.push(Row {
+        name: "introspect, private_key_jwt",
+        per_op: measure(n, || async {
+            let (s, b) = app.introspect(&form, None).await;
+            assert_eq!((s, b["active"].as_bool()), (200, Some(true)));
+        })
+        .await,
+        n,
+    });
+    let basic_n = 50;
+    rows.push(Row {
+        name: "introspect, Basic (argon2id)",
+        per_op: measure(basic_n, || async {
+            let (s, _) = app
+                .introspect(&[("token", &scoped)], Some((&basic_client, &basic_secret)))
+                .await;
+            assert_eq!(s, 200);
+        })
+        .await,
+        n: basic_n,
+    });
+    let keygen_n = 20;
+    rows.push(Row {
+        name: "AddMachineKey, generated RSA-2048",
+        per_op: measure(keygen_n, || {
+            let mut c = grpc.clone();
+            let req = authed(
+                &admin,
+                None,
+                AddMachineKeyRequest {
+                    user_id: user_id.clone(),
+                    r#type: 1,
+                    ..Default::default()
+                },
+            );
+            async move {
+                c.add_machine_key(req).await.unwrap();
+            }
+        })
+        .await,
+        n: keygen_n,
+    });
+
+    let backend = if app.db_url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!("authn-keys request costs on {backend} (median of n calls, one client, loopback)\n");
+    println!("| operation | n | median | × baseline |");
+    println!("|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.3} ms | {:.1}× |",
+            r.name,
+            r.n,
+            r.per_op.as_secs_f64() * 1e3,
+            r.per_op.as_secs_f64() / baseline.as_secs_f64()
+        );
+    }
+}
