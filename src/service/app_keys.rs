@@ -112,7 +112,7 @@ impl Services {
         project_id: &str,
         app_id: &str,
         key_id: &str,
-    ) -> Result<(AuthnKey, Details)> {
+    ) -> Result<AuthnKey> {
         validate::id("project_id", project_id)?;
         validate::id("app_id", app_id)?;
         validate::id("key_id", key_id)?;
@@ -122,8 +122,7 @@ impl Services {
         let key = repo::get_app_key(&self.db, &ctx.org_id, app_id, key_id)
             .await?
             .ok_or_else(key_not_found)?;
-        let details = key.details();
-        Ok((key, details))
+        Ok(key)
     }
 
     /// ListAppKeys: that app's keys only; an app outside the project or org lists nothing.
@@ -135,7 +134,7 @@ impl Services {
         offset: u64,
         limit: u32,
         asc: bool,
-    ) -> Result<Listed<(AuthnKey, Details)>> {
+    ) -> Result<Listed<AuthnKey>> {
         validate::id("project_id", project_id)?;
         validate::id("app_id", app_id)?;
         let page = Page::new(offset, limit, asc, self.settings.list_limits)?;
@@ -148,20 +147,7 @@ impl Services {
         } else {
             (0, Vec::new())
         };
-        let processed_sequence = repo::latest_position(&tx).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Listed {
-            total,
-            processed_sequence,
-            view_timestamp: self.now(),
-            items: keys
-                .into_iter()
-                .map(|k| {
-                    let d = k.details();
-                    (k, d)
-                })
-                .collect(),
-        })
+        self.finish_list(tx, total, keys).await
     }
 
     /// RemoveAppKey: the key stops authenticating the app at once.

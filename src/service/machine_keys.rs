@@ -127,14 +127,13 @@ impl Services {
         ctx: &Ctx,
         user_id: &str,
         key_id: &str,
-    ) -> Result<(AuthnKey, Details)> {
+    ) -> Result<AuthnKey> {
         validate::id("user_id", user_id)?;
         validate::id("key_id", key_id)?;
         let key = repo::get_machine_key(&self.db, &ctx.org_id, user_id, key_id)
             .await?
             .ok_or_else(|| Error::not_found("QUERY-Dgr3g", "machine key not found"))?;
-        let details = key.details();
-        Ok((key, details))
+        Ok(key)
     }
 
     /// ListMachineKeys: ordered, with honest totals; another org's user yields an empty list.
@@ -145,25 +144,12 @@ impl Services {
         offset: u64,
         limit: u32,
         asc: bool,
-    ) -> Result<Listed<(AuthnKey, Details)>> {
+    ) -> Result<Listed<AuthnKey>> {
         validate::id("user_id", user_id)?;
         let page = Page::new(offset, limit, asc, self.settings.list_limits)?;
         let tx = self.db.begin().await.map_err(db_err)?;
         let (total, keys) = repo::list_machine_keys(&tx, &ctx.org_id, user_id, page).await?;
-        let processed_sequence = repo::latest_position(&tx).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Listed {
-            total,
-            processed_sequence,
-            view_timestamp: self.now(),
-            items: keys
-                .into_iter()
-                .map(|k| {
-                    let d = k.details();
-                    (k, d)
-                })
-                .collect(),
-        })
+        self.finish_list(tx, total, keys).await
     }
 
     /// RemoveMachineKey: the key stops working for new token requests at once.

@@ -5,7 +5,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    domain::{clock::Clock, ids::IdGenerator, list::ListLimits, model::NewEvent},
+    domain::{
+        clock::Clock,
+        ids::IdGenerator,
+        list::ListLimits,
+        model::{Listed, NewEvent},
+    },
     error::Result,
     storage::{self, Db, repo},
 };
@@ -76,6 +81,24 @@ impl Services {
             payload,
             created_at: at,
         }
+    }
+
+    /// Completes a list read in its transaction: the newest event position the answer
+    /// reflects, and when it was read.
+    pub(crate) async fn finish_list<T>(
+        &self,
+        tx: storage::Tx,
+        total: u64,
+        items: Vec<T>,
+    ) -> Result<Listed<T>> {
+        let processed_sequence = repo::latest_position(&tx).await?;
+        tx.commit().await.map_err(storage::db_err)?;
+        Ok(Listed {
+            total,
+            processed_sequence,
+            view_timestamp: self.now(),
+            items,
+        })
     }
 
     pub async fn ready(&self) -> Result<()> {

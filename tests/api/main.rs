@@ -14,3 +14,4 @@ mod orgs_users;
 mod projects;
 mod reflection;
 mod rest;
+mod shutdown;

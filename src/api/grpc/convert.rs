@@ -21,10 +21,10 @@ pub fn details(d: &Details) -> v1::ObjectDetails {
     }
 }
 
-pub fn key(k: &AuthnKey, d: &Details) -> authn::v1::Key {
+pub fn key(k: &AuthnKey) -> authn::v1::Key {
     authn::v1::Key {
         id: k.id.clone(),
-        details: Some(details(d)),
+        details: Some(details(&k.details())),
         r#type: k.key_type,
         expiration_date: Some(k.expires_at.into()),
     }

@@ -128,13 +128,13 @@ impl management_service_server::ManagementService for ManagementApi {
         req: Request<GetMachineKeyByIDsRequest>,
     ) -> Rpc<GetMachineKeyByIDsResponse> {
         let (ctx, req) = self.authorize(req, Permission::UserRead).await?;
-        let (key, details) = self
+        let key = self
             .svc
             .get_machine_key(&ctx, &req.user_id, &req.key_id)
             .await
             .map_err(to_status)?;
         Ok(Response::new(GetMachineKeyByIDsResponse {
-            key: Some(convert::key(&key, &details)),
+            key: Some(convert::key(&key)),
         }))
     }
 
@@ -152,11 +152,7 @@ impl management_service_server::ManagementService for ManagementApi {
             .map_err(to_status)?;
         Ok(Response::new(ListMachineKeysResponse {
             details: Some(convert::list_details(&listed)),
-            result: listed
-                .items
-                .iter()
-                .map(|(k, d)| convert::key(k, d))
-                .collect(),
+            result: listed.items.iter().map(convert::key).collect(),
         }))
     }
 
@@ -361,13 +357,13 @@ impl management_service_server::ManagementService for ManagementApi {
     /// GET /management/v1/projects/{project_id}/apps/{app_id}/keys/{key_id} (project.app.read)
     async fn get_app_key(&self, req: Request<GetAppKeyRequest>) -> Rpc<GetAppKeyResponse> {
         let (ctx, req) = self.authorize(req, Permission::ProjectAppRead).await?;
-        let (key, details) = self
+        let key = self
             .svc
             .get_app_key(&ctx, &req.project_id, &req.app_id, &req.key_id)
             .await
             .map_err(to_status)?;
         Ok(Response::new(GetAppKeyResponse {
-            key: Some(convert::key(&key, &details)),
+            key: Some(convert::key(&key)),
         }))
     }
 
@@ -382,11 +378,7 @@ impl management_service_server::ManagementService for ManagementApi {
             .map_err(to_status)?;
         Ok(Response::new(ListAppKeysResponse {
             details: Some(convert::list_details(&listed)),
-            result: listed
-                .items
-                .iter()
-                .map(|(k, d)| convert::key(k, d))
-                .collect(),
+            result: listed.items.iter().map(convert::key).collect(),
         }))
     }
 
