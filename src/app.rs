@@ -1,19 +1,32 @@
 //! The composition root: config → database (migrated) → services → router → listener, and
 //! serving until a shutdown signal, draining in-flight requests.
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
+use axum::extract::ConnectInfo;
+use hyper::{Request, body::Incoming};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
 use tokio::net::TcpListener;
+use tower::Service;
 
 use crate::{
-    api,
+    api::{self, RouterLimits},
     config::Config,
-    domain::{clock::SystemClock, ids::IdGenerator, list::ListLimits},
+    domain::{
+        clock::{Clock, SystemClock},
+        ids::IdGenerator,
+        list::ListLimits,
+        secret::SecretHasher,
+    },
     error::{Error, Result},
     service::{
         Services, Settings,
         bootstrap::Instance,
-        keys::FreshKeys,
-        signing::{MasterKey, SigningKeys},
+        keys::{FreshKeys, KeyPairSource},
+        signing::{MasterKey, Rotation, SigningKeys},
+        throttle::{Limit, Throttle},
     },
     storage::{self, Backend, repo},
 };
@@ -22,20 +35,114 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     addr: SocketAddr,
+    http2_max_streams: u32,
+    drain: Duration,
     pub services: Services,
     pub instance: Instance,
+}
+
+/// The issuer: the external URL, or `http://<listen address>`, without a trailing slash.
+pub fn issuer(config: &Config, addr: SocketAddr) -> String {
+    config
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Opens and migrates the database and builds the services on it (no listener, no
+/// bootstrap): what the server and the operator commands share.
+pub async fn open_services(config: &Config, issuer: String) -> Result<Services> {
+    let backend = Backend::of_url(&config.database_url).ok_or_else(|| {
+        Error::invalid_argument(
+            "CONFIG-Db002",
+            "AUTHN_KEYS_DATABASE_URL must start with sqlite: or postgres://",
+        )
+    })?;
+    let domain = url::Url::parse(&issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .ok_or_else(|| {
+            Error::invalid_argument(
+                "CONFIG-Url01",
+                format!("external URL {issuer:?} is not a URL with a host"),
+            )
+        })?;
+    if config.signing_key_rotation_secs < 60 {
+        return Err(Error::invalid_argument(
+            "CONFIG-Rot01",
+            "AUTHN_KEYS_SIGNING_KEY_ROTATION_SECS must be at least 60",
+        ));
+    }
+    let keys: Arc<dyn KeyPairSource> = Arc::new(FreshKeys::new(
+        config.key_bits,
+        config.keygen_queue as usize,
+    )?);
+    let master = master_key(config, backend)?;
+    let db = storage::connect_migrated(&config.database_url, config.db_max_connections).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let node = repo::register_node(&db, storage::db_time(chrono::Utc::now())).await?;
+    let ids = Arc::new(IdGenerator::new(node, clock.clone()));
+    let access_token_lifetime =
+        chrono::Duration::seconds(config.access_token_lifetime_secs.max(1).into());
+    let signing = SigningKeys::load(
+        db.clone(),
+        master.clone(),
+        keys.clone(),
+        ids.clone(),
+        clock.clone(),
+        Rotation {
+            every: chrono::Duration::seconds(config.signing_key_rotation_secs.into()),
+            token_lifetime: access_token_lifetime,
+        },
+    )
+    .await?;
+    let limit = |burst, per_minute| Limit { burst, per_minute };
+    Ok(Services {
+        db,
+        clock,
+        ids,
+        keys,
+        signing: Arc::new(signing),
+        settings: Arc::new(Settings {
+            issuer,
+            domain,
+            clock_skew: chrono::Duration::seconds(config.clock_skew_secs.into()),
+            assertion_max_age: chrono::Duration::seconds(config.assertion_max_age_secs.into()),
+            access_token_lifetime,
+            list_limits: ListLimits {
+                default_limit: config
+                    .list_default_limit
+                    .clamp(1, config.list_max_limit.max(1)),
+                max_limit: config.list_max_limit.max(1),
+            },
+        }),
+        secrets: Arc::new(SecretHasher::new(
+            master.derive("authn-keys client secrets v1"),
+        )),
+        throttle: Arc::new(Throttle::new(
+            limit(config.auth_failure_burst, config.auth_failure_per_minute),
+            limit(
+                config.auth_failure_address_burst,
+                config.auth_failure_address_per_minute,
+            ),
+        )),
+        bearer_throttle: Arc::new(Throttle::new(
+            Limit::OFF,
+            limit(
+                config.bearer_failure_burst,
+                config.bearer_failure_burst.saturating_mul(2),
+            ),
+        )),
+        legacy_hash_slots: Arc::new(tokio::sync::Semaphore::new(2)),
+    })
 }
 
 impl App {
     /// Binds the listener first (so `local_addr` is known before serving), then opens and
     /// migrates the database and builds everything else.
     pub async fn build(config: Config) -> Result<App> {
-        let backend = Backend::of_url(&config.database_url).ok_or_else(|| {
-            Error::invalid_argument(
-                "CONFIG-Db002",
-                "AUTHN_KEYS_DATABASE_URL must start with sqlite: or postgres://",
-            )
-        })?;
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             Error::unavailable("BOOT-Bind1", format!("cannot listen on {}", config.listen))
                 .with_source(e)
@@ -43,54 +150,7 @@ impl App {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::internal("BOOT-Addr1", "no local address").with_source(e))?;
-        let issuer = config
-            .external_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}"))
-            .trim_end_matches('/')
-            .to_owned();
-        let domain = url::Url::parse(&issuer)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .ok_or_else(|| {
-                Error::invalid_argument(
-                    "CONFIG-Url01",
-                    format!("external URL {issuer:?} is not a URL with a host"),
-                )
-            })?;
-
-        let master = master_key(&config, backend)?;
-        let db = storage::connect(&config.database_url, config.db_max_connections).await?;
-        storage::migrate(&db).await?;
-        let clock = Arc::new(SystemClock);
-        let node = repo::register_node(&db, storage::db_time(chrono::Utc::now())).await?;
-        let ids = Arc::new(IdGenerator::new(node, clock.clone()));
-        let keys = Arc::new(FreshKeys::new(config.key_bits)?);
-        let signing =
-            SigningKeys::load_or_create(db.clone(), &master, keys.as_ref(), &ids, clock.as_ref())
-                .await?;
-        let services = Services {
-            db,
-            clock,
-            ids,
-            keys,
-            signing: Arc::new(signing),
-            settings: Arc::new(Settings {
-                issuer,
-                domain,
-                clock_skew: chrono::Duration::seconds(config.clock_skew_secs.into()),
-                assertion_max_age: chrono::Duration::seconds(config.assertion_max_age_secs.into()),
-                access_token_lifetime: chrono::Duration::seconds(
-                    config.access_token_lifetime_secs.max(1).into(),
-                ),
-                list_limits: ListLimits {
-                    default_limit: config
-                        .list_default_limit
-                        .clamp(1, config.list_max_limit.max(1)),
-                    max_limit: config.list_max_limit.max(1),
-                },
-            }),
-        };
+        let services = open_services(&config, issuer(&config, addr)).await?;
         let instance = services
             .bootstrap(&config.default_org, &config.admin_key_file)
             .await?;
@@ -102,11 +162,21 @@ impl App {
                 "first start: created the default org and the admin machine user; its key file was written"
             );
         }
-        let router = api::router(services.clone()).await?;
+        let router = api::router(
+            services.clone(),
+            RouterLimits {
+                max_in_flight: config.max_concurrent_requests.max(1) as usize,
+                timeout: Duration::from_secs(config.request_timeout_secs.max(1).into()),
+                max_body_bytes: config.max_body_bytes.max(1024) as usize,
+            },
+        )
+        .await?;
         Ok(App {
             listener,
             router,
             addr,
+            http2_max_streams: config.http2_max_streams.max(1),
+            drain: Duration::from_secs(config.shutdown_drain_secs.into()),
             services,
             instance,
         })
@@ -117,33 +187,99 @@ impl App {
     }
 
     /// Serves HTTP/1.1 and h2c on the one listener until `shutdown` resolves, then lets
-    /// in-flight requests finish.
+    /// in-flight requests finish (for at most the drain time).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let svc = self.services.clone();
-        let purge = tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let background = spawn_background(self.services.clone());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(self.http2_max_streams)
+            .keep_alive_interval(Duration::from_secs(60));
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a little, keep serving.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let router = self.router.clone();
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().call(req)
+            });
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        let drained = tokio::time::timeout(self.drain, graceful.shutdown()).await;
+        for task in background {
+            task.abort();
+        }
+        match drained {
+            Ok(()) => tracing::info!("all connections drained; stopped"),
+            Err(_) => tracing::warn!(
+                drain_secs = self.drain.as_secs(),
+                "connections still open after the drain time; stopped anyway"
+            ),
+        }
+        Ok(())
+    }
+}
+
+/// The server's housekeeping: hourly purge of expired tokens and assertion ids, and the
+/// signing-key rotation check every minute.
+fn spawn_background(svc: Services) -> Vec<tokio::task::JoinHandle<()>> {
+    let purge = {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 every.tick().await;
                 match svc.purge_expired_tokens().await {
-                    Ok(n) if n > 0 => tracing::info!(removed = n, "expired access tokens purged"),
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "expired tokens purged"),
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(cause = %e.cause_chain(), "purging expired tokens failed")
                     }
                 }
             }
-        });
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        purge.abort();
-        served.map_err(|e| {
-            Error::internal("BOOT-Serv1", "the server stopped with an error").with_source(e)
         })
-    }
+    };
+    let rotate = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(e) = svc.signing.rotate(false).await {
+                tracing::warn!(error_id = e.id, cause = %e.cause_chain(), "signing key rotation check failed");
+            }
+        }
+    });
+    vec![purge, rotate]
 }
 
 /// The configured master key; on SQLite without one, a generated key kept beside the database.
@@ -166,6 +302,19 @@ fn master_key(config: &Config, backend: Backend) -> Result<MasterKey> {
             let path = PathBuf::from(format!("{}.masterkey", db_file.display()));
             match std::fs::read_to_string(&path) {
                 Ok(text) => MasterKey::parse(text.trim()),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        && std::fs::metadata(&db_file).is_ok_and(|m| m.len() > 0) =>
+                {
+                    Err(Error::failed_precondition(
+                        "CONFIG-Mkey5",
+                        format!(
+                            "the database {} exists but its master key file {} is missing; restore that file or set AUTHN_KEYS_MASTER_KEY (a new key could not read the stored signing keys)",
+                            db_file.display(),
+                            path.display()
+                        ),
+                    ))
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let text = MasterKey::generate_text();
                     write_private(&path, text.as_bytes())?;

@@ -18,6 +18,7 @@ pub struct Config {
     /// `sqlite://FILE?mode=rwc` (default, created if missing) or `postgres://USER@HOST/DB`.
     #[arg(
         long,
+        global = true,
         env = "AUTHN_KEYS_DATABASE_URL",
         default_value = "sqlite://authn-keys.db?mode=rwc"
     )]
@@ -30,6 +31,7 @@ pub struct Config {
     /// Where the first start writes the admin's JSON key file (mode 0600, never overwritten).
     #[arg(
         long,
+        global = true,
         env = "AUTHN_KEYS_ADMIN_KEY_FILE",
         default_value = "admin-key.json"
     )]
@@ -54,7 +56,8 @@ pub struct Config {
     )]
     pub default_org: String,
 
-    /// RSA modulus size of generated keys.
+    /// RSA modulus size of generated keys (2048 to 4096: what ring verifies quickly and the
+    /// SDKs accept).
     #[arg(
         long,
         global = true,
@@ -75,6 +78,7 @@ pub struct Config {
     /// How old an assertion's iat may be, in seconds.
     #[arg(
         long,
+        global = true,
         env = "AUTHN_KEYS_ASSERTION_MAX_AGE_SECS",
         default_value_t = 3600
     )]
@@ -83,6 +87,7 @@ pub struct Config {
     /// Lifetime of issued access tokens, in seconds.
     #[arg(
         long,
+        global = true,
         env = "AUTHN_KEYS_ACCESS_TOKEN_LIFETIME_SECS",
         default_value_t = 43200
     )]
@@ -114,6 +119,120 @@ pub struct Config {
         default_value_t = 10
     )]
     pub db_max_connections: u32,
+
+    /// How long a token-signing key signs before a new one takes over, in seconds. Retired
+    /// keys stay in the JWKS until the last token they signed has expired.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_SIGNING_KEY_ROTATION_SECS",
+        default_value_t = 604_800
+    )]
+    pub signing_key_rotation_secs: u32,
+
+    /// Failed token requests / client authentications allowed at once per key id or client id
+    /// (0 switches the limit off).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_AUTH_FAILURE_BURST",
+        default_value_t = 10
+    )]
+    pub auth_failure_burst: u32,
+
+    /// How fast that allowance refills, per minute.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_AUTH_FAILURE_PER_MINUTE",
+        default_value_t = 10
+    )]
+    pub auth_failure_per_minute: u32,
+
+    /// Failed token requests / client authentications allowed at once per source address
+    /// (0 switches the limit off).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_AUTH_FAILURE_ADDRESS_BURST",
+        default_value_t = 20
+    )]
+    pub auth_failure_address_burst: u32,
+
+    /// How fast the per-address allowance refills, per minute.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_AUTH_FAILURE_ADDRESS_PER_MINUTE",
+        default_value_t = 60
+    )]
+    pub auth_failure_address_per_minute: u32,
+
+    /// Invalid bearer tokens allowed at once per source address on the API (0: off); refills
+    /// at twice this per minute.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_BEARER_FAILURE_BURST",
+        default_value_t = 100
+    )]
+    pub bearer_failure_burst: u32,
+
+    /// Longest time a request may take, in seconds; then UNAVAILABLE / 503.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub request_timeout_secs: u32,
+
+    /// Requests handled at once; more are refused at once with UNAVAILABLE / 503 instead of
+    /// queueing without end.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 512
+    )]
+    pub max_concurrent_requests: u32,
+
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_HTTP2_MAX_STREAMS",
+        default_value_t = 128
+    )]
+    pub http2_max_streams: u32,
+
+    /// Largest request body (and gRPC message), in bytes.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_MAX_BODY_BYTES",
+        default_value_t = 65_536
+    )]
+    pub max_body_bytes: u32,
+
+    /// Key generations waiting for a worker beyond which AddMachineKey/AddAppKey answer
+    /// UNAVAILABLE (generation runs on one worker per core).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_KEYGEN_QUEUE",
+        default_value_t = 64
+    )]
+    pub keygen_queue: u32,
+
+    /// How long a shutdown waits for in-flight requests, in seconds.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_SHUTDOWN_DRAIN_SECS",
+        default_value_t = 30
+    )]
+    pub shutdown_drain_secs: u32,
 }
 
 impl fmt::Debug for Config {
@@ -151,6 +270,18 @@ impl Config {
             list_default_limit: 1000,
             list_max_limit: 1000,
             db_max_connections: 5,
+            signing_key_rotation_secs: 604_800,
+            auth_failure_burst: 10,
+            auth_failure_per_minute: 10,
+            auth_failure_address_burst: 20,
+            auth_failure_address_per_minute: 60,
+            bearer_failure_burst: 100,
+            request_timeout_secs: 30,
+            max_concurrent_requests: 512,
+            http2_max_streams: 128,
+            max_body_bytes: 65_536,
+            keygen_queue: 64,
+            shutdown_drain_secs: 30,
         }
     }
 }

@@ -11,6 +11,8 @@ pub enum Kind {
     FailedPrecondition,
     PermissionDenied,
     Unauthenticated,
+    /// A rate limit or quota: retry later (see [`Error::retry_after_secs`]).
+    ResourceExhausted,
     Unavailable,
     Unimplemented,
     Internal,
@@ -23,6 +25,8 @@ pub struct Error {
     pub id: &'static str,
     pub message: Cow<'static, str>,
     pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// When to retry, for rate limits and load shedding (HTTP `Retry-After`).
+    pub retry_after_secs: Option<u64>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -34,7 +38,13 @@ impl Error {
             id,
             message: message.into(),
             source: None,
+            retry_after_secs: None,
         }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
     pub fn invalid_argument(id: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(Kind::InvalidArgument, id, message)
@@ -97,6 +107,7 @@ impl fmt::Debug for Error {
             .field("id", &self.id)
             .field("message", &self.message)
             .field("source", &self.cause_chain())
+            .field("retry_after_secs", &self.retry_after_secs)
             .finish()
     }
 }

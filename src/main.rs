@@ -22,6 +22,16 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Break-glass: write a new key file for an IAM_OWNER machine user, making one if none
+    /// is left. Works on the database directly (same configuration as the server); audited.
+    AdminKey {
+        /// Where to write the JSON key file (mode 0600; never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// When the key expires (RFC 3339); default: never.
+        #[arg(long)]
+        expiration: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 #[tokio::main]
@@ -37,6 +47,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&cli.config).await,
         Command::Serve => serve(cli.config).await,
+        Command::AdminKey { out, expiration } => admin_key(&cli.config, &out, expiration).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -52,6 +63,28 @@ async fn migrate(config: &Config) -> authn_keys::error::Result<()> {
     let db = storage::connect(&config.database_url, 1).await?;
     storage::migrate(&db).await?;
     tracing::info!(database = %storage::redact_url(&config.database_url), "migrations applied");
+    Ok(())
+}
+
+async fn admin_key(
+    config: &Config,
+    out: &std::path::Path,
+    expiration: Option<chrono::DateTime<chrono::Utc>>,
+) -> authn_keys::error::Result<()> {
+    let issuer = app::issuer(config, config.listen);
+    let svc = app::open_services(config, issuer).await?;
+    let done = svc.break_glass(out, expiration).await?;
+    println!(
+        "key {} of IAM_OWNER user {}{} written to {} (keep it safe; it is shown only once)",
+        done.key_id,
+        done.user_id,
+        if done.created_user {
+            " (a new admin user: none was left)"
+        } else {
+            ""
+        },
+        out.display()
+    );
     Ok(())
 }
 

@@ -1,9 +1,22 @@
 //! Transports: gRPC (+ gRPC-Web), the REST gateway, OAuth endpoints, health, reflection —
 //! all assembled here into one router served on one port. The only place that touches
 //! generated proto types.
+use std::net::{IpAddr, SocketAddr};
+
+use axum::{Extension, extract::ConnectInfo};
+
 pub mod grpc;
+pub mod limits;
 pub mod oauth;
 pub mod rest;
 mod router;
 
-pub use router::router;
+pub use router::{RouterLimits, router};
+
+/// The peer address the accept loop puts on every request (absent when the router is called
+/// without it, e.g. in-process).
+pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+pub fn peer_ip(peer: Peer) -> Option<IpAddr> {
+    peer.map(|Extension(ConnectInfo(addr))| addr.ip())
+}

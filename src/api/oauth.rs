@@ -13,6 +13,7 @@ use base64::{
 };
 use serde_json::json;
 
+use super::{Peer, peer_ip};
 use crate::service::{
     Services,
     introspect::{BasicAuth, IntrospectRequest},
@@ -35,7 +36,11 @@ pub fn oauth_error(e: OAuthError) -> Response {
         OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
         OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
+        OAuthErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        OAuthErrorCode::InvalidRequest
+        | OAuthErrorCode::InvalidGrant
+        | OAuthErrorCode::UnsupportedGrantType
+        | OAuthErrorCode::InvalidScope => StatusCode::BAD_REQUEST,
     };
     if let Some(source) = &e.source {
         tracing::error!(error_id = source.id, cause = %source.cause_chain(), "{}", source.message);
@@ -53,6 +58,10 @@ pub fn oauth_error(e: OAuthError) -> Response {
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Basic realm=\"authn-keys\""),
         );
+    }
+    if let Some(secs) = e.retry_after_secs {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
     }
     resp
 }
@@ -139,13 +148,14 @@ fn basic_auth(headers: &HeaderMap) -> Result<Option<BasicAuth>, OAuthError> {
 
 async fn introspect(
     State(svc): State<Services>,
+    peer: Peer,
     headers: HeaderMap,
     body: Result<Form<IntrospectRequest>, FormRejection>,
 ) -> Response {
     let answer = async {
         let req = form(body)?;
         let basic = basic_auth(&headers)?;
-        svc.introspect(req, basic).await
+        svc.introspect(req, basic, peer_ip(peer)).await
     };
     match answer.await {
         Ok(body) => ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response(),
@@ -155,9 +165,10 @@ async fn introspect(
 
 async fn token(
     State(svc): State<Services>,
+    peer: Peer,
     body: Result<Form<TokenRequest>, FormRejection>,
 ) -> Response {
-    let answer = async { svc.token(form(body)?).await };
+    let answer = async { svc.token(form(body)?, peer_ip(peer)).await };
     match answer.await {
         Ok(resp) => ([(header::CACHE_CONTROL, "no-store")], Json(resp)).into_response(),
         Err(e) => oauth_error(e),

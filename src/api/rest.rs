@@ -4,7 +4,7 @@
 use std::{collections::HashMap, future::Future, sync::Arc};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::Bytes,
     extract::{Path, State, rejection::PathRejection},
     http::{HeaderMap, StatusCode, header},
@@ -14,9 +14,10 @@ use axum::{
 use serde::{Serialize, de::DeserializeOwned};
 use tonic::{Code, Status, metadata::MetadataValue};
 
+use super::Peer;
 use super::grpc::{
     management::{ManagementApi, ORG_HEADER},
-    status::{ERROR_DETAIL_TYPE, error_detail, to_status},
+    status::{ERROR_DETAIL_TYPE, RETRY_AFTER, error_detail, to_status},
 };
 use crate::{
     error::Error,
@@ -53,7 +54,13 @@ pub fn status_response(status: &Status) -> Response {
         .into_iter()
         .collect();
     let body = serde_json::json!({"code": status.code() as i32, "message": status.message(), "details": details});
-    (http_status(status.code()), axum::Json(body)).into_response()
+    let mut resp = (http_status(status.code()), axum::Json(body)).into_response();
+    if let Some(v) = status.metadata().get(RETRY_AFTER)
+        && let Ok(v) = header::HeaderValue::from_bytes(v.as_bytes())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 pub fn error_response(e: Error) -> Response {
@@ -68,6 +75,7 @@ fn bad_request(id: &'static str, message: String) -> Response {
 async fn gateway<Req, Resp, Fut>(
     api: Api,
     headers: HeaderMap,
+    peer: Peer,
     params: Params,
     body: Option<Bytes>,
     bind: impl FnOnce(&mut Req, &mut HashMap<String, String>),
@@ -97,6 +105,9 @@ where
     };
     bind(&mut message, &mut params);
     let mut request = tonic::Request::new(message);
+    if let Some(Extension(info)) = peer {
+        request.extensions_mut().insert(info);
+    }
     for name in [header::AUTHORIZATION.as_str(), ORG_HEADER] {
         if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok())
             && let Ok(v) = MetadataValue::try_from(value)
@@ -105,8 +116,18 @@ where
         }
     }
     match call(api, request).await {
+        // Management answers are private (some carry key files or client secrets): no cache
+        // may keep them.
         Ok(resp) => match serde_json::to_vec(resp.get_ref()) {
-            Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+            Ok(json) => (
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::PRAGMA, "no-cache"),
+                ],
+                json,
+            )
+                .into_response(),
             Err(e) => error_response(
                 Error::internal("REST-Enc01", "cannot encode the response").with_source(e),
             ),
@@ -123,11 +144,16 @@ fn take(p: &mut HashMap<String, String>, name: &str) -> String {
 macro_rules! route {
     ($method:ident, $req:ty, $has_body:expr, |$r:ident, $p:ident| $bind:expr, $rpc:ident) => {
         $method(
-            |State(api): State<Api>, headers: HeaderMap, params: Params, body: Bytes| async move {
+            |State(api): State<Api>,
+             headers: HeaderMap,
+             peer: Peer,
+             params: Params,
+             body: Bytes| async move {
                 let body = if $has_body { Some(body) } else { None };
                 gateway(
                     api,
                     headers,
+                    peer,
                     params,
                     body,
                     |$r: &mut $req, $p: &mut HashMap<String, String>| {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    extract::{Request, State},
+    extract::{DefaultBodyLimit, Request, State},
     http::{HeaderName, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -16,6 +16,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::{
     grpc::{frames::FrameCheck, management::ManagementApi, status::to_status},
+    limits::Limits,
     oauth, rest,
 };
 use crate::{
@@ -27,8 +28,17 @@ use crate::{
     service::Services,
 };
 
+/// The server limits the router enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct RouterLimits {
+    pub max_in_flight: usize,
+    pub timeout: std::time::Duration,
+    /// Request bodies (REST, OAuth) and gRPC messages.
+    pub max_body_bytes: usize,
+}
+
 /// Builds the whole HTTP surface.
-pub async fn router(svc: Services) -> Result<Router> {
+pub async fn router(svc: Services, limits: RouterLimits) -> Result<Router> {
     let api = Arc::new(ManagementApi::new(svc.clone()));
     let plain = rest::routes(api.clone())
         .merge(oauth::routes(svc.clone()))
@@ -67,12 +77,25 @@ pub async fn router(svc: Services) -> Result<Router> {
     // gRPC-Web wraps each gRPC service, never the REST routes: its layer answers 400 to
     // plain HTTP/1 requests.
     let web = tonic_web::GrpcWebLayer::new();
+    let management = ManagementServiceServer::from_arc(api)
+        .max_decoding_message_size(limits.max_body_bytes)
+        .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
     let routes = Routes::from(plain)
-        .add_service(web.layer(FrameCheck(ManagementServiceServer::from_arc(api))))
+        .add_service(web.layer(FrameCheck(management)))
         .add_service(web.layer(health))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));
-    Ok(routes.prepare().into_axum_router().layer(cors()))
+    // Outermost first: CORS answers preflights before limits count them; the limits layer
+    // sheds and times out everything else; extractors refuse bodies over the limit.
+    Ok(routes
+        .prepare()
+        .into_axum_router()
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Limits::new(limits.max_in_flight, limits.timeout),
+            super::limits::layer,
+        ))
+        .layer(cors()))
 }
 
 /// Browsers calling gRPC-Web or REST from another origin.

@@ -3,12 +3,10 @@
 //! own tokens with RS256. Every refusal says which check failed.
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, SecondsFormat, Utc};
-use rsa::{Pkcs1v15Sign, Pss};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
-use super::keypair::{PrivateKey, PublicKey};
+use super::keypair::{PublicKey, SigningKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -44,6 +42,10 @@ pub struct Header {
     pub alg: String,
     #[serde(default)]
     pub kid: Option<String>,
+    /// The media type (RFC 7515 §4.1.9): `at+jwt` on our access tokens (RFC 9068), so an ID
+    /// token can never pass for one.
+    #[serde(default)]
+    pub typ: Option<String>,
 }
 
 /// A JWT whose signature has not been checked yet.
@@ -109,17 +111,12 @@ impl UnverifiedJwt {
 
     /// Checks the signature with `key` under the header's algorithm.
     pub fn verify(&self, key: &PublicKey, key_id: &str) -> Result<(), JwtError> {
-        let digest = Sha256::digest(self.signing_input.as_bytes());
-        let ok = match self.algorithm()? {
-            Algorithm::RS256 => {
-                key.rsa()
-                    .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &self.signature)
-            }
-            Algorithm::PS256 => key
-                .rsa()
-                .verify(Pss::new::<Sha256>(), &digest, &self.signature),
-        };
-        ok.map_err(|_| JwtError::Signature(key_id.to_string()))
+        let pss = self.algorithm()? == Algorithm::PS256;
+        if key.verify(pss, self.signing_input.as_bytes(), &self.signature) {
+            Ok(())
+        } else {
+            Err(JwtError::Signature(key_id.to_string()))
+        }
     }
 
     pub fn str_claim(&self, name: &str) -> Option<&str> {
@@ -239,24 +236,28 @@ pub fn check_assertion(
 #[derive(Serialize)]
 struct SignHeader<'a> {
     alg: &'static str,
-    typ: &'static str,
+    typ: &'a str,
     kid: &'a str,
 }
+
+/// The `typ` of our access tokens (RFC 9068); ID tokens carry `JWT`.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not sign the JWT: {0}")]
 pub struct SignError(String);
 
-/// Signs `claims` with `key` (RS256 or PS256) under key id `kid`.
+/// Signs `claims` with `key` (RS256 or PS256) under key id `kid`, with header `typ`.
 pub fn sign(
     alg: Algorithm,
+    typ: &str,
     kid: &str,
     claims: &impl Serialize,
-    key: &PrivateKey,
+    key: &SigningKey,
 ) -> Result<String, SignError> {
     let header = serde_json::to_vec(&SignHeader {
         alg: alg.as_str(),
-        typ: "JWT",
+        typ,
         kid,
     })
     .map_err(|e| SignError(e.to_string()))?;
@@ -266,18 +267,9 @@ pub fn sign(
         URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(payload)
     );
-    let digest = Sha256::digest(input.as_bytes());
-    let mut rng = rand::rngs::OsRng;
-    let signature = match alg {
-        Algorithm::RS256 => {
-            key.rsa()
-                .sign_with_rng(&mut rng, Pkcs1v15Sign::new::<Sha256>(), &digest)
-        }
-        Algorithm::PS256 => key
-            .rsa()
-            .sign_with_rng(&mut rng, Pss::new::<Sha256>(), &digest),
-    }
-    .map_err(|e| SignError(e.to_string()))?;
+    let signature = key
+        .sign(alg == Algorithm::PS256, input.as_bytes())
+        .map_err(|e| SignError(e.to_string()))?;
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
@@ -287,9 +279,16 @@ mod tests {
     use serde_json::json;
     use std::sync::OnceLock;
 
-    fn key() -> &'static PrivateKey {
+    use crate::domain::keypair::PrivateKey;
+
+    fn private() -> &'static PrivateKey {
         static KEY: OnceLock<PrivateKey> = OnceLock::new();
         KEY.get_or_init(|| PrivateKey::generate(2048).unwrap())
+    }
+
+    fn key() -> &'static SigningKey {
+        static KEY: OnceLock<SigningKey> = OnceLock::new();
+        KEY.get_or_init(|| SigningKey::from_private(private()).unwrap())
     }
 
     fn rules(now: i64) -> TimeRules {
@@ -313,33 +312,33 @@ mod tests {
     }
 
     fn check(c: Value) -> Result<Assertion, JwtError> {
-        let token = sign(Algorithm::RS256, "k1", &c, key()).unwrap();
+        let token = sign(Algorithm::RS256, "JWT", "k1", &c, key()).unwrap();
         let jwt = UnverifiedJwt::parse(&token).unwrap();
-        jwt.verify(&key().public_key(), "k1")?;
+        jwt.verify(&private().public_key(), "k1")?;
         check_assertion(&jwt, ISSUER, rules(NOW))
     }
 
     #[test]
     fn rs256_and_ps256_sign_and_verify() {
         for alg in [Algorithm::RS256, Algorithm::PS256] {
-            let token = sign(alg, "k1", &claims(json!({})), key()).unwrap();
+            let token = sign(alg, "JWT", "k1", &claims(json!({})), key()).unwrap();
             let jwt = UnverifiedJwt::parse(&token).unwrap();
             assert_eq!(jwt.algorithm().unwrap(), alg);
             assert_eq!(jwt.kid().unwrap(), "k1");
-            jwt.verify(&key().public_key(), "k1").unwrap();
+            jwt.verify(&private().public_key(), "k1").unwrap();
         }
     }
 
     #[test]
     fn tampered_or_foreign_signatures_fail() {
-        let token = sign(Algorithm::RS256, "k1", &claims(json!({})), key()).unwrap();
+        let token = sign(Algorithm::RS256, "JWT", "k1", &claims(json!({})), key()).unwrap();
         let mut parts: Vec<&str> = token.split('.').collect();
         let forged =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(json!({"sub": "admin"}))).unwrap());
         parts[1] = &forged;
         let jwt = UnverifiedJwt::parse(&parts.join(".")).unwrap();
         assert_eq!(
-            jwt.verify(&key().public_key(), "k1"),
+            jwt.verify(&private().public_key(), "k1"),
             Err(JwtError::Signature("k1".into()))
         );
     }

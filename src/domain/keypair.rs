@@ -31,7 +31,7 @@ impl PrivateKey {
     }
 
     pub fn public_key(&self) -> PublicKey {
-        PublicKey(self.0.to_public_key())
+        PublicKey::from_rsa(self.0.to_public_key())
     }
 
     /// PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`), as ZITADEL's key files carry it.
@@ -50,6 +50,61 @@ impl PrivateKey {
 
     pub fn rsa(&self) -> &RsaPrivateKey {
         &self.0
+    }
+}
+
+/// A key that signs our own tokens. Signing runs in ring's constant-time RSA, never in the
+/// `rsa` crate (whose private-key operations leak timing: RUSTSEC-2023-0071).
+pub struct SigningKey {
+    pair: ring::signature::RsaKeyPair,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SigningKey(RSA-{}, redacted)",
+            self.pair.public().modulus_len() * 8
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the private key cannot be used for signing: {0}")]
+pub struct SigningKeyError(String);
+
+impl SigningKey {
+    /// From PKCS#8 DER (as stored, encrypted, for the server's signing keys).
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, SigningKeyError> {
+        ring::signature::RsaKeyPair::from_pkcs8(der)
+            .map(|pair| SigningKey { pair })
+            .map_err(|e| SigningKeyError(e.to_string()))
+    }
+
+    pub fn from_private(key: &PrivateKey) -> Result<Self, SigningKeyError> {
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| SigningKeyError(e.to_string()))?;
+        Self::from_pkcs8_der(der.expose())
+    }
+
+    /// RSASSA-PKCS1-v1_5 (`pss` false) or RSASSA-PSS, both with SHA-256, over `message`.
+    pub fn sign(&self, pss: bool, message: &[u8]) -> Result<Vec<u8>, SigningKeyError> {
+        let encoding: &'static dyn ring::signature::RsaEncoding = if pss {
+            &ring::signature::RSA_PSS_SHA256
+        } else {
+            &ring::signature::RSA_PKCS1_SHA256
+        };
+        let mut signature = vec![0u8; self.pair.public().modulus_len()];
+        self.pair
+            .sign(
+                encoding,
+                &ring::rand::SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .map_err(|e| SigningKeyError(e.to_string()))?;
+        Ok(signature)
     }
 }
 
@@ -83,8 +138,13 @@ pub mod zeroize_string {
 }
 
 /// An RSA public key, the only key material that is ever stored for machine and app keys.
+/// Keeps its modulus and exponent as big-endian bytes, the form ring verifies with.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PublicKey(RsaPublicKey);
+pub struct PublicKey {
+    key: RsaPublicKey,
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
 
 /// Why an uploaded public key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,20 +181,40 @@ impl PublicKey {
         if bits < MIN_RSA_BITS {
             return Err(PublicKeyError::TooSmall(bits));
         }
-        Ok(PublicKey(key))
+        Ok(PublicKey::from_rsa(key))
+    }
+
+    fn from_rsa(key: RsaPublicKey) -> Self {
+        PublicKey {
+            n: key.n().to_bytes_be(),
+            e: key.e().to_bytes_be(),
+            key,
+        }
     }
 
     pub fn to_pkix_pem(&self) -> Result<String, rsa::pkcs8::spki::Error> {
-        self.0.to_public_key_pem(LineEnding::LF)
-    }
-
-    pub fn rsa(&self) -> &RsaPublicKey {
-        &self.0
+        self.key.to_public_key_pem(LineEnding::LF)
     }
 
     /// The modulus and exponent, big-endian, for a JWK.
-    pub fn n_e(&self) -> (Vec<u8>, Vec<u8>) {
-        (self.0.n().to_bytes_be(), self.0.e().to_bytes_be())
+    pub fn n_e(&self) -> (&[u8], &[u8]) {
+        (&self.n, &self.e)
+    }
+
+    /// Whether `signature` is a valid RSASSA-PKCS1-v1_5 (`pss` false) or RSASSA-PSS signature
+    /// with SHA-256 over `message` (ring; moduli of 2048 to 8192 bits).
+    pub fn verify(&self, pss: bool, message: &[u8], signature: &[u8]) -> bool {
+        let params: &ring::signature::RsaParameters = if pss {
+            &ring::signature::RSA_PSS_2048_8192_SHA256
+        } else {
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256
+        };
+        ring::signature::RsaPublicKeyComponents {
+            n: &self.n,
+            e: &self.e,
+        }
+        .verify(params, message, signature)
+        .is_ok()
     }
 }
 

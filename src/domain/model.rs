@@ -137,15 +137,22 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// A stored (opaque) access token: its hash and what it grants.
+/// An issued access token (opaque or JWT): only its hash is stored, with the key it was
+/// obtained with, so removing the user or that key ends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessToken {
     pub id: String,
     pub token_hash: String,
     pub user_id: String,
     pub org_id: String,
+    /// The machine key whose assertion obtained the token.
+    pub key_id: String,
     pub scopes: Vec<String>,
+    /// The `aud` claim as issued: the user itself, then the requested projects.
     pub audience: Vec<String>,
+    /// The project ids the token was asked for (each checked to be of the user's org): the
+    /// only audiences an API app may accept it for.
+    pub projects: Vec<String>,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
 }

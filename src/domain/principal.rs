@@ -23,6 +23,24 @@ pub enum Permission {
 }
 
 impl Permission {
+    pub const ALL: [Permission; 15] = [
+        Permission::OrgCreate,
+        Permission::OrgRead,
+        Permission::OrgMemberRead,
+        Permission::OrgMemberWrite,
+        Permission::OrgMemberDelete,
+        Permission::UserRead,
+        Permission::UserWrite,
+        Permission::UserDelete,
+        Permission::ProjectCreate,
+        Permission::ProjectRead,
+        Permission::ProjectWrite,
+        Permission::ProjectDelete,
+        Permission::ProjectAppRead,
+        Permission::ProjectAppWrite,
+        Permission::ProjectAppDelete,
+    ];
+
     pub fn as_str(self) -> &'static str {
         use Permission::*;
         match self {
@@ -137,6 +155,29 @@ impl Role {
     }
 }
 
+/// The privilege boundary: whether a caller holding `caller` (its instance roles and its roles
+/// in the org in question) holds everything `target` grants. Only then may it manage a user
+/// holding `target` (add or remove its keys, remove it, remove its membership) or grant
+/// `target`. An instance role is matched only by the same instance role; org roles are
+/// compared by the permissions they grant, so ORG_OWNER covers ORG_USER_MANAGER.
+pub fn dominates(caller: &[Role], target: &[Role]) -> bool {
+    if target.contains(&Role::IamOwner) && !caller.contains(&Role::IamOwner) {
+        return false;
+    }
+    Permission::ALL
+        .into_iter()
+        .all(|p| !target.iter().any(|r| r.grants(p)) || caller.iter().any(|r| r.grants(p)))
+}
+
+/// The roles in `target` the caller does not cover, for error messages.
+pub fn uncovered(caller: &[Role], target: &[Role]) -> Vec<&'static str> {
+    target
+        .iter()
+        .filter(|r| !dominates(caller, std::slice::from_ref(r)))
+        .map(|r| r.as_str())
+        .collect()
+}
+
 /// Roles as stored: a comma-separated list of names.
 pub fn roles_to_text(roles: &[Role]) -> String {
     roles
@@ -168,6 +209,25 @@ mod tests {
         assert!(!Role::OrgUserViewer.grants(Permission::UserWrite));
         assert!(Role::OrgProjectCreator.grants(Permission::ProjectCreate));
         assert!(!Role::ProjectOwnerViewer.grants(Permission::ProjectAppWrite));
+    }
+
+    #[test]
+    fn privilege_boundary() {
+        use Role::*;
+        assert!(dominates(&[IamOwner], &[IamOwner, OrgOwner]));
+        assert!(dominates(&[IamOwner], &[OrgUserManager]));
+        assert!(!dominates(&[OrgOwner], &[IamOwner]));
+        assert!(!dominates(&[OrgUserManager], &[IamOwner, OrgOwner]));
+        assert!(!dominates(&[OrgUserManager], &[OrgOwner]));
+        assert!(dominates(&[OrgOwner], &[OrgUserManager, ProjectOwner]));
+        assert!(dominates(&[OrgUserManager], &[OrgUserManager]));
+        assert!(dominates(&[OrgUserManager], &[OrgUserViewer]));
+        assert!(!dominates(&[OrgUserManager], &[ProjectOwnerViewer]));
+        assert!(dominates(&[OrgUserManager], &[]));
+        assert_eq!(
+            uncovered(&[OrgUserManager], &[IamOwner, OrgUserViewer, OrgOwner]),
+            vec!["IAM_OWNER", "ORG_OWNER"]
+        );
     }
 
     #[test]

@@ -11,6 +11,23 @@ pub fn id(field: &'static str, value: &str) -> Result<(), Error> {
 }
 
 /// A required name: 1 to 200 characters.
+/// A caller-chosen id (AddMachineUser's `user_id`): 1 to 200 characters from the safe set
+/// `A-Z a-z 0-9 . _ @ -`, starting with a letter or digit. Ids end up in URL paths, JWT
+/// claims, audit events and log lines: none of those may be confused by what an id contains.
+pub fn custom_id(field: &'static str, value: &str) -> Result<(), Error> {
+    id(field, value)?;
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-');
+    if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) || !value.chars().all(safe) {
+        return Err(Error::invalid_argument(
+            "VALIDATION-Id001",
+            format!(
+                "{field} may contain only letters, digits, '.', '_', '@' and '-', and must start with a letter or digit"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn name(field: &'static str, value: &str) -> Result<(), Error> {
     length(field, value, 1, NAME_MAX)
 }
@@ -54,6 +71,10 @@ mod tests {
         assert_eq!(id("key_id", "").unwrap_err().message, "key_id is required");
         assert!(description("description", "").is_ok());
         assert!(name("name", "a\u{0}b").is_err());
+        assert!(custom_id("user_id", "ci-bot_1.prod@acme").is_ok());
+        for bad in ["a b", "-x", "a/b", "x:y", "é", "a\u{0}"] {
+            assert!(custom_id("user_id", bad).is_err(), "{bad:?}");
+        }
         // Characters, not bytes.
         assert!(id("user_id", &"é".repeat(200)).is_ok());
     }

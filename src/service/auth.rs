@@ -1,44 +1,56 @@
 //! Who is calling and what they may do: bearer token → caller → permission in the org
 //! context (`x-zitadel-orgid`, or the caller's own org).
-use super::{
-    Services,
-    tokens::{TokenInfo, has_api_scope},
-};
+use std::net::IpAddr;
+
+use super::{Services, throttle, tokens::has_api_scope};
 use crate::{
-    domain::principal::{Permission, Role},
+    domain::principal::{Permission, Role, dominates, uncovered},
     error::{Error, Result},
-    storage::repo,
+    storage::{ConnectionTrait, repo},
 };
 
 /// The scope a token needs for the management API.
 pub const API_SCOPE: &str = "urn:zitadel:iam:org:project:id:zitadel:aud";
 
-/// An authorized call: who acts, in which org.
+/// An authorized call: who acts, in which org, holding which roles there (its instance
+/// roles and its roles in that org).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ctx {
     pub actor: String,
     pub org_id: String,
+    pub roles: Vec<Role>,
 }
 
-/// What the transport hands over: the raw `authorization` and `x-zitadel-orgid` values.
+/// What the transport hands over: the raw `authorization` and `x-zitadel-orgid` values, and
+/// the peer address (for rate limits).
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     pub authorization: Option<String>,
     pub org_id: Option<String>,
+    pub peer: Option<IpAddr>,
 }
 
 const DENIED: &str = "AUTH-5mWD2";
+/// A caller tried to manage a user holding roles it does not hold itself.
+pub const BOUNDARY: &str = "AUTH-Priv01";
 
 impl Services {
     /// Checks the bearer token and that its user holds `permission` in the org context.
+    /// Presented tokens that fail are charged to the caller's address (see [`throttle`]).
     pub async fn authorize(&self, creds: &Credentials, permission: Permission) -> Result<Ctx> {
         let token = bearer(creds.authorization.as_deref())?;
-        let info: TokenInfo = self.verify_access_token(token).await?.ok_or_else(|| {
-            Error::unauthenticated(
-                "AUTH-7fs2e",
-                "the access token is invalid, expired or revoked",
-            )
-        })?;
+        let by_address = throttle::subjects(None, creds.peer);
+        self.bearer_throttle.check(&by_address)?;
+        let info = match self.verify_access_token(token).await? {
+            Some(info) => info,
+            None => {
+                self.bearer_throttle.failed(&by_address);
+                return Err(Error::unauthenticated(
+                    "AUTH-7fs2e",
+                    "the access token is invalid, expired or revoked",
+                ));
+            }
+        };
         if !has_api_scope(&info.scopes) {
             return Err(Error::unauthenticated(
                 "AUTH-Aud01",
@@ -63,18 +75,51 @@ impl Services {
         if org_id.chars().count() > 200 || repo::get_org(&self.db, &org_id).await?.is_none() {
             return Err(denied());
         }
-        let mut roles: Vec<Role> = repo::instance_roles(&self.db, &user.id).await?;
-        if let Some(m) = repo::get_org_member(&self.db, &org_id, &user.id).await? {
-            roles.extend(m.roles);
-        }
+        let roles = self.roles_of(&self.db, &org_id, &user.id).await?;
         if roles.iter().any(|r| r.grants(permission)) {
             Ok(Ctx {
                 actor: user.id,
                 org_id,
+                roles,
             })
         } else {
             Err(denied())
         }
+    }
+
+    /// A user's roles in `org_id`: its instance roles and its membership there.
+    pub(crate) async fn roles_of(
+        &self,
+        db: &impl ConnectionTrait,
+        org_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<Role>> {
+        let mut roles: Vec<Role> = repo::instance_roles(db, user_id).await?;
+        if let Some(m) = repo::get_org_member(db, org_id, user_id).await? {
+            roles.extend(m.roles);
+        }
+        Ok(roles)
+    }
+
+    /// The privilege boundary: refuses unless the caller holds every role `user_id` holds in
+    /// the context org (instance roles included). Call it inside the write's transaction.
+    pub(crate) async fn check_boundary(
+        &self,
+        db: &impl ConnectionTrait,
+        ctx: &Ctx,
+        user_id: &str,
+    ) -> Result<()> {
+        let target = self.roles_of(db, &ctx.org_id, user_id).await?;
+        if dominates(&ctx.roles, &target) {
+            return Ok(());
+        }
+        Err(Error::permission_denied(
+            BOUNDARY,
+            format!(
+                "user {user_id} holds {}, which you do not hold; only a caller holding every role of a user may manage its keys, its membership or remove it",
+                uncovered(&ctx.roles, &target).join(", ")
+            ),
+        ))
     }
 }
 

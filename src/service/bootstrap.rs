@@ -52,6 +52,7 @@ impl Services {
         let ctx = Ctx {
             actor: admin_id.clone(),
             org_id: org_id.clone(),
+            roles: vec![Role::IamOwner, Role::OrgOwner],
         };
 
         let tx = self.db.begin().await.map_err(db_err)?;
@@ -158,6 +159,165 @@ impl Services {
             admin_user_id: admin_id,
             created: true,
         })
+    }
+}
+
+/// What `authn-keys admin-key` did.
+#[derive(Debug, Clone)]
+pub struct BreakGlass {
+    pub user_id: String,
+    pub key_id: String,
+    /// True when no IAM_OWNER was left and a new admin user was made.
+    pub created_user: bool,
+}
+
+/// The actor recorded on break-glass events.
+pub const BREAK_GLASS_ACTOR: &str = "system:break-glass";
+
+impl Services {
+    /// Break-glass for operators with database access: a new key for an IAM_OWNER machine
+    /// user (the oldest grant first), or, when none is left, a new admin user holding
+    /// IAM_OWNER and ORG_OWNER of the default org. Written to `out` (mode 0600, never
+    /// overwritten) and audited, in one transaction.
+    pub async fn break_glass(
+        &self,
+        out: &Path,
+        expiration: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<BreakGlass> {
+        let Some((default_org, _)) = repo::get_instance(&self.db).await? else {
+            return Err(Error::failed_precondition(
+                "BOOT-NoInst",
+                "this database has no instance yet: start the server once, it creates the admin and its key file",
+            ));
+        };
+        if out.exists() {
+            return Err(Error::failed_precondition(
+                "BOOT-Exist2",
+                format!("{} already exists and is never overwritten", out.display()),
+            ));
+        }
+        let now = self.now();
+        let expires_at = expiry::key_expiration(expiration.map(crate::storage::db_time), now)?;
+        let private = self.keys.next_key().await?;
+        let key_id = self.ids.next_id();
+        let public_pem = private.public_key().to_pkix_pem().map_err(|e| {
+            Error::internal("BOOT-Pem02", "cannot encode the public key").with_source(e)
+        })?;
+
+        let tx = self.db.begin().await.map_err(db_err)?;
+        repo::lock_instance(&tx).await?;
+        let mut owner = None;
+        for id in repo::instance_role_holders(&tx, Role::IamOwner).await? {
+            if let Some(user) = repo::get_user(&tx, &id).await? {
+                owner = Some(user);
+                break;
+            }
+        }
+        let created_user = owner.is_none();
+        let (user_id, org_id) = match owner {
+            Some(user) => (user.id, user.org_id),
+            None => {
+                let id = self.ids.next_id();
+                let ctx = self.system_ctx(&default_org);
+                repo::insert_user(
+                    &tx,
+                    &User {
+                        id: id.clone(),
+                        org_id: default_org.clone(),
+                        user_name: format!("admin-{id}"),
+                        name: "Administrator (break-glass)".into(),
+                        description: "created by `authn-keys admin-key`; holds IAM_OWNER".into(),
+                        access_token_type: AccessTokenType::Bearer,
+                        sequence: 1,
+                        created_at: now,
+                        changed_at: now,
+                    },
+                )
+                .await?;
+                repo::insert_instance_member(&tx, &id, &[Role::IamOwner], now).await?;
+                repo::insert_org_member(
+                    &tx,
+                    &Member {
+                        org_id: default_org.clone(),
+                        user_id: id.clone(),
+                        roles: vec![Role::OrgOwner],
+                    },
+                    now,
+                )
+                .await?;
+                for (agg, seq, ty, payload) in [
+                    (
+                        "user",
+                        1,
+                        "user.machine.added",
+                        json!({"userName": format!("admin-{id}"), "breakGlass": true}),
+                    ),
+                    (
+                        "instance",
+                        1,
+                        "instance.member.added",
+                        json!({"roles": ["IAM_OWNER"], "breakGlass": true}),
+                    ),
+                ] {
+                    repo::append_event(&tx, self.event(&ctx, agg, &id, seq, ty, payload, now))
+                        .await?;
+                }
+                (id, default_org.clone())
+            }
+        };
+        let sequence = repo::bump_user(&tx, &org_id, &user_id, now)
+            .await?
+            .ok_or_else(|| Error::internal("BOOT-Gone1", "the admin user vanished"))?;
+        repo::insert_machine_key(
+            &tx,
+            &AuthnKey {
+                id: key_id.clone(),
+                owner_id: user_id.clone(),
+                org_id: org_id.clone(),
+                key_type: super::machine_keys::KEY_TYPE_JSON,
+                public_key: public_pem,
+                expires_at,
+                sequence,
+                created_at: now,
+            },
+        )
+        .await?;
+        repo::append_event(
+            &tx,
+            self.event(
+                &self.system_ctx(&org_id),
+                "user",
+                &user_id,
+                sequence,
+                "user.machine.key.added",
+                json!({"keyId": key_id, "expirationDate": expires_at, "breakGlass": true}),
+                now,
+            ),
+        )
+        .await?;
+        let file =
+            key_file::machine_key_file(&key_id, &private, expires_at, &user_id).map_err(|e| {
+                Error::internal("BOOT-File2", "cannot build the key file").with_source(e)
+            })?;
+        write_key_file(out, file.as_bytes())?;
+        if let Err(e) = tx.commit().await {
+            let _ = std::fs::remove_file(out);
+            return Err(db_err(e));
+        }
+        tracing::warn!(user_id = %user_id, key_id = %key_id, created_user, "break-glass: an IAM_OWNER key file was written");
+        Ok(BreakGlass {
+            user_id,
+            key_id,
+            created_user,
+        })
+    }
+
+    fn system_ctx(&self, org_id: &str) -> Ctx {
+        Ctx {
+            actor: BREAK_GLASS_ACTOR.into(),
+            org_id: org_id.to_owned(),
+            roles: vec![Role::IamOwner],
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! Token introspection (RFC 7662) for API apps: the app authenticates with a client
 //! assertion signed by one of its app keys (RFC 7523 §2.2) or, for BASIC apps, with HTTP
-//! Basic; a token is active for it only when the token's audience names its project or client.
+//! Basic; a token is active for it only when the token was asked for the app's project.
+use std::net::IpAddr;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    Services,
+    Services, throttle,
     tokens::{OAuthError, OAuthErrorCode},
 };
 use crate::{
@@ -13,7 +15,7 @@ use crate::{
         jwt::{self, UnverifiedJwt},
         keypair::PublicKey,
         model::{ApiAuthMethod, App},
-        secret,
+        secret::{SecretHasher, Verdict},
     },
     error::Error,
     storage::repo,
@@ -45,14 +47,33 @@ fn client_error(description: impl Into<String>) -> OAuthError {
     OAuthError::new(OAuthErrorCode::InvalidClient, description)
 }
 
+/// The claim naming the token user's organization, as ZITADEL's introspection answers carry.
+pub const RESOURCE_OWNER_CLAIM: &str = "urn:zitadel:iam:user:resourceowner:id";
+
 impl Services {
-    /// `POST /oauth/v2/introspect`.
+    /// `POST /oauth/v2/introspect`, with failed client authentications rate-limited per
+    /// client (client id or app key id) and per address.
     pub async fn introspect(
         &self,
         req: IntrospectRequest,
         basic: Option<BasicAuth>,
+        peer: Option<IpAddr>,
     ) -> Result<Value, OAuthError> {
-        let app = self.authenticate_client(&req, basic).await?;
+        let client = basic.as_ref().map(|b| b.client_id.clone()).or_else(|| {
+            let assertion = req.client_assertion.as_deref()?;
+            Some(UnverifiedJwt::parse(assertion).ok()?.kid().ok()?.to_owned())
+        });
+        let subjects = throttle::subjects(client.as_deref(), peer);
+        self.throttle.check(&subjects)?;
+        let app = match self.authenticate_client(&req, basic).await {
+            Ok(app) => app,
+            Err(e) => {
+                if e.code == OAuthErrorCode::InvalidClient {
+                    self.throttle.failed(&subjects);
+                }
+                return Err(e);
+            }
+        };
         let token = req
             .token
             .as_deref()
@@ -61,11 +82,10 @@ impl Services {
         let Some(info) = self.verify_access_token(token).await? else {
             return Ok(json!({"active": false}));
         };
-        if !info
-            .audience
-            .iter()
-            .any(|a| *a == app.project_id || *a == app.client_id)
-        {
+        // Active only for an app of a project the token was asked for (projects are checked to
+        // be of the user's org when the token is issued): never because the user's own id or
+        // another aud entry happens to equal a project or client id.
+        if info.org_id != app.org_id || !info.projects.contains(&app.project_id) {
             return Ok(json!({"active": false}));
         }
         Ok(json!({
@@ -79,6 +99,7 @@ impl Services {
             "iat": info.issued_at.timestamp(),
             "jti": info.token_id,
             "token_type": "Bearer",
+            RESOURCE_OWNER_CLAIM: info.org_id,
         }))
     }
 
@@ -96,29 +117,52 @@ impl Services {
             return self.authenticate_by_assertion(assertion).await;
         }
         if let Some(basic) = basic {
-            let app = repo::find_app_by_client_id(&self.db, &basic.client_id).await?;
-            let stored = app
-                .as_ref()
-                .filter(|a| a.auth_method == ApiAuthMethod::Basic)
-                .and_then(|a| a.secret_hash.clone());
-            let secret = basic.secret;
-            let ok =
-                tokio::task::spawn_blocking(move || secret::verify(&secret, stored.as_deref()))
-                    .await
-                    .map_err(|e| {
-                        Error::internal("OIDC-Hash01", "checking the client secret was interrupted")
-                            .with_source(e)
-                    })?;
-            return match app {
-                Some(app) if ok => Ok(app),
-                _ => Err(client_error(
-                    "client authentication failed: unknown client id or wrong secret",
-                )),
-            };
+            return self.authenticate_by_secret(basic).await;
         }
         Err(client_error(
             "client authentication required: send a client_assertion (private_key_jwt) or HTTP Basic credentials",
         ))
+    }
+
+    async fn authenticate_by_secret(&self, basic: BasicAuth) -> Result<App, OAuthError> {
+        let failed =
+            || client_error("client authentication failed: unknown client id or wrong secret");
+        if basic.client_id.len() > 200 || basic.secret.len() > 1024 {
+            return Err(failed());
+        }
+        let app = repo::find_app_by_client_id(&self.db, &basic.client_id).await?;
+        let stored = app
+            .as_ref()
+            .filter(|a| a.auth_method == ApiAuthMethod::Basic)
+            .and_then(|a| a.secret_hash.clone());
+        let verdict = match stored.as_deref() {
+            Some(h) if SecretHasher::is_legacy(h) => {
+                // argon2id hashes from earlier versions: a few at a time, off the async
+                // workers; each is replaced by a keyed hash on its first good use.
+                let _slot = self.legacy_hash_slots.acquire().await.map_err(|e| {
+                    Error::internal("OIDC-Hash02", "secret checks are shut down").with_source(e)
+                })?;
+                let (hasher, phc, secret) =
+                    (self.secrets.clone(), h.to_owned(), basic.secret.clone());
+                tokio::task::spawn_blocking(move || hasher.verify(&secret, Some(&phc)))
+                    .await
+                    .map_err(|e| {
+                        Error::internal("OIDC-Hash01", "checking the client secret was interrupted")
+                            .with_source(e)
+                    })?
+            }
+            other => self.secrets.verify(&basic.secret, other),
+        };
+        let app = match (app, verdict) {
+            (Some(app), Verdict::Match | Verdict::MatchNeedsUpgrade) => app,
+            _ => return Err(failed()),
+        };
+        if verdict == Verdict::MatchNeedsUpgrade {
+            // The secret is known good here: store its keyed hash in place of the old one.
+            repo::set_app_secret_hash(&self.db, &app.id, &self.secrets.hash(&basic.secret)).await?;
+            tracing::info!(app_id = %app.id, "client secret hash upgraded from argon2id");
+        }
+        Ok(app)
     }
 
     async fn authenticate_by_assertion(&self, assertion: &str) -> Result<App, OAuthError> {
@@ -126,22 +170,29 @@ impl Services {
         let jwt = UnverifiedJwt::parse(assertion).map_err(bad)?;
         jwt.algorithm().map_err(bad)?;
         let kid = jwt.kid().map_err(bad)?.to_owned();
+        let unknown = || {
+            client_error(format!(
+                "no application key with key id (kid) {kid} verifies this client assertion: the key id is unknown, the key was removed, or the assertion was signed with another key"
+            ))
+        };
+        // Nothing about the key is said until the caller has proven it holds it.
         let Some(key) = repo::find_app_key(&self.db, &kid).await? else {
-            if repo::find_machine_key(&self.db, &kid).await?.is_some() {
+            if let Some(machine) = repo::find_machine_key(&self.db, &kid).await?
+                && PublicKey::from_pkix_pem(machine.public_key.as_bytes())
+                    .is_ok_and(|k| jwt.verify(&k, &kid).is_ok())
+            {
                 return Err(client_error(format!(
                     "key {kid} is a machine key; clients authenticate with application keys"
                 )));
             }
-            return Err(client_error(format!(
-                "unknown key id (kid) {kid}: no such application key, or it was removed"
-            )));
+            return Err(unknown());
         };
         let public = PublicKey::from_pkix_pem(key.public_key.as_bytes()).map_err(|e| {
             OAuthError::from(
                 Error::internal("OIDC-Key01", "a stored key is unreadable").with_source(e),
             )
         })?;
-        jwt.verify(&public, &kid).map_err(bad)?;
+        jwt.verify(&public, &kid).map_err(|_| unknown())?;
         let claims =
             jwt::check_assertion(&jwt, &self.settings.issuer, self.time_rules()).map_err(bad)?;
         let app = repo::find_app(&self.db, &key.owner_id)
@@ -161,6 +212,11 @@ impl Services {
                 key.expires_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             )));
+        }
+        if !self.spend_jti(&jwt, &kid, claims.expires_at).await? {
+            return Err(client_error(
+                "this client assertion was already used (its jti was seen before); sign a new one",
+            ));
         }
         Ok(app)
     }

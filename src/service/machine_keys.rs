@@ -61,6 +61,8 @@ impl Services {
         repo::get_user_in_org(&self.db, &ctx.org_id, &new.user_id)
             .await?
             .ok_or_else(not_machine)?;
+        // Checked before a key is generated (cheap refusals), and again in the transaction.
+        self.check_boundary(&self.db, ctx, &new.user_id).await?;
         let now = self.now();
         let expires_at = expiry::key_expiration(new.expiration.map(crate::storage::db_time), now)?;
         let uploaded = match &new.public_key {
@@ -90,6 +92,7 @@ impl Services {
         let sequence = repo::bump_user(&tx, &ctx.org_id, &new.user_id, now)
             .await?
             .ok_or_else(not_machine)?;
+        self.check_boundary(&tx, ctx, &new.user_id).await?;
         let key = AuthnKey {
             id: key_id.clone(),
             owner_id: new.user_id.clone(),
@@ -152,7 +155,8 @@ impl Services {
         self.finish_list(tx, total, keys).await
     }
 
-    /// RemoveMachineKey: the key stops working for new token requests at once.
+    /// RemoveMachineKey: the key stops working at once, and so does every access token
+    /// obtained with it.
     pub async fn remove_machine_key(
         &self,
         ctx: &Ctx,
@@ -167,6 +171,7 @@ impl Services {
         let sequence = repo::bump_user(&tx, &ctx.org_id, user_id, now)
             .await?
             .ok_or_else(not_found)?;
+        self.check_boundary(&tx, ctx, user_id).await?;
         if !repo::delete_machine_key(&tx, &ctx.org_id, user_id, key_id).await? {
             return Err(not_found());
         }

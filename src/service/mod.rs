@@ -10,6 +10,7 @@ use crate::{
         ids::IdGenerator,
         list::ListLimits,
         model::{Listed, NewEvent},
+        secret::SecretHasher,
     },
     error::Result,
     storage::{self, Db, repo},
@@ -24,6 +25,7 @@ pub mod machine_keys;
 pub mod orgs;
 pub mod projects;
 pub mod signing;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 
@@ -51,6 +53,14 @@ pub struct Services {
     pub keys: Arc<dyn keys::KeyPairSource>,
     pub signing: Arc<signing::SigningKeys>,
     pub settings: Arc<Settings>,
+    /// Client secrets' keyed hash (key derived from the master key).
+    pub secrets: Arc<SecretHasher>,
+    /// Failed token requests and client authentications, per credential and address.
+    pub throttle: Arc<throttle::Throttle>,
+    /// Invalid bearer tokens on the API, per address.
+    pub bearer_throttle: Arc<throttle::Throttle>,
+    /// Bounds the slow argon2id checks of secrets hashed by earlier versions.
+    pub legacy_hash_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Services {
@@ -105,7 +115,7 @@ impl Services {
         storage::ping(&self.db).await
     }
 
-    /// Removes access tokens that expired more than a day ago.
+    /// Removes access tokens and remembered assertion ids that expired more than a day ago.
     pub async fn purge_expired_tokens(&self) -> Result<u64> {
         repo::purge_expired_tokens(&self.db, self.now() - chrono::Duration::days(1)).await
     }

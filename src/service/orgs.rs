@@ -5,12 +5,15 @@ use super::{Ctx, Services};
 use crate::{
     domain::{
         model::{Details, Member, Org},
-        principal::Role,
+        principal::{Role, dominates, uncovered},
         validate,
     },
     error::{Error, Result},
     storage::{TransactionTrait, db_err, repo},
 };
+
+/// AddOrgMember asked to grant a role the caller does not hold.
+pub const GRANT_BOUNDARY: &str = "AUTH-Priv02";
 
 /// `My Org` → `my-org`: the label of an org's primary domain.
 pub fn domain_label(name: &str) -> String {
@@ -47,6 +50,7 @@ impl Services {
         let new_ctx = Ctx {
             actor: ctx.actor.clone(),
             org_id: id.clone(),
+            roles: vec![Role::OrgOwner],
         };
         let tx = self.db.begin().await.map_err(db_err)?;
         repo::insert_org(&tx, &org).await.map_err(|e| {
@@ -103,7 +107,7 @@ impl Services {
             .ok_or_else(|| Error::not_found("QUERY-iTTGJ", "organization not found"))
     }
 
-    /// AddOrgMember: grants org roles to a user of the org.
+    /// AddOrgMember: grants org roles to a user of the org; only roles the caller holds itself.
     pub async fn add_org_member(
         &self,
         ctx: &Ctx,
@@ -112,6 +116,15 @@ impl Services {
     ) -> Result<Details> {
         validate::id("user_id", user_id)?;
         let roles = parse_roles(role_names)?;
+        if !dominates(&ctx.roles, &roles) {
+            return Err(Error::permission_denied(
+                GRANT_BOUNDARY,
+                format!(
+                    "you cannot grant {}: only roles you hold yourself can be granted",
+                    uncovered(&ctx.roles, &roles).join(", ")
+                ),
+            ));
+        }
         let now = self.now();
         let tx = self.db.begin().await.map_err(db_err)?;
         let sequence = repo::bump_org(&tx, &ctx.org_id, now)
@@ -166,6 +179,7 @@ impl Services {
         let sequence = repo::bump_org(&tx, &ctx.org_id, now)
             .await?
             .ok_or_else(|| Error::not_found("QUERY-iTTGJ", "organization not found"))?;
+        self.check_boundary(&tx, ctx, user_id).await?;
         if !repo::delete_org_member(&tx, &ctx.org_id, user_id).await? {
             return Err(Error::not_found(
                 "Org-LFjMV",

@@ -104,7 +104,7 @@ impl Services {
         Ok(Details::changed(sequence, now, &ctx.org_id))
     }
 
-    /// AddAPIApp: BASIC apps get a client secret (returned once, stored as an argon2id hash);
+    /// AddAPIApp: BASIC apps get a client secret (returned once, stored as a keyed hash);
     /// PRIVATE_KEY_JWT apps authenticate with app keys and get none.
     pub async fn add_api_app(
         &self,
@@ -124,22 +124,8 @@ impl Services {
         let (secret, secret_hash) = match auth_method {
             ApiAuthMethod::PrivateKeyJwt => (None, None),
             ApiAuthMethod::Basic => {
-                let (secret, hash) = tokio::task::spawn_blocking(|| {
-                    let secret = ClientSecret::generate();
-                    let hash = secret.hash();
-                    (secret, hash)
-                })
-                .await
-                .map_err(|e| {
-                    Error::internal("APP-Hash01", "hashing the client secret was interrupted")
-                        .with_source(e)
-                })?;
-                let hash = hash.map_err(|e| {
-                    Error::internal(
-                        "APP-Hash02",
-                        format!("hashing the client secret failed: {e}"),
-                    )
-                })?;
+                let secret = ClientSecret::generate();
+                let hash = self.secrets.hash(secret.expose());
                 (Some(secret), Some(hash))
             }
         };

@@ -1,8 +1,12 @@
 //! The server's own token-signing keys. They live in the database so every server process
 //! shares them; the private parts are encrypted at rest (AES-256-GCM) with the master key.
-use std::{fmt, sync::RwLock};
+use std::{
+    fmt,
+    sync::{Arc, RwLock},
+};
 
 use aes_gcm::{Aes256Gcm, KeyInit, aead::Aead};
+use chrono::{DateTime, Utc};
 use rand::RngCore;
 
 use super::keys::KeyPairSource;
@@ -10,10 +14,10 @@ use crate::{
     domain::{
         clock::Clock,
         ids::IdGenerator,
-        keypair::{PrivateKey, PublicKey},
+        keypair::{PublicKey, SigningKey},
     },
     error::{Error, Result},
-    storage::{self, Db, repo},
+    storage::{self, Db, TransactionTrait, repo},
 };
 
 /// ZITADEL's masterkey: exactly 32 characters, used as the AES-256 key.
@@ -49,6 +53,16 @@ impl MasterKey {
             .collect()
     }
 
+    /// A key for another purpose, derived from the master key (HMAC-SHA-256 over `label`), so
+    /// the master key itself is used for one thing only.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// nonce (12 bytes) ‖ ciphertext+tag.
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
         let cipher = Aes256Gcm::new((&self.0).into());
@@ -81,35 +95,140 @@ impl MasterKey {
 struct Loaded {
     id: String,
     public: PublicKey,
+    created_at: DateTime<Utc>,
 }
 
-/// The signing keys: the newest one signs, all verify.
+/// The key that signs new tokens.
+pub struct Signer {
+    pub kid: String,
+    pub key: SigningKey,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How signing keys rotate.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    /// A key signs for this long; then a new one is made.
+    pub every: chrono::Duration,
+    /// The longest lifetime of a token we sign: a retired key stays published this long
+    /// after its successor took over.
+    pub token_lifetime: chrono::Duration,
+}
+
+/// Slack for processes that have not yet picked up a new key (they look every minute) and
+/// for clock differences.
+const PUBLISH_MARGIN_SECS: i64 = 300;
+/// Unknown key ids reload the key list from the database at most this often, so tokens with
+/// made-up key ids cannot turn into a query each.
+const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The signing keys: the newest one signs; it and the retired ones whose tokens may still be
+/// alive verify and are published in the JWKS.
 pub struct SigningKeys {
     db: Db,
-    current: (String, PrivateKey),
+    master: MasterKey,
+    source: Arc<dyn KeyPairSource>,
+    ids: Arc<IdGenerator>,
+    clock: Arc<dyn Clock>,
+    rotation: Rotation,
+    current: RwLock<Arc<Signer>>,
     known: RwLock<Vec<Loaded>>,
+    last_reload: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKeys")
-            .field("current", &self.current.0)
+            .field("current", &self.current().kid)
             .finish_non_exhaustive()
     }
 }
 
+/// Which of `rows` (newest first) are still published at `now`: the newest, and each older one
+/// until a token lifetime (plus margin) after its successor was made.
+fn published(rows: &[repo::SigningKeyRow], now: DateTime<Utc>, rotation: Rotation) -> usize {
+    let keep = rotation.token_lifetime + chrono::Duration::seconds(PUBLISH_MARGIN_SECS);
+    let mut n = usize::from(!rows.is_empty());
+    while n < rows.len() && rows[n - 1].created_at + keep > now {
+        n += 1;
+    }
+    n
+}
+
 impl SigningKeys {
-    /// Loads the newest key, creating one when there is none yet.
-    pub async fn load_or_create(
+    /// Loads the signing keys, making the first one (or the next one, when the newest is due
+    /// for rotation).
+    pub async fn load(
         db: Db,
+        master: MasterKey,
+        source: Arc<dyn KeyPairSource>,
+        ids: Arc<IdGenerator>,
+        clock: Arc<dyn Clock>,
+        rotation: Rotation,
+    ) -> Result<Self> {
+        let rows = Self::due_rows(
+            &db,
+            &master,
+            source.as_ref(),
+            &ids,
+            clock.as_ref(),
+            rotation,
+            false,
+        )
+        .await?;
+        let current = Arc::new(decrypt_newest(&master, &rows)?);
+        let this = SigningKeys {
+            db,
+            master,
+            source,
+            ids,
+            clock,
+            rotation,
+            current: RwLock::new(current),
+            known: RwLock::new(Vec::new()),
+            last_reload: std::sync::Mutex::new(None),
+        };
+        this.set_known(&rows);
+        Ok(this)
+    }
+
+    /// The key rows, after making a new key when there is none, when the newest is older than
+    /// the rotation period, or when `force`d. Runs under the instance lock, so processes
+    /// sharing the database make one key per rotation, not one each.
+    async fn due_rows(
+        db: &Db,
         master: &MasterKey,
-        keys: &dyn KeyPairSource,
+        source: &dyn KeyPairSource,
         ids: &IdGenerator,
         clock: &dyn Clock,
-    ) -> Result<Self> {
-        let mut rows = repo::list_signing_keys(&db).await?;
-        if rows.is_empty() {
-            let key = keys.next_key().await?;
+        rotation: Rotation,
+        force: bool,
+    ) -> Result<Vec<repo::SigningKeyRow>> {
+        let now = storage::db_time(clock.now());
+        let due = |rows: &[repo::SigningKeyRow]| {
+            force
+                || rows
+                    .first()
+                    .is_none_or(|k| k.created_at + rotation.every <= now)
+        };
+        let rows = repo::list_signing_keys(db).await?;
+        if !due(&rows) {
+            return Ok(rows);
+        }
+        // Generate outside the transaction: it takes a while and needs no lock.
+        let key = source.next_key().await?;
+        let tx = db.begin().await.map_err(storage::db_err)?;
+        repo::lock_instance(&tx).await?;
+        let rows = repo::list_signing_keys(&tx).await?;
+        let fresh_enough = !force && !due(&rows);
+        if !fresh_enough {
             let row = repo::SigningKeyRow {
                 id: ids.next_id(),
                 algorithm: "RS256".into(),
@@ -124,68 +243,94 @@ impl SigningKeys {
                         })?
                         .expose(),
                 )?,
-                created_at: storage::db_time(clock.now()),
+                created_at: now,
             };
-            repo::insert_signing_key(&db, &row).await?;
-            rows = repo::list_signing_keys(&db).await?;
+            repo::insert_signing_key(&tx, &row).await?;
+            tracing::info!(kid = %row.id, "token signing key rotated");
         }
-        let newest = rows
-            .first()
-            .ok_or_else(|| Error::internal("SIGN-None1", "no signing key"))?;
-        let der = master.decrypt(&newest.private_key_enc)?;
-        let private = PrivateKey::from_pkcs8_der(&der).map_err(|e| {
-            Error::internal("SIGN-Der02", "a stored signing key is corrupt").with_source(e)
-        })?;
-        let current = (newest.id.clone(), private);
-        let this = SigningKeys {
-            db,
-            current,
-            known: RwLock::new(Vec::new()),
-        };
-        this.set_known(rows);
-        Ok(this)
+        tx.commit().await.map_err(storage::db_err)?;
+        repo::list_signing_keys(db).await
     }
 
-    fn set_known(&self, rows: Vec<repo::SigningKeyRow>) {
-        let loaded = rows
-            .into_iter()
+    /// Makes a new signing key when the current one is due (or at once, when `force`d), and
+    /// picks up keys other processes made. Called every minute by the server.
+    pub async fn rotate(&self, force: bool) -> Result<()> {
+        let rows = Self::due_rows(
+            &self.db,
+            &self.master,
+            self.source.as_ref(),
+            &self.ids,
+            self.clock.as_ref(),
+            self.rotation,
+            force,
+        )
+        .await?;
+        if rows.first().map(|r| &r.id) != Some(&self.current().kid) {
+            let signer = Arc::new(decrypt_newest(&self.master, &rows)?);
+            *self.current.write().unwrap_or_else(|p| p.into_inner()) = signer;
+        }
+        self.set_known(&rows);
+        Ok(())
+    }
+
+    fn set_known(&self, rows: &[repo::SigningKeyRow]) {
+        let now = self.clock.now();
+        let n = published(rows, now, self.rotation);
+        let loaded = rows[..n]
+            .iter()
             .filter_map(|r| {
                 Some(Loaded {
-                    id: r.id,
+                    id: r.id.clone(),
                     public: PublicKey::from_pkix_pem(r.public_key.as_bytes()).ok()?,
+                    created_at: r.created_at,
                 })
             })
             .collect();
         *self.known.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::time::Instant::now());
     }
 
-    /// The key that signs new tokens: (kid, key).
-    pub fn current(&self) -> (&str, &PrivateKey) {
-        (&self.current.0, &self.current.1)
+    /// The key that signs new tokens.
+    pub fn current(&self) -> Arc<Signer> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    /// The public key for `kid`; reloads from the database once when it is not known yet
-    /// (another process may have created it).
+    /// The public key for `kid` while it is published; an unknown kid reloads the list from
+    /// the database (another process may have rotated), at most once a second.
     pub async fn public_key(&self, kid: &str) -> Result<Option<PublicKey>> {
         if let Some(k) = self.find(kid) {
             return Ok(Some(k));
         }
-        self.set_known(repo::list_signing_keys(&self.db).await?);
+        let stale = self
+            .last_reload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|at| at.elapsed() >= RELOAD_EVERY);
+        if stale {
+            self.set_known(&repo::list_signing_keys(&self.db).await?);
+        }
         Ok(self.find(kid))
     }
 
     fn find(&self, kid: &str) -> Option<PublicKey> {
-        self.known
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|k| k.id == kid)
-            .map(|k| k.public.clone())
+        let now = self.clock.now();
+        let keep = self.rotation.token_lifetime + chrono::Duration::seconds(PUBLISH_MARGIN_SECS);
+        let known = self.known.read().unwrap_or_else(|p| p.into_inner());
+        let i = known.iter().position(|k| k.id == kid)?;
+        // A retired key verifies only while a token it signed can still be alive.
+        if i > 0 && known[i - 1].created_at + keep <= now {
+            return None;
+        }
+        Some(known[i].public.clone())
     }
 
-    /// All public keys, for the JWKS: (kid, key).
+    /// The published public keys, for the JWKS: (kid, key), newest first.
     pub async fn all_public(&self) -> Result<Vec<(String, PublicKey)>> {
-        self.set_known(repo::list_signing_keys(&self.db).await?);
+        self.set_known(&repo::list_signing_keys(&self.db).await?);
         Ok(self
             .known
             .read()
@@ -194,6 +339,20 @@ impl SigningKeys {
             .map(|k| (k.id.clone(), k.public.clone()))
             .collect())
     }
+}
+
+fn decrypt_newest(master: &MasterKey, rows: &[repo::SigningKeyRow]) -> Result<Signer> {
+    let newest = rows
+        .first()
+        .ok_or_else(|| Error::internal("SIGN-None1", "no signing key"))?;
+    let der = master.decrypt(&newest.private_key_enc)?;
+    let key = SigningKey::from_pkcs8_der(&der).map_err(|e| {
+        Error::internal("SIGN-Der02", "a stored signing key is corrupt").with_source(e)
+    })?;
+    Ok(Signer {
+        kid: newest.id.clone(),
+        key,
+    })
 }
 
 #[cfg(test)]
@@ -211,5 +370,32 @@ mod tests {
         assert_eq!(a.decrypt(&sealed).unwrap().as_slice(), b"secret");
         assert_eq!(b.decrypt(&sealed).unwrap_err().id, "CRYPT-Dec02");
         assert!(!format!("{a:?}").contains(&text));
+    }
+
+    #[test]
+    fn retired_keys_stay_published_for_a_token_lifetime() {
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let row = |id: &str, age_hours: i64| repo::SigningKeyRow {
+            id: id.into(),
+            algorithm: "RS256".into(),
+            public_key: String::new(),
+            private_key_enc: Vec::new(),
+            created_at: t0 - chrono::Duration::hours(age_hours),
+        };
+        let rotation = Rotation {
+            every: chrono::Duration::hours(24),
+            token_lifetime: chrono::Duration::hours(12),
+        };
+        // c (newest, 1 h old) took over from b 1 h ago: b may still have live tokens.
+        // b took over from a 25 h ago: a's last token expired 13 h ago.
+        let rows = [row("c", 1), row("b", 25), row("a", 49)];
+        assert_eq!(published(&rows, t0, rotation), 2);
+        assert_eq!(published(&rows[..1], t0, rotation), 1);
+        assert_eq!(published(&[], t0, rotation), 0);
+        // 12 h after c took over (plus the margin), b is gone too.
+        assert_eq!(
+            published(&rows, t0 + chrono::Duration::hours(12), rotation),
+            1
+        );
     }
 }

@@ -6,14 +6,16 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Services, auth::API_SCOPE};
+use std::net::IpAddr;
+
+use super::{Services, auth::API_SCOPE, throttle};
 use crate::{
     domain::{
-        jwt::{self, Algorithm, JwtError, TimeRules, UnverifiedJwt},
+        jwt::{self, ACCESS_TOKEN_TYP, Algorithm, JwtError, TimeRules, UnverifiedJwt},
         keypair::PublicKey,
         model::{AccessToken, AccessTokenType},
     },
-    error::{Error, Result},
+    error::{Error, Kind, Result},
     storage::repo,
 };
 
@@ -31,6 +33,9 @@ pub enum OAuthErrorCode {
     InvalidScope,
     ServerError,
     TemporarilyUnavailable,
+    /// Too many failed attempts: HTTP 429 with `Retry-After`, body code
+    /// `temporarily_unavailable`.
+    RateLimited,
 }
 
 impl OAuthErrorCode {
@@ -42,8 +47,20 @@ impl OAuthErrorCode {
             OAuthErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             OAuthErrorCode::InvalidScope => "invalid_scope",
             OAuthErrorCode::ServerError => "server_error",
-            OAuthErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthErrorCode::TemporarilyUnavailable | OAuthErrorCode::RateLimited => {
+                "temporarily_unavailable"
+            }
         }
+    }
+
+    /// Whether the caller got something wrong (and is charged a failure for it).
+    fn is_client_failure(self) -> bool {
+        !matches!(
+            self,
+            OAuthErrorCode::ServerError
+                | OAuthErrorCode::TemporarilyUnavailable
+                | OAuthErrorCode::RateLimited
+        )
     }
 }
 
@@ -52,6 +69,8 @@ impl OAuthErrorCode {
 pub struct OAuthError {
     pub code: OAuthErrorCode,
     pub description: String,
+    /// Seconds to wait, for [`OAuthErrorCode::RateLimited`].
+    pub retry_after_secs: Option<u64>,
     /// The cause of a server error, for the log.
     pub source: Option<Error>,
 }
@@ -61,6 +80,7 @@ impl OAuthError {
         OAuthError {
             code,
             description: description.into(),
+            retry_after_secs: None,
             source: None,
         }
     }
@@ -72,23 +92,36 @@ impl OAuthError {
 impl From<Error> for OAuthError {
     fn from(e: Error) -> Self {
         let code = match e.kind {
-            crate::error::Kind::Unavailable => OAuthErrorCode::TemporarilyUnavailable,
+            Kind::Unavailable => OAuthErrorCode::TemporarilyUnavailable,
+            Kind::ResourceExhausted => OAuthErrorCode::RateLimited,
             _ => OAuthErrorCode::ServerError,
         };
         OAuthError {
             code,
             description: e.message.to_string(),
-            source: Some(e),
+            retry_after_secs: e.retry_after_secs,
+            // A rate limit is the caller's business, not a server fault to log with a cause.
+            source: (code != OAuthErrorCode::RateLimited).then_some(e),
         }
     }
 }
 
-/// A token request as the form carries it.
-#[derive(Debug, Default, Deserialize)]
+/// A token request as the form carries it. Other fields (`client_id`, as ZITADEL's SDKs add
+/// it) are ignored.
+#[derive(Default, Deserialize)]
 pub struct TokenRequest {
     pub grant_type: Option<String>,
     pub assertion: Option<String>,
     pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("grant_type", &self.grant_type)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Serialize)]
@@ -109,14 +142,19 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// What a valid access token says.
+/// What a valid, unrevoked access token says.
 #[derive(Debug, Clone)]
 pub struct TokenInfo {
     pub token_id: String,
     pub user_id: String,
     pub org_id: String,
+    /// The machine key the token was obtained with.
+    pub key_id: String,
     pub scopes: Vec<String>,
+    /// The `aud` claim as issued.
     pub audience: Vec<String>,
+    /// The projects the token was asked for: the only audiences apps may accept it for.
+    pub projects: Vec<String>,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -158,17 +196,35 @@ fn claim_error(e: JwtError) -> OAuthError {
     OAuthError::grant(e.to_string())
 }
 
+/// The most scopes one token request may carry, and the longest scope string.
+pub const MAX_SCOPES: usize = 32;
+pub const MAX_SCOPE_LEN: usize = 4096;
+
 /// The project ids a scope list asks to put into the audience.
 pub fn requested_projects(scopes: &[String]) -> Vec<String> {
-    scopes
-        .iter()
-        .filter_map(|s| {
-            s.strip_prefix(PROJECT_AUD_PREFIX)?
-                .strip_suffix(PROJECT_AUD_SUFFIX)
-        })
-        .filter(|p| *p != "zitadel" && !p.is_empty())
-        .map(String::from)
-        .collect()
+    let mut out: Vec<String> = Vec::new();
+    for p in scopes.iter().filter_map(|s| {
+        s.strip_prefix(PROJECT_AUD_PREFIX)?
+            .strip_suffix(PROJECT_AUD_SUFFIX)
+    }) {
+        if p != "zitadel" && !p.is_empty() && !out.iter().any(|o| o == p) {
+            out.push(p.to_owned());
+        }
+    }
+    out
+}
+
+/// The message for a kid that is unknown, or whose key does not verify the signature. The
+/// two are not told apart, so nobody learns which key ids exist without holding the key.
+fn unknown_key(kid: &str, what: &str) -> String {
+    format!(
+        "no {what} with key id (kid) {kid} verifies this assertion: the key id is unknown, the key was removed, or the assertion was signed with another key"
+    )
+}
+
+/// The id under which an assertion's `jti` is remembered: one space per key.
+fn assertion_id(kid: &str, jti: &str) -> String {
+    hash_token(&format!("{}:{kid}{jti}", kid.len()))
 }
 
 impl Services {
@@ -180,8 +236,45 @@ impl Services {
         }
     }
 
-    /// `POST /oauth/v2/token`.
-    pub async fn token(&self, req: TokenRequest) -> Result<TokenResponse, OAuthError> {
+    /// Accepts an assertion's `jti` once within its lifetime (replays are refused). An
+    /// assertion without `jti` is not tracked (ZITADEL's SDKs send none).
+    pub(crate) async fn spend_jti(
+        &self,
+        jwt: &UnverifiedJwt,
+        kid: &str,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let Some(jti) = jwt.str_claim("jti").filter(|j| !j.is_empty()) else {
+            return Ok(true);
+        };
+        let until = DateTime::from_timestamp(expires_at, 0).unwrap_or_else(Utc::now)
+            + self.settings.clock_skew;
+        repo::remember_assertion(&self.db, &assertion_id(kid, jti), until).await
+    }
+
+    /// `POST /oauth/v2/token`, with failed attempts rate-limited per key id and per address.
+    pub async fn token(
+        &self,
+        req: TokenRequest,
+        peer: Option<IpAddr>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let mut charged = throttle::subjects(None, peer);
+        self.throttle.check(&charged)?;
+        let result = self.grant(req, peer, &mut charged).await;
+        if let Err(e) = &result
+            && e.code.is_client_failure()
+        {
+            self.throttle.failed(&charged);
+        }
+        result
+    }
+
+    async fn grant(
+        &self,
+        req: TokenRequest,
+        peer: Option<IpAddr>,
+        charged: &mut Vec<throttle::Subject>,
+    ) -> Result<TokenResponse, OAuthError> {
         match req.grant_type.as_deref() {
             None | Some("") => {
                 return Err(OAuthError::new(
@@ -193,7 +286,10 @@ impl Services {
             Some(other) => {
                 return Err(OAuthError::new(
                     OAuthErrorCode::UnsupportedGrantType,
-                    format!("grant_type {other} is not supported; use {JWT_BEARER_GRANT}"),
+                    format!(
+                        "grant_type {} is not supported; use {JWT_BEARER_GRANT}",
+                        other.chars().take(100).collect::<String>()
+                    ),
                 ));
             }
         }
@@ -204,33 +300,48 @@ impl Services {
             .ok_or_else(|| {
                 OAuthError::new(OAuthErrorCode::InvalidRequest, "assertion is required")
             })?;
-        let scopes: Vec<String> = req
-            .scope
-            .as_deref()
-            .unwrap_or("")
-            .split_whitespace()
-            .map(String::from)
-            .collect();
+        let scope = req.scope.as_deref().unwrap_or("");
+        if scope.len() > MAX_SCOPE_LEN {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidScope,
+                format!("scope is longer than {MAX_SCOPE_LEN} characters"),
+            ));
+        }
+        let scopes: Vec<String> = scope.split_whitespace().map(String::from).collect();
+        if scopes.len() > MAX_SCOPES {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidScope,
+                format!(
+                    "{} scopes requested; at most {MAX_SCOPES} are allowed",
+                    scopes.len()
+                ),
+            ));
+        }
         let jwt = UnverifiedJwt::parse(assertion).map_err(claim_error)?;
         jwt.algorithm().map_err(claim_error)?;
         let kid = jwt.kid().map_err(claim_error)?.to_owned();
+        *charged = throttle::subjects(Some(&kid), peer);
+        self.throttle.check(charged)?;
+
+        // Nothing about the key is said until the caller has proven it holds it.
         let Some(key) = repo::find_machine_key(&self.db, &kid).await? else {
-            if repo::find_app_key(&self.db, &kid).await?.is_some() {
-                return Err(OAuthError::grant(
+            if let Some(app_key) = repo::find_app_key(&self.db, &kid).await?
+                && PublicKey::from_pkix_pem(app_key.public_key.as_bytes())
+                    .is_ok_and(|k| jwt.verify(&k, &kid).is_ok())
+            {
+                return Err(OAuthError::grant(format!(
                     "key {kid} is an application key; application keys authenticate clients (use client_assertion at the introspection endpoint), not users"
-                        .replace("{kid}", &kid),
-                ));
+                )));
             }
-            return Err(OAuthError::grant(format!(
-                "unknown key id (kid) {kid}: no such machine key, or it was removed"
-            )));
+            return Err(OAuthError::grant(unknown_key(&kid, "machine key")));
         };
         let public = PublicKey::from_pkix_pem(key.public_key.as_bytes()).map_err(|e| {
             OAuthError::from(
                 Error::internal("TOKEN-Key01", "a stored key is unreadable").with_source(e),
             )
         })?;
-        jwt.verify(&public, &kid).map_err(claim_error)?;
+        jwt.verify(&public, &kid)
+            .map_err(|_| OAuthError::grant(unknown_key(&kid, "machine key")))?;
         let assertion = jwt::check_assertion(&jwt, &self.settings.issuer, self.time_rules())
             .map_err(claim_error)?;
         if assertion.subject != key.owner_id {
@@ -251,20 +362,29 @@ impl Services {
             .await?
             .ok_or_else(|| OAuthError::grant(format!("user {} does not exist", key.owner_id)))?;
 
-        let mut audience = vec![user.id.clone()];
-        for project in requested_projects(&scopes) {
-            if repo::get_project(&self.db, &project).await?.is_none() {
+        let projects = requested_projects(&scopes);
+        for project in &projects {
+            // Only the user's own org's projects: a foreign project answers as an unknown one.
+            if repo::get_project_in_org(&self.db, &user.org_id, project)
+                .await?
+                .is_none()
+            {
                 return Err(OAuthError::new(
                     OAuthErrorCode::InvalidScope,
                     format!(
-                        "scope asks for the audience of project {project}, which does not exist"
+                        "scope asks for the audience of project {}, which does not exist in the user's organization",
+                        project.chars().take(200).collect::<String>()
                     ),
                 ));
             }
-            if !audience.contains(&project) {
-                audience.push(project);
-            }
         }
+        if !self.spend_jti(&jwt, &kid, assertion.expires_at).await? {
+            return Err(OAuthError::grant(
+                "this assertion was already used (its jti was seen before); sign a new one",
+            ));
+        }
+        let mut audience = vec![user.id.clone()];
+        audience.extend(projects.iter().cloned());
         let lifetime = self.settings.access_token_lifetime;
         let expires_at = now + lifetime;
         let token_id = self.ids.next_id();
@@ -272,25 +392,10 @@ impl Services {
             AccessTokenType::Bearer => {
                 let mut raw = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut raw);
-                let token = format!("{token_id}.{}", URL_SAFE_NO_PAD.encode(raw));
-                repo::insert_access_token(
-                    &self.db,
-                    &AccessToken {
-                        id: token_id.clone(),
-                        token_hash: hash_token(&token),
-                        user_id: user.id.clone(),
-                        org_id: user.org_id.clone(),
-                        scopes: scopes.clone(),
-                        audience: audience.clone(),
-                        expires_at,
-                        created_at: now,
-                    },
-                )
-                .await?;
-                token
+                format!("{token_id}.{}", URL_SAFE_NO_PAD.encode(raw))
             }
             AccessTokenType::Jwt => {
-                let (kid, key) = self.signing.current();
+                let signer = self.signing.current();
                 let claims = AccessClaims {
                     iss: self.settings.issuer.clone(),
                     sub: user.id.clone(),
@@ -303,15 +408,40 @@ impl Services {
                     scope: scopes.join(" "),
                     org_id: user.org_id.clone(),
                 };
-                jwt::sign(Algorithm::RS256, kid, &claims, key).map_err(|e| {
+                jwt::sign(
+                    Algorithm::RS256,
+                    ACCESS_TOKEN_TYP,
+                    &signer.kid,
+                    &claims,
+                    &signer.key,
+                )
+                .map_err(|e| {
                     OAuthError::from(
                         Error::internal("TOKEN-Sign1", "cannot sign the token").with_source(e),
                     )
                 })?
             }
         };
+        // Every token, opaque or JWT, is recorded by hash with its key, so that removing the
+        // user or the key revokes it everywhere at once.
+        repo::insert_access_token(
+            &self.db,
+            &AccessToken {
+                id: token_id.clone(),
+                token_hash: hash_token(&access_token),
+                user_id: user.id.clone(),
+                org_id: user.org_id.clone(),
+                key_id: kid.clone(),
+                scopes: scopes.clone(),
+                audience: audience.clone(),
+                projects,
+                expires_at,
+                created_at: now,
+            },
+        )
+        .await?;
         let id_token = if scopes.iter().any(|s| s == "openid") {
-            let (kid, key) = self.signing.current();
+            let signer = self.signing.current();
             let claims = IdClaims {
                 iss: &self.settings.issuer,
                 sub: &user.id,
@@ -322,11 +452,16 @@ impl Services {
                 auth_time: now.timestamp(),
                 org_id: &user.org_id,
             };
-            Some(jwt::sign(Algorithm::RS256, kid, &claims, key).map_err(|e| {
-                OAuthError::from(
-                    Error::internal("TOKEN-Sign2", "cannot sign the id token").with_source(e),
-                )
-            })?)
+            Some(
+                jwt::sign(Algorithm::RS256, "JWT", &signer.kid, &claims, &signer.key).map_err(
+                    |e| {
+                        OAuthError::from(
+                            Error::internal("TOKEN-Sign2", "cannot sign the id token")
+                                .with_source(e),
+                        )
+                    },
+                )?,
+            )
         } else {
             None
         };
@@ -340,14 +475,24 @@ impl Services {
         })
     }
 
-    /// The token's facts if it is one of ours and still valid; `None` otherwise.
+    /// The token's facts if it is one of ours, unexpired and not revoked; `None` otherwise.
+    /// A JWT must be an access token (`typ` `at+jwt`, so ID tokens never pass) with a valid
+    /// signature; then, like an opaque token, it must still be on record: removing its user or
+    /// the key it was obtained with deleted that record.
     pub async fn verify_access_token(&self, token: &str) -> Result<Option<TokenInfo>> {
         let now = self.clock.now();
+        if token.len() > 8192 {
+            return Ok(None);
+        }
         if token.matches('.').count() == 2 {
             let Ok(jwt) = UnverifiedJwt::parse(token) else {
                 return Ok(None);
             };
-            if jwt.algorithm() != Ok(Algorithm::RS256) {
+            let typ_ok = jwt.header.typ.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+                    || t.eq_ignore_ascii_case("application/at+jwt")
+            });
+            if !typ_ok || jwt.algorithm() != Ok(Algorithm::RS256) {
                 return Ok(None);
             }
             let Ok(kid) = jwt.kid() else { return Ok(None) };
@@ -365,24 +510,6 @@ impl Services {
             if claims.iss != self.settings.issuer || claims.exp <= now.timestamp() {
                 return Ok(None);
             }
-            let (Some(issued_at), Some(expires_at)) = (
-                DateTime::from_timestamp(claims.iat, 0),
-                DateTime::from_timestamp(claims.exp, 0),
-            ) else {
-                return Ok(None);
-            };
-            return Ok(Some(TokenInfo {
-                token_id: claims.jti,
-                user_id: claims.sub,
-                org_id: claims.org_id,
-                scopes: claims.scope.split_whitespace().map(String::from).collect(),
-                audience: claims.aud,
-                issued_at,
-                expires_at,
-            }));
-        }
-        if token.len() > 512 {
-            return Ok(None);
         }
         let Some(stored) = repo::find_access_token(&self.db, &hash_token(token)).await? else {
             return Ok(None);
@@ -394,8 +521,10 @@ impl Services {
             token_id: stored.id,
             user_id: stored.user_id,
             org_id: stored.org_id,
+            key_id: stored.key_id,
             scopes: stored.scopes,
             audience: stored.audience,
+            projects: stored.projects,
             issued_at: stored.created_at,
             expires_at: stored.expires_at,
         }))
@@ -422,6 +551,18 @@ mod tests {
         .map(String::from)
         .to_vec();
         assert_eq!(requested_projects(&scopes), vec!["123".to_string()]);
+        let twice = vec!["urn:zitadel:iam:org:project:id:7:aud".to_string(); 2];
+        assert_eq!(requested_projects(&twice), vec!["7".to_string()]);
+        assert_ne!(
+            assertion_id(
+                "k", "a
+b"
+            ),
+            assertion_id(
+                "k
+a", "b"
+            )
+        );
         assert!(has_api_scope(&scopes));
         assert_eq!(hash_token("abc").len(), 64);
     }

@@ -5,11 +5,15 @@ use super::{Ctx, Services};
 use crate::{
     domain::{
         model::{AccessTokenType, Details, User},
+        principal::Role,
         validate,
     },
     error::{Error, Result},
     storage::{TransactionTrait, db_err, repo},
 };
+
+/// RemoveUser of the only IAM_OWNER.
+pub const LAST_IAM_OWNER: &str = "COMMAND-IamLst";
 
 /// AddMachineUser's input.
 #[derive(Debug, Clone)]
@@ -32,7 +36,7 @@ impl Services {
         validate::name("name", &new.name)?;
         validate::description("description", &new.description)?;
         if let Some(id) = &new.user_id {
-            validate::id("user_id", id)?;
+            validate::custom_id("user_id", id)?;
         }
         let now = self.now();
         let id = new.user_id.clone().unwrap_or_else(|| self.ids.next_id());
@@ -82,8 +86,9 @@ impl Services {
             .ok_or_else(|| Error::not_found("QUERY-Dfbg2", "user not found"))
     }
 
-    /// RemoveUser: the user goes with its keys, tokens and memberships; its keys stop working
-    /// at once.
+    /// RemoveUser: the user goes with its keys, tokens and memberships; its keys and tokens
+    /// stop working at once. Only a caller holding every role of the user may remove it, and
+    /// the last IAM_OWNER stays.
     pub async fn remove_user(&self, ctx: &Ctx, id: &str) -> Result<Details> {
         validate::id("id", id)?;
         let now = self.now();
@@ -91,6 +96,24 @@ impl Services {
         let sequence = repo::bump_user(&tx, &ctx.org_id, id, now)
             .await?
             .ok_or_else(|| Error::not_found("COMMAND-m9od3", "user not found"))?;
+        self.check_boundary(&tx, ctx, id).await?;
+        if repo::instance_roles(&tx, id)
+            .await?
+            .contains(&Role::IamOwner)
+        {
+            // Serialized on the instance row, so two removals cannot each see the other's
+            // target as the one left.
+            repo::lock_instance(&tx).await?;
+            let owners = repo::instance_role_holders(&tx, Role::IamOwner).await?;
+            if owners.iter().all(|o| o == id) {
+                return Err(Error::failed_precondition(
+                    LAST_IAM_OWNER,
+                    format!(
+                        "user {id} is the last user holding IAM_OWNER and cannot be removed; operators can make another with `authn-keys admin-key`"
+                    ),
+                ));
+            }
+        }
         repo::delete_user(&tx, id).await?;
         repo::append_event(
             &tx,

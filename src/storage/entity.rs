@@ -160,10 +160,24 @@ pub mod access_token {
         pub token_hash: String,
         pub user_id: String,
         pub org_id: String,
+        pub key_id: String,
         pub scopes: String,
         pub audience: String,
+        pub projects: String,
         pub expires_at: ChronoDateTimeUtc,
         pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod used_assertion {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "used_assertions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub expires_at: ChronoDateTimeUtc,
     }
     no_relations!();
 }

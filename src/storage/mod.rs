@@ -78,6 +78,25 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     })
 }
 
+/// Opens the pool after applying pending migrations over a connection of their own: schema
+/// changes spread over several pooled SQLite connections see stale schemas (a dropped
+/// table's index "already exists"). In-memory SQLite has one connection, which is migrated.
+pub async fn connect_migrated(
+    url: &str,
+    max_connections: u32,
+) -> Result<DatabaseConnection, Error> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if in_memory {
+        let db = connect(url, 1).await?;
+        migrate(&db).await?;
+        return Ok(db);
+    }
+    let once = connect(url, 1).await?;
+    migrate(&once).await?;
+    let _ = once.close().await;
+    connect(url, max_connections).await
+}
+
 /// Applies all pending migrations.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
     migration::Migrator::up(db, None).await.map_err(|e| {

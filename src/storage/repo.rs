@@ -25,13 +25,6 @@ fn u(v: i64) -> u64 {
     std::cmp::max(v, 0) as u64
 }
 
-fn words(s: &str) -> Vec<String> {
-    s.split(' ')
-        .filter(|w| !w.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 // ---- id nodes and the instance -------------------------------------------------------------
 
 /// Registers this process and returns its node number for the id generator (16 bits).
@@ -71,6 +64,36 @@ pub async fn insert_instance(
     .await
     .map_err(db_err)?;
     Ok(())
+}
+
+/// Takes the instance row's write lock for the rest of the transaction (a row lock on
+/// PostgreSQL, the database write lock on SQLite), so checks that span rows — "is another
+/// IAM_OWNER left?", "is a signing key due?" — cannot race between processes.
+pub async fn lock_instance(db: &impl ConnectionTrait) -> Result<()> {
+    instance::Entity::update_many()
+        .col_expr(
+            instance::Column::CreatedAt,
+            Expr::col(instance::Column::CreatedAt),
+        )
+        .filter(instance::Column::Id.eq(1))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Users holding `role` as an instance role, oldest grant first.
+pub async fn instance_role_holders(db: &impl ConnectionTrait, role: Role) -> Result<Vec<String>> {
+    Ok(instance_member::Entity::find()
+        .order_by(instance_member::Column::CreatedAt, Order::Asc)
+        .order_by(instance_member::Column::UserId, Order::Asc)
+        .all(db)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .filter(|m| roles_from_text(&m.roles).contains(&role))
+        .map(|m| m.user_id)
+        .collect())
 }
 
 // ---- events ----------------------------------------------------------------------------------
@@ -488,12 +511,19 @@ pub async fn list_machine_keys(
     Ok((total, rows.into_iter().map(machine_key_from).collect()))
 }
 
+/// Removes the key and every access token obtained with it; returns whether the key existed.
 pub async fn delete_machine_key(
     db: &impl ConnectionTrait,
     org_id: &str,
     user_id: &str,
     key_id: &str,
 ) -> Result<bool> {
+    access_token::Entity::delete_many()
+        .filter(access_token::Column::KeyId.eq(key_id))
+        .filter(access_token::Column::UserId.eq(user_id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
     let res = machine_key::Entity::delete_many()
         .filter(machine_key::Column::Id.eq(key_id))
         .filter(machine_key::Column::UserId.eq(user_id))
@@ -737,6 +767,21 @@ pub async fn find_app_by_client_id(
         .map(app_from))
 }
 
+/// Replaces a client secret's stored hash (upgrading old argon2id hashes).
+pub async fn set_app_secret_hash(
+    db: &impl ConnectionTrait,
+    app_id: &str,
+    hash: &str,
+) -> Result<()> {
+    app::Entity::update_many()
+        .col_expr(app::Column::SecretHash, Expr::value(hash))
+        .filter(app::Column::Id.eq(app_id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 pub async fn find_app(db: &impl ConnectionTrait, app_id: &str) -> Result<Option<App>> {
     Ok(app::Entity::find_by_id(app_id.to_owned())
         .one(db)
@@ -760,14 +805,25 @@ pub async fn delete_app(db: &impl ConnectionTrait, app_id: &str) -> Result<()> {
 
 // ---- access tokens and signing keys ----------------------------------------------------------
 
+fn json_list(items: &[String]) -> String {
+    serde_json::Value::from(items.to_vec()).to_string()
+}
+
+/// A JSON array of strings as stored; anything else reads as empty (never as a wider grant).
+fn from_json_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
 pub async fn insert_access_token(db: &impl ConnectionTrait, t: &AccessToken) -> Result<()> {
     access_token::Entity::insert(access_token::ActiveModel {
         id: Set(t.id.clone()),
         token_hash: Set(t.token_hash.clone()),
         user_id: Set(t.user_id.clone()),
         org_id: Set(t.org_id.clone()),
-        scopes: Set(t.scopes.join(" ")),
-        audience: Set(t.audience.join(" ")),
+        key_id: Set(t.key_id.clone()),
+        scopes: Set(json_list(&t.scopes)),
+        audience: Set(json_list(&t.audience)),
+        projects: Set(json_list(&t.projects)),
         expires_at: Set(t.expires_at),
         created_at: Set(t.created_at),
     })
@@ -791,21 +847,48 @@ pub async fn find_access_token(
             token_hash: m.token_hash,
             user_id: m.user_id,
             org_id: m.org_id,
-            scopes: words(&m.scopes),
-            audience: words(&m.audience),
+            key_id: m.key_id,
+            scopes: from_json_list(&m.scopes),
+            audience: from_json_list(&m.audience),
+            projects: from_json_list(&m.projects),
             expires_at: m.expires_at,
             created_at: m.created_at,
         }))
 }
 
-/// Removes tokens that expired before `before`; returns how many.
+/// Removes tokens and remembered assertion ids that expired before `before`; returns how
+/// many rows went.
 pub async fn purge_expired_tokens(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64> {
-    let res = access_token::Entity::delete_many()
+    let tokens = access_token::Entity::delete_many()
         .filter(access_token::Column::ExpiresAt.lt(before))
         .exec(db)
         .await
         .map_err(db_err)?;
-    Ok(res.rows_affected)
+    let assertions = used_assertion::Entity::delete_many()
+        .filter(used_assertion::Column::ExpiresAt.lt(before))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(tokens.rows_affected + assertions.rows_affected)
+}
+
+/// Remembers an assertion id until `expires_at`; false when it was already used.
+pub async fn remember_assertion(
+    db: &impl ConnectionTrait,
+    id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<bool> {
+    let res = used_assertion::Entity::insert(used_assertion::ActiveModel {
+        id: Set(id.to_owned()),
+        expires_at: Set(expires_at),
+    })
+    .exec_without_returning(db)
+    .await;
+    match res.map_err(db_err) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind == crate::error::Kind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// A token signing key row: public PEM and the encrypted private key.

@@ -121,7 +121,7 @@ async fn machine_user_signs_in_with_its_key_and_is_authorized_by_roles() {
         body["error_description"]
             .as_str()
             .unwrap()
-            .contains("unknown key id"),
+            .contains("the key id is unknown"),
         "{body}"
     );
 }
@@ -188,6 +188,6 @@ async fn jwt_access_tokens_verify_with_the_jwks_and_work_on_the_api() {
     assert_err(
         c.get_my_org(authed(&token, None, GetMyOrgRequest {})).await,
         Code::Unauthenticated,
-        "AUTH-Usr01",
+        "AUTH-7fs2e",
     );
 }

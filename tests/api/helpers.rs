@@ -99,12 +99,18 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A test server whose config `adjust` changes first.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let db_url = match std::env::var("DATABASE_URL") {
             Ok(url) if url.starts_with("postgres") => fresh_postgres(&url).await,
             _ => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
         };
-        let config = Config::for_tests(&db_url, dir.path().join("admin-key.json"));
+        let mut config = Config::for_tests(&db_url, dir.path().join("admin-key.json"));
+        adjust(&mut config);
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
         let services = app.services.clone();

@@ -167,7 +167,7 @@ async fn private_key_jwt_app_introspects_a_machine_users_token() {
         body["error_description"]
             .as_str()
             .unwrap()
-            .contains("unknown key id"),
+            .contains("the key id is unknown"),
         "{body}"
     );
 }

@@ -1,5 +1,8 @@
 //! `zitadel.management.v1.ManagementService`: one thin method per RPC — authorize, convert,
 //! call the service, convert back. REST reaches these same methods through the gateway.
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -47,6 +50,10 @@ impl ManagementApi {
         let creds = Credentials {
             authorization: text("authorization"),
             org_id: text(ORG_HEADER),
+            peer: req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
         };
         let ctx = self
             .svc

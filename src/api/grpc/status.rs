@@ -9,6 +9,8 @@ use crate::{
 };
 
 pub const ERROR_DETAIL_TYPE: &str = "type.googleapis.com/zitadel.v1.ErrorDetail";
+/// Trailer (gRPC) and header (REST, via the gateway) saying when to retry a rate-limited call.
+pub const RETRY_AFTER: &str = "retry-after";
 
 pub fn code(kind: Kind) -> Code {
     match kind {
@@ -18,6 +20,7 @@ pub fn code(kind: Kind) -> Code {
         Kind::FailedPrecondition => Code::FailedPrecondition,
         Kind::PermissionDenied => Code::PermissionDenied,
         Kind::Unauthenticated => Code::Unauthenticated,
+        Kind::ResourceExhausted => Code::ResourceExhausted,
         Kind::Unavailable => Code::Unavailable,
         Kind::Unimplemented => Code::Unimplemented,
         Kind::Internal => Code::Internal,
@@ -31,6 +34,7 @@ pub fn to_status(e: Error) -> Status {
     }
     let code = code(e.kind);
     let message = e.client_message();
+    let retry_after = e.retry_after_secs;
     let detail = ErrorDetail {
         id: e.id.to_owned(),
         message: e.message.to_string(),
@@ -43,7 +47,13 @@ pub fn to_status(e: Error) -> Status {
             value: detail.encode_to_vec().into(),
         }],
     };
-    Status::with_details(code, message, status.encode_to_vec().into())
+    let mut status = Status::with_details(code, message, status.encode_to_vec().into());
+    if let Some(secs) = retry_after {
+        status
+            .metadata_mut()
+            .insert(RETRY_AFTER, tonic::metadata::MetadataValue::from(secs));
+    }
+    status
 }
 
 /// The ErrorDetail a status carries, if any (for the REST gateway and for clients).

@@ -1,0 +1,106 @@
+//! Server limits as one layer: a cap on requests in flight that sheds the excess at once, and
+//! a timeout per request. Both answer in the caller's protocol — a gRPC status (UNAVAILABLE)
+//! for gRPC and gRPC-Web, RFC 6749 JSON for OAuth, the REST error body otherwise — with
+//! `Retry-After`, instead of queueing without end or dropping the connection.
+//!
+//! tower's `ConcurrencyLimit`/`LoadShed`/`Timeout` turn these cases into opaque errors that
+//! would still need a protocol-aware handler; one small middleware is clearer.
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::{Request, State},
+    http::header,
+    middleware::Next,
+    response::Response,
+};
+use tokio::sync::Semaphore;
+
+use super::{grpc::status::to_status, oauth, rest};
+use crate::error::Error;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    in_flight: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl Limits {
+    pub fn new(max_in_flight: usize, timeout: Duration) -> Self {
+        Limits {
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            timeout,
+        }
+    }
+}
+
+/// Liveness probes are answered even when the server sheds load: a busy server is alive.
+fn exempt(path: &str) -> bool {
+    path == "/healthz" || path.starts_with("/grpc.health.v1.Health/")
+}
+
+pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+    if exempt(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let kind = Protocol::of(&req);
+    let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
+        return kind.answer(
+            Error::unavailable(
+                "SERVER-Busy1",
+                "the server is at its limit of concurrent requests; retry shortly",
+            )
+            .retry_after(1),
+        );
+    };
+    match tokio::time::timeout(limits.timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => kind.answer(
+            Error::unavailable(
+                "SERVER-Time1",
+                format!(
+                    "the request did not complete within {} s",
+                    limits.timeout.as_secs()
+                ),
+            )
+            .retry_after(1),
+        ),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Protocol {
+    Grpc,
+    OAuth,
+    Rest,
+}
+
+impl Protocol {
+    fn of(req: &Request) -> Protocol {
+        let grpc = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/grpc"));
+        if grpc {
+            Protocol::Grpc
+        } else if req.uri().path().starts_with("/oauth/") {
+            Protocol::OAuth
+        } else {
+            Protocol::Rest
+        }
+    }
+
+    fn answer(self, e: Error) -> Response {
+        let retry = e.retry_after_secs;
+        let mut resp = match self {
+            Protocol::Grpc => to_status(e).into_http(),
+            Protocol::OAuth => oauth::oauth_error(e.into()),
+            Protocol::Rest => rest::error_response(e),
+        };
+        if let Some(secs) = retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        resp
+    }
+}

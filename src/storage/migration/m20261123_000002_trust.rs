@@ -1,0 +1,79 @@
+//! Revocation and replay: access tokens (opaque and JWT alike) are stored by hash with the key
+//! they were obtained with and their audiences as lists; used assertion ids are remembered
+//! until the assertion expires.
+//!
+//! Tokens issued before this migration are dropped: their audiences were stored as joined
+//! strings and never checked against the caller's org, so none of them can be trusted. Their
+//! holders request new ones (the JWT-profile grant is non-interactive).
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+const ID: u32 = 200;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("access_tokens").to_owned())
+            .await?;
+        m.create_table(
+            Table::create()
+                .table("access_tokens")
+                .col(string_len("id", ID).primary_key())
+                .col(string_len("token_hash", 64).unique_key())
+                .col(string_len("user_id", ID))
+                .col(string_len("org_id", ID))
+                .col(string_len("key_id", ID))
+                // JSON arrays of strings.
+                .col(text("scopes"))
+                .col(text("audience"))
+                .col(text("projects"))
+                .col(timestamp_with_time_zone("expires_at"))
+                .col(timestamp_with_time_zone("created_at"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("fk_access_tokens_user_id")
+                        .from("access_tokens", "user_id")
+                        .to("users", "id")
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        )
+        .await?;
+        for col in ["user_id", "key_id", "expires_at"] {
+            m.create_index(
+                Index::create()
+                    .name(format!("ix_access_tokens_{col}"))
+                    .table("access_tokens")
+                    .col(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        m.create_table(
+            Table::create()
+                .table("used_assertions")
+                // SHA-256 (hex) of key id and jti.
+                .col(string_len("id", 64).primary_key())
+                .col(timestamp_with_time_zone("expires_at"))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("ix_used_assertions_expires_at")
+                .table("used_assertions")
+                .col("expires_at")
+                .to_owned(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(Table::drop().table("used_assertions").to_owned())
+            .await?;
+        Ok(())
+    }
+}
