@@ -6,7 +6,10 @@ use std::{collections::HashMap, future::Future, sync::Arc};
 use axum::{
     Extension, Router,
     body::Bytes,
-    extract::{Path, State, rejection::PathRejection},
+    extract::{
+        Path, State,
+        rejection::{BytesRejection, PathRejection},
+    },
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{delete, get, post},
@@ -77,7 +80,7 @@ async fn gateway<Req, Resp, Fut>(
     headers: HeaderMap,
     peer: Peer,
     params: Params,
-    body: Option<Bytes>,
+    body: Option<Result<Bytes, BytesRejection>>,
     bind: impl FnOnce(&mut Req, &mut HashMap<String, String>),
     call: impl FnOnce(Api, tonic::Request<Req>) -> Fut,
 ) -> Response
@@ -90,6 +93,10 @@ where
         Ok(Path(p)) => p,
         Err(PathRejection::MissingPathParams(_)) => HashMap::new(),
         Err(e) => return bad_request("REST-Path1", format!("invalid path parameter: {e}")),
+    };
+    let body = match body.transpose() {
+        Ok(b) => b,
+        Err(rejection) => return body_rejected(rejection),
     };
     let mut message: Req = match body.as_deref().map(<[u8]>::trim_ascii) {
         None | Some(b"") => Req::default(),
@@ -136,6 +143,23 @@ where
     }
 }
 
+/// A body that could not be read: too large (413) or broken.
+fn body_rejected(rejection: BytesRejection) -> Response {
+    let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
+    let mut resp = bad_request(
+        "REST-Body1",
+        if too_large {
+            "the request body is larger than this server accepts".to_owned()
+        } else {
+            format!("the request body could not be read: {rejection}")
+        },
+    );
+    if too_large {
+        *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    }
+    resp
+}
+
 fn take(p: &mut HashMap<String, String>, name: &str) -> String {
     p.remove(name).unwrap_or_default()
 }
@@ -148,7 +172,7 @@ macro_rules! route {
              headers: HeaderMap,
              peer: Peer,
              params: Params,
-             body: Bytes| async move {
+             body: Result<Bytes, BytesRejection>| async move {
                 let body = if $has_body { Some(body) } else { None };
                 gateway(
                     api,

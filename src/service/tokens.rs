@@ -72,7 +72,7 @@ pub struct OAuthError {
     /// Seconds to wait, for [`OAuthErrorCode::RateLimited`].
     pub retry_after_secs: Option<u64>,
     /// The cause of a server error, for the log.
-    pub source: Option<Error>,
+    pub source: Option<Box<Error>>,
 }
 
 impl OAuthError {
@@ -101,7 +101,7 @@ impl From<Error> for OAuthError {
             description: e.message.to_string(),
             retry_after_secs: e.retry_after_secs,
             // A rate limit is the caller's business, not a server fault to log with a cause.
-            source: (code != OAuthErrorCode::RateLimited).then_some(e),
+            source: (code != OAuthErrorCode::RateLimited).then(|| Box::new(e)),
         }
     }
 }

@@ -18,6 +18,7 @@ use tonic::{Request, Status, transport::Channel};
 
 pub const API_SCOPE: &str = "urn:zitadel:iam:org:project:id:zitadel:aud";
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A JSON key file as handed out by AddMachineKey / AddAppKey.
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +110,29 @@ impl TestApp {
             Ok(url) if url.starts_with("postgres") => fresh_postgres(&url).await,
             _ => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
         };
+        Self::start(db_url, dir, adjust, None).await
+    }
+
+    /// A second server process's twin: another app on this one's database (same master key),
+    /// as when several processes share one PostgreSQL. Keep `self` alive while it runs.
+    pub async fn spawn_on_same_database(&self) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = self.services.settings.issuer.clone();
+        Self::start(
+            self.db_url.clone(),
+            dir,
+            |c| c.external_url = Some(issuer),
+            Some(self.admin_key.clone()),
+        )
+        .await
+    }
+
+    async fn start(
+        db_url: String,
+        dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut Config),
+        admin_key: Option<KeyFile>,
+    ) -> TestApp {
         let mut config = Config::for_tests(&db_url, dir.path().join("admin-key.json"));
         adjust(&mut config);
         let app = App::build(config).await.expect("app builds");
@@ -120,11 +144,12 @@ impl TestApp {
         tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        let admin_key = KeyFile::parse(&std::fs::read(dir.path().join("admin-key.json")).unwrap());
         TestApp {
             db_url,
             base: format!("http://{addr}"),
-            admin_key,
+            admin_key: admin_key.unwrap_or_else(|| {
+                KeyFile::parse(&std::fs::read(dir.path().join("admin-key.json")).unwrap())
+            }),
             admin_id,
             org_id,
             http: reqwest::Client::new(),
@@ -155,7 +180,7 @@ impl TestApp {
     /// An assertion for `key` with the usual claims, `over` replacing any of them.
     pub fn assertion(&self, key: &KeyFile, over: Value) -> String {
         let sub = key.subject();
-        let mut claims = json!({"iss": sub, "sub": sub, "aud": [self.base.clone()], "iat": now(), "exp": now() + 300});
+        let mut claims = json!({"iss": sub, "sub": sub, "aud": [self.services.settings.issuer.clone()], "iat": now(), "exp": now() + 300});
         for (k, v) in over.as_object().unwrap() {
             claims[k] = v.clone();
         }
@@ -296,6 +321,31 @@ impl TestApp {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap())
+    }
+
+    /// A token request for `key` asking for `scope`: (HTTP status, JSON body).
+    pub async fn grant(&self, key: &KeyFile, scope: &str) -> (u16, Value) {
+        let assertion = self.assertion(key, json!({}));
+        self.token_request(&[
+            ("grant_type", JWT_BEARER),
+            ("assertion", &assertion),
+            ("scope", scope),
+        ])
+        .await
+    }
+
+    /// Introspects `token` as the app owning `app_key` (private_key_jwt).
+    pub async fn introspect_as(&self, app_key: &KeyFile, token: &str) -> (u16, Value) {
+        let assertion = self.assertion(app_key, json!({}));
+        self.introspect(
+            &[
+                ("token", token),
+                ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+                ("client_assertion", &assertion),
+            ],
+            None,
+        )
+        .await
     }
 
     pub async fn admin_token(&self) -> String {

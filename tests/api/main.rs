@@ -14,4 +14,6 @@ mod orgs_users;
 mod projects;
 mod reflection;
 mod rest;
+mod secrets;
+mod security;
 mod shutdown;
