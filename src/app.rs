@@ -240,12 +240,18 @@ impl App {
             task.abort();
         }
         match drained {
-            Ok(()) => tracing::info!("all connections drained; stopped"),
+            Ok(()) => tracing::info!("all connections drained"),
             Err(_) => tracing::warn!(
                 drain_secs = self.drain.as_secs(),
-                "connections still open after the drain time; stopped anyway"
+                "connections still open after the drain time; stopping anyway"
             ),
         }
+        // Closing the pool lets SQLite checkpoint its WAL into the database file, so a copy
+        // of the stopped database is complete.
+        if let Err(e) = self.services.db.clone().close().await {
+            tracing::warn!(error = %e, "closing the database pool failed");
+        }
+        tracing::info!("stopped");
         Ok(())
     }
 }

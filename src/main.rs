@@ -62,6 +62,8 @@ async fn main() -> std::process::ExitCode {
 async fn migrate(config: &Config) -> authn_keys::error::Result<()> {
     let db = storage::connect(&config.database_url, 1).await?;
     storage::migrate(&db).await?;
+    // Closing checkpoints SQLite's WAL into the database file.
+    let _ = db.close().await;
     tracing::info!(database = %storage::redact_url(&config.database_url), "migrations applied");
     Ok(())
 }

@@ -80,16 +80,37 @@ async fn database_contents(app: &TestApp) -> Vec<u8> {
     all.into_bytes()
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn secrets_never_reach_the_database_or_the_log() {
+/// Runs [`full_flow_at_trace`] in a process of its own: a log subscriber for the whole
+/// process (every thread, every callsite) cannot be installed beside the other tests.
+#[test]
+fn secrets_never_reach_the_database_or_the_log() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "secrets::full_flow_at_trace",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+#[ignore = "run by secrets_never_reach_the_database_or_the_log in a process of its own"]
+async fn full_flow_at_trace() {
     let log = Captured::default();
     let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+        .init();
 
     let app = TestApp::spawn().await;
     let mut secrets: Vec<String> = vec![app.admin_key.key.clone()];

@@ -834,3 +834,43 @@ async fn signing_keys_rotate_and_retired_keys_keep_verifying() {
         .await
         .unwrap();
 }
+
+/// Peak resident memory of this process so far (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn wrong_client_secrets_cost_no_memory() {
+    // Rate limits off: this is about what one attempt costs, not how many are let through.
+    let app = TestApp::spawn_with(|c| {
+        c.auth_failure_burst = 0;
+        c.auth_failure_address_burst = 0;
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let (_, _, client_id, _) = app.project_with_app(&admin, 0).await;
+    let before = peak_rss_kib();
+    // The reported flood: 96 anonymous clients at once, each with a wrong secret (argon2id
+    // took ~19 MiB per attempt, 1.8 GiB for these).
+    let attempts = (0..96).map(|i| {
+        let req = app
+            .http
+            .post(format!("{}/oauth/v2/introspect", app.base))
+            .basic_auth(&client_id, Some(format!("guess-{i}")))
+            .form(&[("token", "x")]);
+        tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+    });
+    let mut statuses = Vec::new();
+    for a in attempts.collect::<Vec<_>>() {
+        statuses.push(a.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let grown_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
+    assert!(grown_mib < 256, "peak memory grew by {grown_mib} MiB");
+}
