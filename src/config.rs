@@ -136,7 +136,7 @@ pub struct Config {
         long,
         global = true,
         env = "AUTHN_KEYS_AUTH_FAILURE_BURST",
-        default_value_t = 10
+        default_value_t = 20
     )]
     pub auth_failure_burst: u32,
 
@@ -145,7 +145,7 @@ pub struct Config {
         long,
         global = true,
         env = "AUTHN_KEYS_AUTH_FAILURE_PER_MINUTE",
-        default_value_t = 10
+        default_value_t = 20
     )]
     pub auth_failure_per_minute: u32,
 
@@ -155,7 +155,7 @@ pub struct Config {
         long,
         global = true,
         env = "AUTHN_KEYS_AUTH_FAILURE_ADDRESS_BURST",
-        default_value_t = 20
+        default_value_t = 50
     )]
     pub auth_failure_address_burst: u32,
 
@@ -164,7 +164,7 @@ pub struct Config {
         long,
         global = true,
         env = "AUTHN_KEYS_AUTH_FAILURE_ADDRESS_PER_MINUTE",
-        default_value_t = 60
+        default_value_t = 120
     )]
     pub auth_failure_address_per_minute: u32,
 
@@ -271,10 +271,10 @@ impl Config {
             list_max_limit: 1000,
             db_max_connections: 5,
             signing_key_rotation_secs: 604_800,
-            auth_failure_burst: 10,
-            auth_failure_per_minute: 10,
-            auth_failure_address_burst: 20,
-            auth_failure_address_per_minute: 60,
+            auth_failure_burst: 20,
+            auth_failure_per_minute: 20,
+            auth_failure_address_burst: 50,
+            auth_failure_address_per_minute: 120,
             bearer_failure_burst: 100,
             request_timeout_secs: 30,
             max_concurrent_requests: 512,
