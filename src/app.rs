@@ -136,6 +136,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
             ),
         )),
         legacy_hash_slots: Arc::new(tokio::sync::Semaphore::new(2)),
+        caches: Arc::default(),
     })
 }
 
@@ -275,17 +276,24 @@ fn spawn_background(svc: Services) -> Vec<tokio::task::JoinHandle<()>> {
             }
         })
     };
-    let rotate = tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(60));
-        every.tick().await;
-        loop {
+    let rotate = tokio::spawn({
+        let svc = svc.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
             every.tick().await;
-            if let Err(e) = svc.signing.rotate(false).await {
-                tracing::warn!(error_id = e.id, cause = %e.cause_chain(), "signing key rotation check failed");
+            loop {
+                every.tick().await;
+                if let Err(e) = svc.signing.rotate(false).await {
+                    tracing::warn!(error_id = e.id, cause = %e.cause_chain(), "signing key rotation check failed");
+                }
             }
         }
     });
-    vec![purge, rotate]
+    let listen = {
+        let svc = svc.clone();
+        tokio::spawn(async move { svc.listen_for_changes().await })
+    };
+    vec![purge, rotate, listen]
 }
 
 /// The configured master key; on SQLite without one, a generated key kept beside the database.

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::{
     Ctx, Services,
+    cache::Change,
     machine_keys::{AddedKey, check_key_type},
 };
 use crate::{
@@ -186,7 +187,8 @@ impl Services {
             ),
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit_changes(tx, &[Change::Key(key_id.to_owned())])
+            .await?;
         Ok(Details::changed(sequence, now, &ctx.org_id))
     }
 }

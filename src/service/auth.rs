@@ -57,11 +57,9 @@ impl Services {
                 format!("the access token is not for this API: request the scope {API_SCOPE}"),
             ));
         }
-        let user = repo::get_user(&self.db, &info.user_id)
-            .await?
-            .ok_or_else(|| {
-                Error::unauthenticated("AUTH-Usr01", "the token's user no longer exists")
-            })?;
+        let user = self.cached_user(&info.user_id).await?.ok_or_else(|| {
+            Error::unauthenticated("AUTH-Usr01", "the token's user no longer exists")
+        })?;
         let org_id = match creds.org_id.as_deref().map(str::trim) {
             Some(o) if !o.is_empty() => o.to_owned(),
             _ => user.org_id.clone(),
@@ -72,10 +70,10 @@ impl Services {
                 format!("no permission {permission} in organization {org_id}"),
             )
         };
-        if org_id.chars().count() > 200 || repo::get_org(&self.db, &org_id).await?.is_none() {
+        if org_id.chars().count() > 200 || !self.org_exists(&org_id).await? {
             return Err(denied());
         }
-        let roles = self.roles_of(&self.db, &org_id, &user.id).await?;
+        let roles = self.cached_roles(&org_id, &user.id).await?;
         if roles.iter().any(|r| r.grants(permission)) {
             Ok(Ctx {
                 actor: user.id,

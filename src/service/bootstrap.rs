@@ -5,7 +5,7 @@ use std::{io::Write, path::Path};
 
 use serde_json::json;
 
-use super::{Ctx, Services, orgs::domain_label};
+use super::{Ctx, Services, cache::Change, orgs::domain_label};
 use crate::{
     domain::{
         expiry, key_file,
@@ -300,9 +300,13 @@ impl Services {
                 Error::internal("BOOT-File2", "cannot build the key file").with_source(e)
             })?;
         write_key_file(out, file.as_bytes())?;
-        if let Err(e) = tx.commit().await {
+        let change = Change::Member {
+            org_id: "*".into(),
+            user_id: user_id.clone(),
+        };
+        if let Err(e) = self.commit_changes(tx, &[change]).await {
             let _ = std::fs::remove_file(out);
-            return Err(db_err(e));
+            return Err(e);
         }
         tracing::warn!(user_id = %user_id, key_id = %key_id, created_user, "break-glass: an IAM_OWNER key file was written");
         Ok(BreakGlass {

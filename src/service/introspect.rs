@@ -7,13 +7,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    Services, throttle,
+    Services,
+    cache::CachedKey,
+    throttle,
     tokens::{OAuthError, OAuthErrorCode},
 };
 use crate::{
     domain::{
         jwt::{self, UnverifiedJwt},
-        keypair::PublicKey,
         model::{ApiAuthMethod, App},
         secret::{SecretHasher, Verdict},
     },
@@ -176,10 +177,9 @@ impl Services {
             ))
         };
         // Nothing about the key is said until the caller has proven it holds it.
-        let Some(key) = repo::find_app_key(&self.db, &kid).await? else {
-            if let Some(machine) = repo::find_machine_key(&self.db, &kid).await?
-                && PublicKey::from_pkix_pem(machine.public_key.as_bytes())
-                    .is_ok_and(|k| jwt.verify(&k, &kid).is_ok())
+        let Some(CachedKey { key, public, .. }) = self.cached_key(&kid, true).await? else {
+            if let Some(machine) = self.cached_key(&kid, false).await?
+                && jwt.verify(&machine.public, &kid).is_ok()
             {
                 return Err(client_error(format!(
                     "key {kid} is a machine key; clients authenticate with application keys"
@@ -187,19 +187,12 @@ impl Services {
             }
             return Err(unknown());
         };
-        let public = PublicKey::from_pkix_pem(key.public_key.as_bytes()).map_err(|e| {
-            OAuthError::from(
-                Error::internal("OIDC-Key01", "a stored key is unreadable").with_source(e),
-            )
-        })?;
         jwt.verify(&public, &kid).map_err(|_| unknown())?;
         let claims =
             jwt::check_assertion(&jwt, &self.settings.issuer, self.time_rules()).map_err(bad)?;
-        let app = repo::find_app(&self.db, &key.owner_id)
-            .await?
-            .ok_or_else(|| {
-                client_error(format!("the application of key {kid} no longer exists"))
-            })?;
+        let app = self.cached_app(&key.owner_id).await?.ok_or_else(|| {
+            client_error(format!("the application of key {kid} no longer exists"))
+        })?;
         if claims.subject != app.client_id {
             return Err(client_error(format!(
                 "iss/sub {} is not the client id of the application that owns key {kid}",

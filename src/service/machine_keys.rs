@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{Ctx, Services};
+use super::{Ctx, Services, cache::Change};
 use crate::{
     domain::{
         expiry,
@@ -188,7 +188,8 @@ impl Services {
             ),
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit_changes(tx, &[Change::Key(key_id.to_owned())])
+            .await?;
         Ok(Details::changed(sequence, now, &ctx.org_id))
     }
 }

@@ -19,6 +19,7 @@ use crate::{
 pub mod app_keys;
 pub mod auth;
 pub mod bootstrap;
+pub mod cache;
 pub mod introspect;
 pub mod keys;
 pub mod machine_keys;
@@ -61,6 +62,8 @@ pub struct Services {
     pub bearer_throttle: Arc<throttle::Throttle>,
     /// Bounds the slow argon2id checks of secrets hashed by earlier versions.
     pub legacy_hash_slots: Arc<tokio::sync::Semaphore>,
+    /// The hot paths' in-memory reads and their invalidation.
+    pub caches: Arc<cache::Caches>,
 }
 
 impl Services {

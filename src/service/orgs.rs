@@ -1,7 +1,7 @@
 //! Organizations and their members.
 use serde_json::json;
 
-use super::{Ctx, Services};
+use super::{Ctx, Services, cache::Change};
 use crate::{
     domain::{
         model::{Details, Member, Org},
@@ -167,7 +167,14 @@ impl Services {
             ),
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit_changes(
+            tx,
+            &[Change::Member {
+                org_id: ctx.org_id.clone(),
+                user_id: user_id.to_owned(),
+            }],
+        )
+        .await?;
         Ok(Details::added(sequence, now, &ctx.org_id))
     }
 
@@ -199,7 +206,14 @@ impl Services {
             ),
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit_changes(
+            tx,
+            &[Change::Member {
+                org_id: ctx.org_id.clone(),
+                user_id: user_id.to_owned(),
+            }],
+        )
+        .await?;
         Ok(Details::changed(sequence, now, &ctx.org_id))
     }
 }

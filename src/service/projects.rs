@@ -1,7 +1,7 @@
 //! Projects and their API applications.
 use serde_json::json;
 
-use super::{Ctx, Services};
+use super::{Ctx, Services, cache::Change};
 use crate::{
     domain::{
         model::{ApiAuthMethod, App, Details, Project},
@@ -100,7 +100,8 @@ impl Services {
             ),
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit_changes(tx, &[Change::Project(id.to_owned())])
+            .await?;
         Ok(Details::changed(sequence, now, &ctx.org_id))
     }
 
@@ -204,7 +205,8 @@ impl Services {
             ),
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit_changes(tx, &[Change::App(app_id.to_owned())])
+            .await?;
         Ok(Details::changed(sequence, now, &ctx.org_id))
     }
 }

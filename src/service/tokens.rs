@@ -8,11 +8,10 @@ use sha2::{Digest, Sha256};
 
 use std::net::IpAddr;
 
-use super::{Services, auth::API_SCOPE, throttle};
+use super::{Services, auth::API_SCOPE, cache::CachedKey, throttle};
 use crate::{
     domain::{
         jwt::{self, ACCESS_TOKEN_TYP, Algorithm, JwtError, TimeRules, UnverifiedJwt},
-        keypair::PublicKey,
         model::{AccessToken, AccessTokenType},
     },
     error::{Error, Kind, Result},
@@ -324,10 +323,9 @@ impl Services {
         self.throttle.check(charged)?;
 
         // Nothing about the key is said until the caller has proven it holds it.
-        let Some(key) = repo::find_machine_key(&self.db, &kid).await? else {
-            if let Some(app_key) = repo::find_app_key(&self.db, &kid).await?
-                && PublicKey::from_pkix_pem(app_key.public_key.as_bytes())
-                    .is_ok_and(|k| jwt.verify(&k, &kid).is_ok())
+        let Some(CachedKey { key, public, .. }) = self.cached_key(&kid, false).await? else {
+            if let Some(app_key) = self.cached_key(&kid, true).await?
+                && jwt.verify(&app_key.public, &kid).is_ok()
             {
                 return Err(OAuthError::grant(format!(
                     "key {kid} is an application key; application keys authenticate clients (use client_assertion at the introspection endpoint), not users"
@@ -335,11 +333,6 @@ impl Services {
             }
             return Err(OAuthError::grant(unknown_key(&kid, "machine key")));
         };
-        let public = PublicKey::from_pkix_pem(key.public_key.as_bytes()).map_err(|e| {
-            OAuthError::from(
-                Error::internal("TOKEN-Key01", "a stored key is unreadable").with_source(e),
-            )
-        })?;
         jwt.verify(&public, &kid)
             .map_err(|_| OAuthError::grant(unknown_key(&kid, "machine key")))?;
         let assertion = jwt::check_assertion(&jwt, &self.settings.issuer, self.time_rules())
@@ -358,7 +351,8 @@ impl Services {
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             )));
         }
-        let user = repo::get_user(&self.db, &key.owner_id)
+        let user = self
+            .cached_user(&key.owner_id)
             .await?
             .ok_or_else(|| OAuthError::grant(format!("user {} does not exist", key.owner_id)))?;
 
@@ -476,58 +470,21 @@ impl Services {
     }
 
     /// The token's facts if it is one of ours, unexpired and not revoked; `None` otherwise.
-    /// A JWT must be an access token (`typ` `at+jwt`, so ID tokens never pass) with a valid
-    /// signature; then, like an opaque token, it must still be on record: removing its user or
-    /// the key it was obtained with deleted that record.
+    /// Every token we issue — opaque or JWT — is on record by hash until its user or the key
+    /// it was obtained with is removed, so the record decides: a forged, foreign or revoked
+    /// token has none, and neither has an ID token (never recorded), whatever its signature.
+    /// The record is read from memory when possible (see [`super::cache`]).
     pub async fn verify_access_token(&self, token: &str) -> Result<Option<TokenInfo>> {
-        let now = self.clock.now();
-        if token.len() > 8192 {
+        if token.is_empty() || token.len() > 8192 {
             return Ok(None);
         }
-        if token.matches('.').count() == 2 {
-            let Ok(jwt) = UnverifiedJwt::parse(token) else {
-                return Ok(None);
-            };
-            let typ_ok = jwt.header.typ.as_deref().is_some_and(|t| {
-                t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
-                    || t.eq_ignore_ascii_case("application/at+jwt")
-            });
-            if !typ_ok || jwt.algorithm() != Ok(Algorithm::RS256) {
-                return Ok(None);
-            }
-            let Ok(kid) = jwt.kid() else { return Ok(None) };
-            let Some(public) = self.signing.public_key(kid).await? else {
-                return Ok(None);
-            };
-            if jwt.verify(&public, kid).is_err() {
-                return Ok(None);
-            }
-            let Ok(claims) =
-                serde_json::from_value::<AccessClaims>(serde_json::Value::Object(jwt.claims))
-            else {
-                return Ok(None);
-            };
-            if claims.iss != self.settings.issuer || claims.exp <= now.timestamp() {
-                return Ok(None);
-            }
-        }
-        let Some(stored) = repo::find_access_token(&self.db, &hash_token(token)).await? else {
+        let Some(info) = self.token_record(&hash_token(token)).await? else {
             return Ok(None);
         };
-        if stored.expires_at <= now {
+        if info.expires_at <= self.clock.now() {
             return Ok(None);
         }
-        Ok(Some(TokenInfo {
-            token_id: stored.id,
-            user_id: stored.user_id,
-            org_id: stored.org_id,
-            key_id: stored.key_id,
-            scopes: stored.scopes,
-            audience: stored.audience,
-            projects: stored.projects,
-            issued_at: stored.created_at,
-            expires_at: stored.expires_at,
-        }))
+        Ok(Some(info))
     }
 }
 

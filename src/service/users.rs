@@ -1,7 +1,7 @@
 //! Machine users.
 use serde_json::json;
 
-use super::{Ctx, Services};
+use super::{Ctx, Services, cache::Change};
 use crate::{
     domain::{
         model::{AccessTokenType, Details, User},
@@ -120,7 +120,8 @@ impl Services {
             self.event(ctx, "user", id, sequence, "user.removed", json!({}), now),
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        self.commit_changes(tx, &[Change::User(id.to_owned())])
+            .await?;
         Ok(Details::changed(sequence, now, &ctx.org_id))
     }
 }

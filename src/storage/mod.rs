@@ -153,3 +153,76 @@ pub fn db_time(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc
     use chrono::{DurationRound, TimeDelta};
     t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
 }
+
+/// The PostgreSQL channel on which processes sharing a database tell each other what a
+/// committed write changed (cache invalidation).
+pub const CHANGES_CHANNEL: &str = "authn_keys_changes";
+
+/// Queues a change notice inside the writing transaction: PostgreSQL delivers it to every
+/// listening process when (and only if) the transaction commits. Nothing on SQLite, whose
+/// processes cannot listen; they bound staleness by time instead.
+pub async fn notify(db: &impl ConnectionTrait, payload: &str) -> Result<(), Error> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [CHANGES_CHANNEL.into(), payload.into()],
+    ))
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Whether the pool was closed (the server is stopping).
+pub fn is_closed(db: &DatabaseConnection) -> bool {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => db.get_postgres_connection_pool().is_closed(),
+        sea_orm::DbBackend::Sqlite => db.get_sqlite_connection_pool().is_closed(),
+        _ => false,
+    }
+}
+
+/// What a listener hears next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Message(String),
+    /// The connection was lost and re-established: notices in between may be missing.
+    Gap,
+}
+
+/// Receives the change notices of other processes (PostgreSQL only).
+pub struct ChangeListener(sea_orm::sqlx::postgres::PgListener);
+
+impl ChangeListener {
+    /// `None` on SQLite.
+    pub async fn connect(db: &DatabaseConnection) -> Result<Option<Self>, Error> {
+        if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(None);
+        }
+        let unavailable = |e: sea_orm::sqlx::Error| {
+            Error::unavailable("STORE-Lstn1", "cannot listen for change notices").with_source(e)
+        };
+        let mut listener =
+            sea_orm::sqlx::postgres::PgListener::connect_with(db.get_postgres_connection_pool())
+                .await
+                .map_err(unavailable)?;
+        listener
+            .listen(CHANGES_CHANNEL)
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(ChangeListener(listener)))
+    }
+
+    pub async fn next(&mut self) -> Result<Notice, Error> {
+        match self.0.try_recv().await {
+            Ok(Some(n)) => Ok(Notice::Message(n.payload().to_owned())),
+            Ok(None) => Ok(Notice::Gap),
+            Err(e) => Err(
+                Error::unavailable("STORE-Lstn2", "listening for change notices failed")
+                    .with_source(e),
+            ),
+        }
+    }
+}

@@ -396,6 +396,33 @@ async fn the_token_endpoint_reveals_nothing_about_keys_the_caller_cannot_use() {
     assert_eq!(description(&b_app_key.key_id).await, unknown);
 }
 
+/// Polls `check` until it holds; returns how long that took (panics after `bound` + slack).
+async fn within<F, Fut>(bound: std::time::Duration, mut check: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < bound + std::time::Duration::from_millis(300),
+            "still not revoked after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether `server` reports `token` inactive to the app owning `app_key`.
+async fn inactive(server: &TestApp, app_key: &KeyFile, token: &str) -> bool {
+    server.introspect_as(app_key, token).await.1 == json!({"active": false})
+}
+
+const OTHER_PROCESS_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[tokio::test]
 async fn removing_a_key_or_user_ends_its_tokens_on_every_process() {
     let app = TestApp::spawn().await;
@@ -405,6 +432,15 @@ async fn removing_a_key_or_user_ends_its_tokens_on_every_process() {
     let app_key = app.app_key(&admin, &pid, &aid).await;
     let mut c = app.grpc().await;
     let mut twin_c = twin.grpc().await;
+    if app.db_url.starts_with("postgres") {
+        // On PostgreSQL revocations travel as notices; both processes must be listening.
+        for server in [&app, &twin] {
+            within(OTHER_PROCESS_BOUND, || async {
+                server.services.caches.listening()
+            })
+            .await;
+        }
+    }
 
     for token_type in [0, 1] {
         let (user, key) = app
@@ -413,12 +449,16 @@ async fn removing_a_key_or_user_ends_its_tokens_on_every_process() {
         let (_, body) = app.grant(&key, &project_scope(&pid)).await;
         let token = body["access_token"].as_str().unwrap().to_owned();
         assert_eq!(token.matches('.').count() == 2, token_type == 1);
-        let (_, answer) = twin.introspect_as(&app_key, &token).await;
-        assert_eq!(answer["active"], true, "{answer}");
+        // Both processes have seen (and cached) the token.
+        for server in [&app, &twin] {
+            let (_, answer) = server.introspect_as(&app_key, &token).await;
+            assert_eq!(answer["active"], true, "{answer}");
+        }
         let get = |t: &str| authed(t, None, GetUserByIdRequest { id: user.clone() });
         twin_c.get_user_by_id(get(&token)).await.unwrap();
+        c.get_user_by_id(get(&token)).await.unwrap();
 
-        // The key goes (through one process): the token ends everywhere at once.
+        // The key goes through one process: there the token ends at once ...
         c.remove_machine_key(authed(
             &admin,
             None,
@@ -429,17 +469,28 @@ async fn removing_a_key_or_user_ends_its_tokens_on_every_process() {
         ))
         .await
         .unwrap();
-        for server in [&app, &twin] {
-            let (_, answer) = server.introspect_as(&app_key, &token).await;
-            assert_eq!(answer, json!({"active": false}), "type {token_type}");
-            assert_err(
-                server.grpc().await.get_user_by_id(get(&token)).await,
-                Code::Unauthenticated,
-                "AUTH-7fs2e",
-            );
-        }
+        assert!(inactive(&app, &app_key, &token).await, "type {token_type}");
+        assert_err(
+            c.get_user_by_id(get(&token)).await,
+            Code::Unauthenticated,
+            "AUTH-7fs2e",
+        );
+        // ... and in the other process within the documented bound.
+        within(OTHER_PROCESS_BOUND, || inactive(&twin, &app_key, &token)).await;
+        within(OTHER_PROCESS_BOUND, || {
+            let mut twin_c = twin_c.clone();
+            let req = get(&token);
+            async move {
+                twin_c
+                    .get_user_by_id(req)
+                    .await
+                    .is_err_and(|s| s.code() == Code::Unauthenticated)
+            }
+        })
+        .await;
 
-        // A second key's token ends when the user goes (the reported JWT case included).
+        // A second key's token ends when the user goes (the reported JWT case included), here
+        // removed through the other process.
         let key2 = c
             .add_machine_key(authed(
                 &admin,
@@ -458,17 +509,64 @@ async fn removing_a_key_or_user_ends_its_tokens_on_every_process() {
             .grant(&KeyFile::parse(&key2), &project_scope(&pid))
             .await;
         let token = body["access_token"].as_str().unwrap().to_owned();
-        let (_, answer) = app.introspect_as(&app_key, &token).await;
-        assert_eq!(answer["active"], true);
+        assert!(!inactive(&app, &app_key, &token).await);
         twin_c
             .remove_user(authed(&admin, None, RemoveUserRequest { id: user.clone() }))
             .await
             .unwrap();
-        for server in [&app, &twin] {
-            let (_, answer) = server.introspect_as(&app_key, &token).await;
-            assert_eq!(answer, json!({"active": false}), "type {token_type}");
-        }
+        assert!(inactive(&twin, &app_key, &token).await, "type {token_type}");
+        within(OTHER_PROCESS_BOUND, || inactive(&app, &app_key, &token)).await;
     }
+}
+
+#[tokio::test]
+async fn removing_a_membership_ends_its_permissions_on_every_process() {
+    let app = TestApp::spawn().await;
+    let twin = app.spawn_on_same_database().await;
+    let admin = app.admin_token().await;
+    let (user, key) = app.member_with_key(&admin, 0, "ORG_USER_VIEWER").await;
+    let token = app.token_for(&key).await;
+    let me = || authed(&token, None, GetMyOrgRequest {});
+    let (mut c, mut twin_c) = (app.grpc().await, twin.grpc().await);
+    c.get_my_org(me()).await.unwrap();
+    twin_c.get_my_org(me()).await.unwrap();
+    c.remove_org_member(authed(
+        &admin,
+        None,
+        RemoveOrgMemberRequest {
+            user_id: user.clone(),
+        },
+    ))
+    .await
+    .unwrap();
+    assert_err(
+        c.get_my_org(me()).await,
+        Code::PermissionDenied,
+        "AUTH-5mWD2",
+    );
+    within(OTHER_PROCESS_BOUND, || {
+        let mut twin_c = twin_c.clone();
+        let req = me();
+        async move {
+            twin_c
+                .get_my_org(req)
+                .await
+                .is_err_and(|s| s.code() == Code::PermissionDenied)
+        }
+    })
+    .await;
+    // A new grant is visible at once where it was made.
+    c.add_org_member(authed(
+        &admin,
+        None,
+        AddOrgMemberRequest {
+            user_id: user,
+            roles: vec!["ORG_USER_VIEWER".into()],
+        },
+    ))
+    .await
+    .unwrap();
+    c.get_my_org(me()).await.unwrap();
 }
 
 #[tokio::test]

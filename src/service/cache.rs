@@ -1,0 +1,472 @@
+//! What the hot paths read from memory — access tokens, users, roles, orgs, keys with their
+//! parsed public keys, apps — and the one place that invalidates it. Revocation stays exactly
+//! as strong as reading the database:
+//!
+//! - every write that removes or changes something cached names it as a [`Change`] and calls
+//!   [`Services::commit_changes`], which queues a PostgreSQL `NOTIFY` inside the transaction,
+//!   commits, and then drops the affected entries here — before the caller gets its answer,
+//!   so in the process that removed something it stops working at once;
+//! - every process listens for those notices and applies them the same way (milliseconds
+//!   after the commit). While the listener is not connected (and always on SQLite, where
+//!   processes cannot listen) entries live at most one second, which bounds what another
+//!   process may still accept; a connected listener lets them live a minute (a safety net
+//!   for writes made around the service);
+//! - a read that raced with an invalidation never caches what it read: an epoch counter moves
+//!   on every invalidation, and entries are stored only if it has not moved since the read
+//!   began.
+//!
+//! Hand-rolled maps rather than a cache crate: invalidation needs predicates over values (all
+//! tokens of a key, all keys of a user) applied synchronously, and the epoch check must happen
+//! under the same lock as the insert.
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::{
+        RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use super::{Services, tokens::TokenInfo};
+use crate::{
+    domain::{
+        keypair::PublicKey,
+        model::{App, AuthnKey, User},
+        principal::Role,
+    },
+    error::Result,
+    storage::{self, ChangeListener, Notice, Tx},
+};
+
+/// Entry lifetime while change notices are being received.
+const TTL_LISTENING: Duration = Duration::from_secs(60);
+/// Entry lifetime otherwise: the bound on how long another process may act on a revoked fact.
+const TTL_DEAF: Duration = Duration::from_secs(1);
+/// Entries per map; beyond, expired entries are swept and new ones not cached.
+const CAPACITY: usize = 200_000;
+
+/// Something a committed write removed or changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A machine or app key was removed: it and the tokens obtained with it.
+    Key(String),
+    /// A user was removed: it, its roles, keys and tokens.
+    User(String),
+    /// A user's roles in an org changed (`*`: its instance roles).
+    Member { org_id: String, user_id: String },
+    /// An app was removed, with its keys.
+    App(String),
+    /// A project was removed, with its apps and their keys.
+    Project(String),
+    /// Anything may have changed.
+    All,
+}
+
+impl Change {
+    fn encode(&self) -> String {
+        match self {
+            Change::Key(id) => format!("key {id}"),
+            Change::User(id) => format!("user {id}"),
+            Change::Member { org_id, user_id } => format!("member {org_id} {user_id}"),
+            Change::App(id) => format!("app {id}"),
+            Change::Project(id) => format!("project {id}"),
+            Change::All => "all".into(),
+        }
+    }
+
+    /// A notice that cannot be read invalidates everything.
+    fn decode(text: &str) -> Change {
+        let mut words = text.split(' ');
+        let (kind, a, b) = (words.next(), words.next(), words.next());
+        match (kind, a, b) {
+            (Some("key"), Some(id), None) => Change::Key(id.into()),
+            (Some("user"), Some(id), None) => Change::User(id.into()),
+            (Some("member"), Some(org), Some(user)) => Change::Member {
+                org_id: org.into(),
+                user_id: user.into(),
+            },
+            (Some("app"), Some(id), None) => Change::App(id.into()),
+            (Some("project"), Some(id), None) => Change::Project(id.into()),
+            _ => Change::All,
+        }
+    }
+}
+
+/// A key as the token and introspection endpoints need it: record and parsed public key.
+#[derive(Debug, Clone)]
+pub struct CachedKey {
+    pub key: AuthnKey,
+    pub public: PublicKey,
+    pub app_key: bool,
+}
+
+struct Map<K, V> {
+    inner: RwLock<HashMap<K, (V, Instant)>>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
+    fn new() -> Self {
+        Map {
+            inner: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, k: &K, ttl: Duration) -> Option<V> {
+        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        map.get(k)
+            .filter(|(_, at)| at.elapsed() < ttl)
+            .map(|(v, _)| v.clone())
+    }
+
+    /// Stores `v` unless an invalidation happened since `epoch` was read.
+    fn put(&self, k: K, v: V, epoch: u64, current: &AtomicU64, ttl: Duration) {
+        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if current.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if map.len() >= CAPACITY {
+            map.retain(|_, (_, at)| at.elapsed() < ttl);
+            if map.len() >= CAPACITY {
+                return;
+            }
+        }
+        map.insert(k, (v, Instant::now()));
+    }
+
+    fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, (v, _)| keep(k, v));
+    }
+
+    fn clear(&self) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+pub struct Caches {
+    epoch: AtomicU64,
+    listening: AtomicBool,
+    tokens: Map<String, TokenInfo>,
+    users: Map<String, User>,
+    roles: Map<(String, String), Vec<Role>>,
+    orgs: Map<String, ()>,
+    keys: Map<String, CachedKey>,
+    apps: Map<String, App>,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("tokens", &self.tokens.len())
+            .field("keys", &self.keys.len())
+            .field("listening", &self.listening.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Caches {
+            epoch: AtomicU64::new(0),
+            listening: AtomicBool::new(false),
+            tokens: Map::new(),
+            users: Map::new(),
+            roles: Map::new(),
+            orgs: Map::new(),
+            keys: Map::new(),
+            apps: Map::new(),
+        }
+    }
+}
+
+impl Caches {
+    fn ttl(&self) -> Duration {
+        if self.listening.load(Ordering::Acquire) {
+            TTL_LISTENING
+        } else {
+            TTL_DEAF
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether change notices from other processes are arriving.
+    pub fn listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    /// Drops what `change` makes stale. The epoch moves first, so a read that began before
+    /// cannot store what it read.
+    pub fn apply(&self, change: &Change) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        match change {
+            Change::Key(id) => {
+                self.keys.retain(|k, _| k != id);
+                self.tokens.retain(|_, t| t.key_id != *id);
+            }
+            Change::User(id) => {
+                self.users.retain(|k, _| k != id);
+                self.roles.retain(|(_, u), _| u != id);
+                self.keys.retain(|_, k| k.app_key || k.key.owner_id != *id);
+                self.tokens.retain(|_, t| t.user_id != *id);
+            }
+            Change::Member { org_id, user_id } => {
+                self.roles
+                    .retain(|(o, u), _| u != user_id || (org_id != "*" && o != org_id));
+            }
+            Change::App(id) => {
+                self.apps.retain(|k, _| k != id);
+                self.keys.retain(|_, k| !k.app_key || k.key.owner_id != *id);
+            }
+            Change::Project(id) => {
+                self.apps.retain(|_, a| a.project_id != *id);
+                // App keys do not record their project; a project removal is rare.
+                self.keys.retain(|_, k| !k.app_key);
+            }
+            Change::All => self.clear(),
+        }
+    }
+
+    fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.tokens.clear();
+        self.users.clear();
+        self.roles.clear();
+        self.orgs.clear();
+        self.keys.clear();
+        self.apps.clear();
+    }
+}
+
+impl Services {
+    /// Commits `tx` after queuing `changes` for the other processes, then applies them here.
+    pub(crate) async fn commit_changes(&self, tx: Tx, changes: &[Change]) -> Result<()> {
+        for c in changes {
+            storage::notify(&tx, &c.encode()).await?;
+        }
+        tx.commit().await.map_err(storage::db_err)?;
+        for c in changes {
+            self.caches.apply(c);
+        }
+        Ok(())
+    }
+
+    /// An access token's record by hash, from memory when possible.
+    pub(crate) async fn token_record(&self, hash: &str) -> Result<Option<TokenInfo>> {
+        let c = &self.caches;
+        if let Some(t) = c.tokens.get(&hash.to_owned(), c.ttl()) {
+            return Ok(Some(t));
+        }
+        let epoch = c.epoch();
+        let Some(stored) = storage::repo::find_access_token(&self.db, hash).await? else {
+            return Ok(None);
+        };
+        let info = TokenInfo {
+            token_id: stored.id,
+            user_id: stored.user_id,
+            org_id: stored.org_id,
+            key_id: stored.key_id,
+            scopes: stored.scopes,
+            audience: stored.audience,
+            projects: stored.projects,
+            issued_at: stored.created_at,
+            expires_at: stored.expires_at,
+        };
+        c.tokens
+            .put(hash.to_owned(), info.clone(), epoch, &c.epoch, c.ttl());
+        Ok(Some(info))
+    }
+
+    pub(crate) async fn cached_user(&self, id: &str) -> Result<Option<User>> {
+        let c = &self.caches;
+        if let Some(u) = c.users.get(&id.to_owned(), c.ttl()) {
+            return Ok(Some(u));
+        }
+        let epoch = c.epoch();
+        let user = storage::repo::get_user(&self.db, id).await?;
+        if let Some(u) = &user {
+            c.users
+                .put(id.to_owned(), u.clone(), epoch, &c.epoch, c.ttl());
+        }
+        Ok(user)
+    }
+
+    /// Whether the org exists (only existence is cached: orgs are never removed).
+    pub(crate) async fn org_exists(&self, id: &str) -> Result<bool> {
+        let c = &self.caches;
+        if c.orgs.get(&id.to_owned(), c.ttl()).is_some() {
+            return Ok(true);
+        }
+        let epoch = c.epoch();
+        let exists = storage::repo::get_org(&self.db, id).await?.is_some();
+        if exists {
+            c.orgs.put(id.to_owned(), (), epoch, &c.epoch, c.ttl());
+        }
+        Ok(exists)
+    }
+
+    /// A user's instance roles and its roles in `org_id`, from memory when possible.
+    pub(crate) async fn cached_roles(&self, org_id: &str, user_id: &str) -> Result<Vec<Role>> {
+        let c = &self.caches;
+        let k = (org_id.to_owned(), user_id.to_owned());
+        if let Some(r) = c.roles.get(&k, c.ttl()) {
+            return Ok(r);
+        }
+        let epoch = c.epoch();
+        let roles = self.roles_of(&self.db, org_id, user_id).await?;
+        c.roles.put(k, roles.clone(), epoch, &c.epoch, c.ttl());
+        Ok(roles)
+    }
+
+    /// A machine key (`app_key` false) or app key by id, with its parsed public key. A stored
+    /// key that does not parse is an internal error, not a missing key.
+    pub(crate) async fn cached_key(&self, kid: &str, app_key: bool) -> Result<Option<CachedKey>> {
+        let c = &self.caches;
+        if let Some(k) = c.keys.get(&kid.to_owned(), c.ttl())
+            && k.app_key == app_key
+        {
+            return Ok(Some(k));
+        }
+        let epoch = c.epoch();
+        let key = if app_key {
+            storage::repo::find_app_key(&self.db, kid).await?
+        } else {
+            storage::repo::find_machine_key(&self.db, kid).await?
+        };
+        let Some(key) = key else { return Ok(None) };
+        let public = PublicKey::from_pkix_pem(key.public_key.as_bytes()).map_err(|e| {
+            crate::error::Error::internal("KEY-Stor1", "a stored key is unreadable").with_source(e)
+        })?;
+        let cached = CachedKey {
+            key,
+            public,
+            app_key,
+        };
+        c.keys
+            .put(kid.to_owned(), cached.clone(), epoch, &c.epoch, c.ttl());
+        Ok(Some(cached))
+    }
+
+    pub(crate) async fn cached_app(&self, id: &str) -> Result<Option<App>> {
+        let c = &self.caches;
+        if let Some(a) = c.apps.get(&id.to_owned(), c.ttl()) {
+            return Ok(Some(a));
+        }
+        let epoch = c.epoch();
+        let app = storage::repo::find_app(&self.db, id).await?;
+        if let Some(a) = &app {
+            c.apps
+                .put(id.to_owned(), a.clone(), epoch, &c.epoch, c.ttl());
+        }
+        Ok(app)
+    }
+
+    /// Listens for other processes' change notices until the database pool closes (PostgreSQL;
+    /// returns at once on SQLite). While not connected, entries expire within a second.
+    pub async fn listen_for_changes(&self) {
+        let c = &self.caches;
+        loop {
+            let mut listener = match ChangeListener::connect(&self.db).await {
+                Ok(Some(l)) => l,
+                Ok(None) => return,
+                Err(e) => {
+                    if storage::is_closed(&self.db) {
+                        return;
+                    }
+                    tracing::warn!(cause = %e.cause_chain(), "change notices unavailable; caching for 1 s only");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            // Whatever happened while deaf is unknown: start clean.
+            c.clear();
+            c.listening.store(true, Ordering::Release);
+            loop {
+                match listener.next().await {
+                    Ok(Notice::Message(text)) => c.apply(&Change::decode(&text)),
+                    Ok(Notice::Gap) => {
+                        c.listening.store(false, Ordering::Release);
+                        c.clear();
+                        c.listening.store(true, Ordering::Release);
+                    }
+                    Err(e) => {
+                        c.listening.store(false, Ordering::Release);
+                        c.clear();
+                        if storage::is_closed(&self.db) {
+                            return;
+                        }
+                        tracing::warn!(cause = %e.cause_chain(), "lost the change-notice connection; reconnecting");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_round_trip_and_garbage_invalidates_everything() {
+        for c in [
+            Change::Key("1".into()),
+            Change::User("2".into()),
+            Change::Member {
+                org_id: "*".into(),
+                user_id: "3".into(),
+            },
+            Change::App("4".into()),
+            Change::Project("5".into()),
+            Change::All,
+        ] {
+            assert_eq!(Change::decode(&c.encode()), c);
+        }
+        assert_eq!(Change::decode("key"), Change::All);
+        assert_eq!(Change::decode("nonsense 1 2 3"), Change::All);
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_cached() {
+        let c = Caches::default();
+        let before = c.epoch();
+        c.apply(&Change::User("u".into()));
+        c.orgs.put("o".into(), (), before, &c.epoch, TTL_DEAF);
+        assert!(c.orgs.get(&"o".to_owned(), TTL_DEAF).is_none());
+        c.orgs.put("o".into(), (), c.epoch(), &c.epoch, TTL_DEAF);
+        assert!(c.orgs.get(&"o".to_owned(), TTL_DEAF).is_some());
+    }
+
+    #[test]
+    fn member_changes_drop_the_right_roles() {
+        let c = Caches::default();
+        for (o, u) in [("a", "x"), ("b", "x"), ("a", "y")] {
+            c.roles
+                .put((o.into(), u.into()), vec![], c.epoch(), &c.epoch, TTL_DEAF);
+        }
+        c.apply(&Change::Member {
+            org_id: "a".into(),
+            user_id: "x".into(),
+        });
+        assert_eq!(c.roles.len(), 2);
+        c.apply(&Change::Member {
+            org_id: "*".into(),
+            user_id: "x".into(),
+        });
+        assert_eq!(c.roles.len(), 1);
+    }
+}
