@@ -24,7 +24,7 @@ use crate::{
     service::{
         Services, Settings,
         bootstrap::Instance,
-        keys::{FreshKeys, KeyPairSource},
+        keys::{FreshKeys, KeyPairSource, KeyPool},
         signing::{MasterKey, Rotation, SigningKeys},
         throttle::{Limit, Throttle},
     },
@@ -75,10 +75,19 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
             "AUTHN_KEYS_SIGNING_KEY_ROTATION_SECS must be at least 60",
         ));
     }
-    let keys: Arc<dyn KeyPairSource> = Arc::new(FreshKeys::new(
-        config.key_bits,
-        config.keygen_queue as usize,
-    )?);
+    let keys: Arc<dyn KeyPairSource> = if config.key_pool_size > 0 {
+        Arc::new(KeyPool::start(
+            config.key_bits,
+            config.key_pool_size as usize,
+            config.key_pool_workers as usize,
+            config.keygen_queue as usize,
+        )?)
+    } else {
+        Arc::new(FreshKeys::new(
+            config.key_bits,
+            config.keygen_queue as usize,
+        )?)
+    };
     let master = master_key(config, backend)?;
     let db = storage::connect_migrated(&config.database_url, config.db_max_connections).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

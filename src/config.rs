@@ -225,6 +225,25 @@ pub struct Config {
     )]
     pub keygen_queue: u32,
 
+    /// Pre-generated key pairs kept ready in memory for AddMachineKey/AddAppKey (0: generate
+    /// each key when asked).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_KEY_POOL_SIZE",
+        default_value_t = 32
+    )]
+    pub key_pool_size: u32,
+
+    /// Threads refilling the pool, at the lowest CPU priority (0: one per core).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_KEY_POOL_WORKERS",
+        default_value_t = 0
+    )]
+    pub key_pool_workers: u32,
+
     /// How long a shutdown waits for in-flight requests, in seconds.
     #[arg(
         long,
@@ -281,6 +300,9 @@ impl Config {
             http2_max_streams: 128,
             max_body_bytes: 65_536,
             keygen_queue: 64,
+            // Tests make a handful of keys each; a pool would only burn CPU at every start.
+            key_pool_size: 0,
+            key_pool_workers: 1,
             shutdown_drain_secs: 30,
         }
     }

@@ -74,7 +74,12 @@ async fn admin_key(
     expiration: Option<chrono::DateTime<chrono::Utc>>,
 ) -> authn_keys::error::Result<()> {
     let issuer = app::issuer(config, config.listen);
-    let svc = app::open_services(config, issuer).await?;
+    // One key is needed: no pool.
+    let config = Config {
+        key_pool_size: 0,
+        ..config.clone()
+    };
+    let svc = app::open_services(&config, issuer).await?;
     let done = svc.break_glass(out, expiration).await?;
     println!(
         "key {} of IAM_OWNER user {}{} written to {} (keep it safe; it is shown only once)",

@@ -98,3 +98,187 @@ mod tests {
         assert!(FreshKeys::new(4096, 4).is_ok());
     }
 }
+
+/// Pre-generated keys, kept in memory and handed out once each. Background threads (one per
+/// worker) keep it filled at the lowest CPU priority, so refilling yields to request handling;
+/// when it runs dry, callers wait for the next key (at most `queue` of them, UNAVAILABLE
+/// beyond), which the workers then produce at the full rate of their cores. Keys never touch
+/// disk before they are handed out; those still in the pool at shutdown are dropped (and
+/// zeroized by their type).
+pub struct KeyPool {
+    shared: Arc<PoolShared>,
+    queue: usize,
+}
+
+struct PoolShared {
+    keys: std::sync::Mutex<std::collections::VecDeque<PrivateKey>>,
+    /// Workers wait on this while the pool is full.
+    room: std::sync::Condvar,
+    /// Callers wait on this while the pool is empty.
+    ready: tokio::sync::Notify,
+    size: usize,
+    waiting: AtomicUsize,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for KeyPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPool")
+            .field("size", &self.shared.size)
+            .field("ready", &self.ready())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyPool {
+    /// Starts `workers` generator threads (0: one per core) filling a pool of `size` keys.
+    pub fn start(bits: usize, size: usize, workers: usize, queue: usize) -> Result<Self> {
+        FreshKeys::new(bits, queue)?;
+        let workers = if workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            workers
+        };
+        let shared = Arc::new(PoolShared {
+            keys: std::sync::Mutex::new(std::collections::VecDeque::with_capacity(size)),
+            room: std::sync::Condvar::new(),
+            ready: tokio::sync::Notify::new(),
+            size: size.max(1),
+            waiting: AtomicUsize::new(0),
+            stop: std::sync::atomic::AtomicBool::new(false),
+        });
+        for i in 0..workers {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("keygen-{i}"))
+                .spawn(move || fill(&shared, bits))
+                .map_err(|e| {
+                    Error::internal("KEY-Pool1", "cannot start a key generator thread")
+                        .with_source(e)
+                })?;
+        }
+        Ok(KeyPool {
+            shared,
+            queue: queue.max(1),
+        })
+    }
+
+    /// Keys ready right now.
+    pub fn ready(&self) -> usize {
+        self.shared
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    fn take(&self) -> Option<PrivateKey> {
+        let key = self
+            .shared
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+        if key.is_some() {
+            self.shared.room.notify_one();
+        }
+        key
+    }
+}
+
+impl Drop for KeyPool {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.room.notify_all();
+    }
+}
+
+/// A generator thread: keeps the pool full until the pool is dropped.
+fn fill(shared: &PoolShared, bits: usize) {
+    lower_priority();
+    loop {
+        {
+            let mut keys = shared.keys.lock().unwrap_or_else(|p| p.into_inner());
+            while keys.len() >= shared.size && !shared.stop.load(Ordering::Acquire) {
+                keys = shared.room.wait(keys).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        match PrivateKey::generate(bits) {
+            Ok(key) => {
+                shared
+                    .keys
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_back(key);
+                shared.ready.notify_one();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "key generation failed in the pool");
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Gives this thread the lowest scheduling priority (nice 19): generation then only uses CPU
+/// that request handling leaves idle.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take no pointers; on Linux, PRIO_PROCESS with a thread id
+    // changes that thread's nice value only.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyPairSource for KeyPool {
+    async fn next_key(&self) -> Result<PrivateKey> {
+        if let Some(key) = self.take() {
+            return Ok(key);
+        }
+        if self.shared.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+            self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::unavailable(
+                "KEY-Busy01",
+                "too many keys are being generated right now; retry shortly",
+            )
+            .retry_after(1));
+        }
+        let _waiting = Waiting(&self.shared.waiting);
+        loop {
+            let notified = self.shared.ready.notified();
+            if let Some(key) = self.take() {
+                return Ok(key);
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_pool_fills_hands_out_each_key_once_and_refills() {
+        let pool = KeyPool::start(2048, 3, 1, 8).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..5 {
+            let key = pool.next_key().await.unwrap();
+            let pem = key.public_key().to_pkix_pem().unwrap();
+            assert!(seen.insert(pem), "a key was handed out twice");
+        }
+        for _ in 0..200 {
+            if pool.ready() == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(pool.ready(), 3, "refilled to its size, not beyond");
+    }
+}

@@ -400,3 +400,45 @@ async fn list_order_paging_totals_and_limits() {
         .into_inner();
     assert!(after.details.unwrap().processed_sequence > before);
 }
+
+#[tokio::test]
+async fn keys_come_from_the_pool_and_each_is_handed_out_once() {
+    let app = TestApp::spawn_with(|c| {
+        c.key_pool_size = 3;
+        c.key_pool_workers = 1;
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let (user, _) = app.member_with_key(&admin, 0, "ORG_USER_VIEWER").await;
+    let mut c = app.grpc().await;
+    let mut public_keys = std::collections::HashSet::new();
+    // More than the pool holds: the rest wait for the generator.
+    for _ in 0..5 {
+        let added = c
+            .add_machine_key(authed(
+                &admin,
+                None,
+                AddMachineKeyRequest {
+                    user_id: user.clone(),
+                    r#type: 1,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let file = KeyFile::parse(&added.key_details);
+        use rsa::pkcs8::{EncodePublicKey, LineEnding};
+        let public = file
+            .private_key()
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        assert!(
+            public_keys.insert(public),
+            "a pooled key was handed out twice"
+        );
+        // And it works.
+        app.token_for(&file).await;
+    }
+}
