@@ -27,6 +27,7 @@ use crate::{
         keys::{FreshKeys, KeyPairSource, KeyPool},
         signing::{MasterKey, Rotation, SigningKeys},
         throttle::{Limit, Throttle},
+        tokens::TokenRecords,
     },
     storage::{self, Backend, repo},
 };
@@ -108,6 +109,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
     )
     .await?;
     let limit = |burst, per_minute| Limit { burst, per_minute };
+    let db_for_records = db.clone();
     Ok(Services {
         db,
         clock,
@@ -146,6 +148,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
         )),
         legacy_hash_slots: Arc::new(tokio::sync::Semaphore::new(2)),
         caches: Arc::default(),
+        token_records: TokenRecords::start(db_for_records),
     })
 }
 

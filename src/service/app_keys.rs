@@ -120,10 +120,11 @@ impl Services {
         repo::get_app(&self.db, &ctx.org_id, project_id, app_id)
             .await?
             .ok_or_else(key_not_found)?;
-        let key = repo::get_app_key(&self.db, &ctx.org_id, app_id, key_id)
+        self.cached_key(key_id, true)
             .await?
-            .ok_or_else(key_not_found)?;
-        Ok(key)
+            .map(|k| k.key)
+            .filter(|k| k.org_id == ctx.org_id && k.owner_id == app_id)
+            .ok_or_else(key_not_found)
     }
 
     /// ListAppKeys: that app's keys only; an app outside the project or org lists nothing.

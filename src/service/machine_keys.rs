@@ -133,10 +133,12 @@ impl Services {
     ) -> Result<AuthnKey> {
         validate::id("user_id", user_id)?;
         validate::id("key_id", key_id)?;
-        let key = repo::get_machine_key(&self.db, &ctx.org_id, user_id, key_id)
+        // Keys never change, and removals invalidate the cache: it answers as the table would.
+        self.cached_key(key_id, false)
             .await?
-            .ok_or_else(|| Error::not_found("QUERY-Dgr3g", "machine key not found"))?;
-        Ok(key)
+            .map(|k| k.key)
+            .filter(|k| k.org_id == ctx.org_id && k.owner_id == user_id)
+            .ok_or_else(|| Error::not_found("QUERY-Dgr3g", "machine key not found"))
     }
 
     /// ListMachineKeys: ordered, with honest totals; another org's user yields an empty list.

@@ -64,6 +64,8 @@ pub struct Services {
     pub legacy_hash_slots: Arc<tokio::sync::Semaphore>,
     /// The hot paths' in-memory reads and their invalidation.
     pub caches: Arc<cache::Caches>,
+    /// Writes token records in batches.
+    pub token_records: tokens::TokenRecords,
 }
 
 impl Services {

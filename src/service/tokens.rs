@@ -418,9 +418,8 @@ impl Services {
         };
         // Every token, opaque or JWT, is recorded by hash with its key, so that removing the
         // user or the key revokes it everywhere at once.
-        repo::insert_access_token(
-            &self.db,
-            &AccessToken {
+        self.token_records
+            .record(AccessToken {
                 id: token_id.clone(),
                 token_hash: hash_token(&access_token),
                 user_id: user.id.clone(),
@@ -431,9 +430,8 @@ impl Services {
                 projects,
                 expires_at,
                 created_at: now,
-            },
-        )
-        .await?;
+            })
+            .await?;
         let id_token = if scopes.iter().any(|s| s == "openid") {
             let signer = self.signing.current();
             let claims = IdClaims {
@@ -486,6 +484,66 @@ impl Services {
         }
         Ok(Some(info))
     }
+}
+
+type Pending = (AccessToken, tokio::sync::oneshot::Sender<Result<()>>);
+
+/// Group commit for token records: grants queue their record and wait; one writer inserts
+/// whatever has queued up (up to 256) in one transaction and then answers each grant. Every
+/// token is still on record before its grant answers; the database sees one commit per batch
+/// instead of one per token.
+#[derive(Clone)]
+pub struct TokenRecords {
+    queue: tokio::sync::mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for TokenRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenRecords")
+    }
+}
+
+const RECORD_BATCH: usize = 256;
+
+impl TokenRecords {
+    /// Starts the writer; it stops when the last handle is dropped.
+    pub fn start(db: crate::storage::Db) -> Self {
+        let (queue, mut pending) = tokio::sync::mpsc::channel::<Pending>(4 * RECORD_BATCH);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(RECORD_BATCH);
+            while pending.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+                let (tokens, replies): (Vec<AccessToken>, Vec<_>) = batch.drain(..).unzip();
+                let written = write_batch(&db, &tokens).await;
+                for reply in replies {
+                    let _ = reply.send(match &written {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(Error::new(e.kind, e.id, e.message.clone())),
+                    });
+                }
+                if let Err(e) = written {
+                    tracing::error!(error_id = e.id, cause = %e.cause_chain(), "recording access tokens failed");
+                }
+            }
+        });
+        TokenRecords { queue }
+    }
+
+    pub async fn record(&self, token: AccessToken) -> Result<()> {
+        let stopped = || Error::unavailable("TOKEN-Rec01", "the token writer has stopped");
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((token, reply))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn write_batch(db: &crate::storage::Db, tokens: &[AccessToken]) -> Result<()> {
+    use crate::storage::TransactionTrait;
+    let tx = db.begin().await.map_err(crate::storage::db_err)?;
+    repo::insert_access_tokens(&tx, tokens).await?;
+    tx.commit().await.map_err(crate::storage::db_err)
 }
 
 /// Whether `scopes` include the management API scope.

@@ -479,17 +479,6 @@ pub async fn find_machine_key(db: &impl ConnectionTrait, key_id: &str) -> Result
         .map(machine_key_from))
 }
 
-pub async fn get_machine_key(
-    db: &impl ConnectionTrait,
-    org_id: &str,
-    user_id: &str,
-    key_id: &str,
-) -> Result<Option<AuthnKey>> {
-    Ok(find_machine_key(db, key_id)
-        .await?
-        .filter(|k| k.org_id == org_id && k.owner_id == user_id))
-}
-
 /// One page of a user's keys and the total count, newest first unless `page.asc`.
 pub async fn list_machine_keys(
     db: &impl ConnectionTrait,
@@ -563,17 +552,6 @@ pub async fn find_app_key(db: &impl ConnectionTrait, key_id: &str) -> Result<Opt
         .await
         .map_err(db_err)?
         .map(app_key_from))
-}
-
-pub async fn get_app_key(
-    db: &impl ConnectionTrait,
-    org_id: &str,
-    app_id: &str,
-    key_id: &str,
-) -> Result<Option<AuthnKey>> {
-    Ok(find_app_key(db, key_id)
-        .await?
-        .filter(|k| k.org_id == org_id && k.owner_id == app_id))
 }
 
 pub async fn list_app_keys(
@@ -814,8 +792,12 @@ fn from_json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-pub async fn insert_access_token(db: &impl ConnectionTrait, t: &AccessToken) -> Result<()> {
-    access_token::Entity::insert(access_token::ActiveModel {
+/// Records tokens, several in one statement.
+pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessToken]) -> Result<()> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    access_token::Entity::insert_many(tokens.iter().map(|t| access_token::ActiveModel {
         id: Set(t.id.clone()),
         token_hash: Set(t.token_hash.clone()),
         user_id: Set(t.user_id.clone()),
@@ -826,7 +808,7 @@ pub async fn insert_access_token(db: &impl ConnectionTrait, t: &AccessToken) -> 
         projects: Set(json_list(&t.projects)),
         expires_at: Set(t.expires_at),
         created_at: Set(t.created_at),
-    })
+    }))
     .exec_without_returning(db)
     .await
     .map_err(db_err)?;

@@ -11,6 +11,7 @@ mod isolation;
 mod machine_keys;
 mod oauth;
 mod orgs_users;
+mod plans;
 mod projects;
 mod reflection;
 mod rest;

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_init;
 mod m20261123_000002_trust;
+mod m20261123_000003_read_paths;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_init::Migration),
             Box::new(m20261123_000002_trust::Migration),
+            Box::new(m20261123_000003_read_paths::Migration),
         ]
     }
 }
