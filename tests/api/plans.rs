@@ -70,7 +70,7 @@ async fn request_paths_are_served_by_indexes() {
         };
         let text = plan.join(" | ");
         let full_scan = plan.iter().any(|step| {
-            let step = step.trim_start_matches(|c: char| c == ' ' || c == '-' || c == '>');
+            let step = step.trim_start_matches([' ', '-', '>']);
             (step.starts_with("SCAN ") && !step.starts_with("SCAN CONSTANT"))
                 || step.contains("Seq Scan")
         });
