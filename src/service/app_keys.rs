@@ -140,16 +140,17 @@ impl Services {
         validate::id("project_id", project_id)?;
         validate::id("app_id", app_id)?;
         let page = Page::new(offset, limit, asc, self.settings.list_limits)?;
-        let tx = self.db.begin().await.map_err(db_err)?;
-        let (total, keys) = if repo::get_app(&tx, &ctx.org_id, project_id, app_id)
+        let app_here = self
+            .cached_app(app_id)
             .await?
-            .is_some()
-        {
-            repo::list_app_keys(&tx, &ctx.org_id, app_id, page).await?
-        } else {
-            (0, Vec::new())
-        };
-        self.finish_list(tx, total, keys).await
+            .is_some_and(|a| a.org_id == ctx.org_id && a.project_id == project_id);
+        let mut page = repo::list_app_keys(&self.db, &ctx.org_id, app_id, page).await?;
+        if !app_here {
+            // An app outside this project (a sibling's keys) lists nothing.
+            page.total = 0;
+            page.items.clear();
+        }
+        Ok(self.listed(page))
     }
 
     /// RemoveAppKey: the key stops authenticating the app at once.

@@ -152,9 +152,8 @@ impl Services {
     ) -> Result<Listed<AuthnKey>> {
         validate::id("user_id", user_id)?;
         let page = Page::new(offset, limit, asc, self.settings.list_limits)?;
-        let tx = self.db.begin().await.map_err(db_err)?;
-        let (total, keys) = repo::list_machine_keys(&tx, &ctx.org_id, user_id, page).await?;
-        self.finish_list(tx, total, keys).await
+        let page = repo::list_machine_keys(&self.db, &ctx.org_id, user_id, page).await?;
+        Ok(self.listed(page))
     }
 
     /// RemoveMachineKey: the key stops working at once, and so does every access token

@@ -98,22 +98,14 @@ impl Services {
         }
     }
 
-    /// Completes a list read in its transaction: the newest event position the answer
-    /// reflects, and when it was read.
-    pub(crate) async fn finish_list<T>(
-        &self,
-        tx: storage::Tx,
-        total: u64,
-        items: Vec<T>,
-    ) -> Result<Listed<T>> {
-        let processed_sequence = repo::latest_position(&tx).await?;
-        tx.commit().await.map_err(storage::db_err)?;
-        Ok(Listed {
-            total,
-            processed_sequence,
+    /// A list answer: the page as read (one statement, one snapshot) and when it was read.
+    pub(crate) fn listed<T>(&self, page: repo::PageOf<T>) -> Listed<T> {
+        Listed {
+            total: page.total,
+            processed_sequence: page.latest_position,
             view_timestamp: self.now(),
-            items,
-        })
+            items: page.items,
+        }
     }
 
     pub async fn ready(&self) -> Result<()> {

@@ -399,30 +399,85 @@ pub async fn delete_org_member(
     Ok(res.rows_affected > 0)
 }
 
-/// One page of `query` ordered by creation time then id (descending unless `page.asc`), and
-/// the total count of matches regardless of the page.
+/// A page of a listing with its total and the newest event position it reflects.
+#[derive(Debug, Clone)]
+pub struct PageOf<T> {
+    pub total: u64,
+    pub latest_position: u64,
+    pub items: Vec<T>,
+}
+
+/// A row of a listing with the statement-wide figures attached.
+struct WithTotals<M> {
+    model: M,
+    total: i64,
+    latest: Option<i64>,
+}
+
+impl<M: sea_orm::FromQueryResult> sea_orm::FromQueryResult for WithTotals<M> {
+    fn from_query_result(res: &sea_orm::QueryResult, pre: &str) -> Result<Self, sea_orm::DbErr> {
+        Ok(WithTotals {
+            model: M::from_query_result(res, pre)?,
+            total: res.try_get(pre, "page_total")?,
+            latest: res.try_get(pre, "page_latest")?,
+        })
+    }
+}
+
+/// The newest event position, as a scalar subquery.
+fn latest_position_expr() -> Expr {
+    Expr::cust("(SELECT MAX(position) FROM events)")
+}
+
+/// One page of `query` ordered by creation time then id (descending unless `page.asc`), the
+/// count of all matches and the newest event position — in one statement, so one snapshot
+/// and one round trip (`COUNT(*) OVER ()` is computed before LIMIT). An empty page (past the
+/// end, or nothing to list) asks once more for the two figures alone.
 async fn paged<E>(
     db: &impl ConnectionTrait,
     query: sea_orm::Select<E>,
     created_at: E::Column,
     id: E::Column,
     page: Page,
-) -> Result<(u64, Vec<E::Model>)>
+) -> Result<PageOf<E::Model>>
 where
     E: EntityTrait,
     E::Model: Send + Sync,
 {
-    let total = query.clone().count(db).await.map_err(db_err)?;
     let order = if page.asc { Order::Asc } else { Order::Desc };
     let rows = query
+        .clone()
+        .column_as(Expr::cust("COUNT(*) OVER ()"), "page_total")
+        .column_as(latest_position_expr(), "page_latest")
         .order_by(created_at, order.clone())
         .order_by(id, order)
         .offset(std::cmp::min(page.offset, i64::MAX as u64))
         .limit(page.limit)
+        .into_model::<WithTotals<E::Model>>()
         .all(db)
         .await
         .map_err(db_err)?;
-    Ok((total, rows))
+    if let Some(first) = rows.first() {
+        return Ok(PageOf {
+            total: u(first.total),
+            latest_position: u(first.latest.unwrap_or(0)),
+            items: rows.into_iter().map(|r| r.model).collect(),
+        });
+    }
+    let (total, latest): (i64, Option<i64>) = query
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "page_total")
+        .column_as(latest_position_expr(), "page_latest")
+        .into_tuple()
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .unwrap_or((0, None));
+    Ok(PageOf {
+        total: u(total),
+        latest_position: u(latest.unwrap_or(0)),
+        items: Vec::new(),
+    })
 }
 
 // ---- machine keys and app keys ---------------------------------------------------------------
@@ -479,17 +534,17 @@ pub async fn find_machine_key(db: &impl ConnectionTrait, key_id: &str) -> Result
         .map(machine_key_from))
 }
 
-/// One page of a user's keys and the total count, newest first unless `page.asc`.
+/// One page of a user's keys with the total count, newest first unless `page.asc`.
 pub async fn list_machine_keys(
     db: &impl ConnectionTrait,
     org_id: &str,
     user_id: &str,
     page: Page,
-) -> Result<(u64, Vec<AuthnKey>)> {
+) -> Result<PageOf<AuthnKey>> {
     let query = machine_key::Entity::find()
         .filter(machine_key::Column::OrgId.eq(org_id))
         .filter(machine_key::Column::UserId.eq(user_id));
-    let (total, rows) = paged(
+    let p = paged(
         db,
         query,
         machine_key::Column::CreatedAt,
@@ -497,7 +552,11 @@ pub async fn list_machine_keys(
         page,
     )
     .await?;
-    Ok((total, rows.into_iter().map(machine_key_from).collect()))
+    Ok(PageOf {
+        total: p.total,
+        latest_position: p.latest_position,
+        items: p.items.into_iter().map(machine_key_from).collect(),
+    })
 }
 
 /// Removes the key and every access token obtained with it; returns whether the key existed.
@@ -559,11 +618,11 @@ pub async fn list_app_keys(
     org_id: &str,
     app_id: &str,
     page: Page,
-) -> Result<(u64, Vec<AuthnKey>)> {
+) -> Result<PageOf<AuthnKey>> {
     let query = app_key::Entity::find()
         .filter(app_key::Column::OrgId.eq(org_id))
         .filter(app_key::Column::AppId.eq(app_id));
-    let (total, rows) = paged(
+    let p = paged(
         db,
         query,
         app_key::Column::CreatedAt,
@@ -571,7 +630,11 @@ pub async fn list_app_keys(
         page,
     )
     .await?;
-    Ok((total, rows.into_iter().map(app_key_from).collect()))
+    Ok(PageOf {
+        total: p.total,
+        latest_position: p.latest_position,
+        items: p.items.into_iter().map(app_key_from).collect(),
+    })
 }
 
 pub async fn delete_app_key(
