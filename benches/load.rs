@@ -571,26 +571,33 @@ async fn main() {
             format!("{base}/oauth/v2/token"),
             assertions.clone(),
         );
-        let got = futures_all((0..fresh_count).map(|i| {
-            let (http, url, assertion) = (http.clone(), url.clone(), a[i % a.len()].clone());
-            async move {
-                let r = http
-                    .post(&url)
-                    .form(&[
-                        ("grant_type", JWT_BEARER),
-                        ("assertion", &assertion),
-                        ("scope", API_SCOPE),
-                    ])
-                    .send()
-                    .await
-                    .unwrap();
-                r.json::<Value>().await.unwrap()["access_token"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned()
-            }
-        }))
-        .await;
+        let mut got = Vec::with_capacity(fresh_count);
+        // In batches: thousands of connections at once would exhaust file descriptors.
+        for chunk in (0..fresh_count).collect::<Vec<_>>().chunks(workers) {
+            got.extend(
+                futures_all(chunk.iter().map(|&i| {
+                    let (http, url, assertion) =
+                        (http.clone(), url.clone(), a[i % a.len()].clone());
+                    async move {
+                        let r = http
+                            .post(&url)
+                            .form(&[
+                                ("grant_type", JWT_BEARER),
+                                ("assertion", &assertion),
+                                ("scope", API_SCOPE),
+                            ])
+                            .send()
+                            .await
+                            .unwrap();
+                        r.json::<Value>().await.unwrap()["access_token"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned()
+                    }
+                }))
+                .await,
+            );
+        }
         got.into_iter().filter(|t| !t.is_empty()).collect()
     };
     let fresh = Arc::new(fresh);

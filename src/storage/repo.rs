@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, QueryTrait,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -431,8 +431,8 @@ fn latest_position_expr() -> Expr {
 
 /// One page of `query` ordered by creation time then id (descending unless `page.asc`), the
 /// count of all matches and the newest event position — in one statement, so one snapshot
-/// and one round trip (`COUNT(*) OVER ()` is computed before LIMIT). An empty page (past the
-/// end, or nothing to list) asks once more for the two figures alone.
+/// and one round trip. An empty page (past the end, or nothing to list) asks once more for
+/// the two figures alone.
 async fn paged<E>(
     db: &impl ConnectionTrait,
     query: sea_orm::Select<E>,
@@ -445,9 +445,16 @@ where
     E::Model: Send + Sync,
 {
     let order = if page.asc { Order::Asc } else { Order::Desc };
+    // An uncorrelated scalar subquery: evaluated once per statement, from the index alone (a
+    // window count would make the database materialize every matching row).
+    let count = query
+        .clone()
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .into_query();
     let rows = query
         .clone()
-        .column_as(Expr::cust("COUNT(*) OVER ()"), "page_total")
+        .column_as(Expr::SubQuery(None, Box::new(count.into())), "page_total")
         .column_as(latest_position_expr(), "page_latest")
         .order_by(created_at, order.clone())
         .order_by(id, order)
