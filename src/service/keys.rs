@@ -20,6 +20,11 @@ pub const MAX_GENERATED_BITS: usize = 4096;
 #[async_trait::async_trait]
 pub trait KeyPairSource: Send + Sync {
     async fn next_key(&self) -> Result<PrivateKey>;
+
+    /// Keys ready to hand out and how many the source keeps ready (`None`: no pool).
+    fn pool_level(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 /// Generates a fresh key for every request, off the async runtime: at most one generation
@@ -237,6 +242,10 @@ fn lower_priority() {
 
 #[async_trait::async_trait]
 impl KeyPairSource for KeyPool {
+    fn pool_level(&self) -> Option<(usize, usize)> {
+        Some((self.ready(), self.shared.size))
+    }
+
     async fn next_key(&self) -> Result<PrivateKey> {
         if let Some(key) = self.take() {
             return Ok(key);
