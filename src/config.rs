@@ -56,8 +56,7 @@ pub struct Config {
     )]
     pub default_org: String,
 
-    /// RSA modulus size of generated keys (2048 to 4096: what ring verifies quickly and the
-    /// SDKs accept).
+    /// RSA modulus size of generated keys: 2048, 3072 or 4096.
     #[arg(
         long,
         global = true,

@@ -40,10 +40,10 @@ pub struct FreshKeys {
 
 impl FreshKeys {
     pub fn new(bits: usize, queue: usize) -> Result<Self> {
-        if !(MIN_RSA_BITS..=MAX_GENERATED_BITS).contains(&bits) {
+        if !(MIN_RSA_BITS..=MAX_GENERATED_BITS).contains(&bits) || !bits.is_multiple_of(1024) {
             return Err(Error::invalid_argument(
                 "CONFIG-Bits1",
-                format!("key size {bits} is outside {MIN_RSA_BITS}..={MAX_GENERATED_BITS} bits"),
+                format!("key size {bits} is not one of 2048, 3072 or 4096 bits"),
             ));
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -99,6 +99,8 @@ mod tests {
     fn key_sizes_are_bounded() {
         assert!(FreshKeys::new(1024, 4).is_err());
         assert!(FreshKeys::new(8192, 4).is_err());
+        assert!(FreshKeys::new(2500, 4).is_err());
+        assert!(FreshKeys::new(3072, 4).is_ok());
         assert!(FreshKeys::new(2048, 4).is_ok());
         assert!(FreshKeys::new(4096, 4).is_ok());
     }
