@@ -43,8 +43,6 @@ use crate::{
 const TTL_LISTENING: Duration = Duration::from_secs(60);
 /// Entry lifetime otherwise: the bound on how long another process may act on a revoked fact.
 const TTL_DEAF: Duration = Duration::from_secs(1);
-/// Entries per map; beyond, expired entries are swept and new ones not cached.
-const CAPACITY: usize = 200_000;
 
 /// Something a committed write removed or changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,12 +101,16 @@ pub struct CachedKey {
 
 struct Map<K, V> {
     inner: RwLock<HashMap<K, (V, Instant)>>,
+    /// Entries at most; beyond, expired entries are swept and new ones not cached (memory
+    /// stays bounded whatever is stored or asked for).
+    capacity: usize,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
-    fn new() -> Self {
+    fn new(capacity: usize) -> Self {
         Map {
             inner: RwLock::new(HashMap::new()),
+            capacity,
         }
     }
 
@@ -125,9 +127,9 @@ impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
         if current.load(Ordering::Acquire) != epoch {
             return;
         }
-        if map.len() >= CAPACITY {
+        if map.len() >= self.capacity {
             map.retain(|_, (_, at)| at.elapsed() < ttl);
-            if map.len() >= CAPACITY {
+            if map.len() >= self.capacity {
                 return;
             }
         }
@@ -179,12 +181,14 @@ impl Default for Caches {
         Caches {
             epoch: AtomicU64::new(0),
             listening: AtomicBool::new(false),
-            tokens: Map::new(),
-            users: Map::new(),
-            roles: Map::new(),
-            orgs: Map::new(),
-            keys: Map::new(),
-            apps: Map::new(),
+            // About 0.5 KiB a token, 1 KiB a key with its parsed public key: together well
+            // under 100 MiB when full.
+            tokens: Map::new(100_000),
+            users: Map::new(20_000),
+            roles: Map::new(20_000),
+            orgs: Map::new(10_000),
+            keys: Map::new(20_000),
+            apps: Map::new(10_000),
         }
     }
 }
