@@ -89,8 +89,11 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
             config.keygen_queue as usize,
         )?)
     };
-    let master = master_key(config, backend)?;
     let db = storage::connect_migrated(&config.database_url, config.db_max_connections).await?;
+    // Signing keys on record are encrypted with the master key: a missing key file then is an
+    // error, not a reason to make a new key.
+    let holds_encrypted = !repo::list_signing_keys(&db).await?.is_empty();
+    let master = master_key(config, backend, holds_encrypted)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let node = repo::register_node(&db, storage::db_time(chrono::Utc::now())).await?;
     let ids = Arc::new(IdGenerator::new(node, clock.clone()));
@@ -309,7 +312,7 @@ fn spawn_background(svc: Services) -> Vec<tokio::task::JoinHandle<()>> {
 }
 
 /// The configured master key; on SQLite without one, a generated key kept beside the database.
-fn master_key(config: &Config, backend: Backend) -> Result<MasterKey> {
+fn master_key(config: &Config, backend: Backend, holds_encrypted: bool) -> Result<MasterKey> {
     if let Some(text) = &config.master_key {
         return MasterKey::parse(text);
     }
@@ -328,14 +331,11 @@ fn master_key(config: &Config, backend: Backend) -> Result<MasterKey> {
             let path = PathBuf::from(format!("{}.masterkey", db_file.display()));
             match std::fs::read_to_string(&path) {
                 Ok(text) => MasterKey::parse(text.trim()),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::NotFound
-                        && std::fs::metadata(&db_file).is_ok_and(|m| m.len() > 0) =>
-                {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && holds_encrypted => {
                     Err(Error::failed_precondition(
                         "CONFIG-Mkey5",
                         format!(
-                            "the database {} exists but its master key file {} is missing; restore that file or set AUTHN_KEYS_MASTER_KEY (a new key could not read the stored signing keys)",
+                            "the database {} holds encrypted signing keys but its master key file {} is missing; restore that file or set AUTHN_KEYS_MASTER_KEY (a new key could not read them)",
                             db_file.display(),
                             path.display()
                         ),

@@ -40,3 +40,29 @@ async fn admin_key_file_is_private_and_never_overwritten() {
     assert_eq!(err.id, "BOOT-Exist1");
     assert_eq!(std::fs::read(&taken).unwrap(), b"precious");
 }
+
+#[tokio::test]
+async fn a_database_whose_master_key_file_is_missing_is_refused() {
+    if std::env::var("DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
+        return; // PostgreSQL always takes the master key from the configuration.
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let config = || {
+        let mut c = Config::for_tests(&url, dir.path().join("admin.json"));
+        c.master_key = None;
+        c
+    };
+    // First start: a master key file is made beside the database.
+    let app = App::build(config()).await.unwrap();
+    drop(app);
+    let key_file = dir.path().join("keys.db.masterkey");
+    assert!(key_file.exists());
+    std::fs::remove_file(&key_file).unwrap();
+    // The database now holds signing keys nobody could decrypt with a new key: refused, and
+    // nothing is written.
+    let err = App::build(config()).await.err().expect("refused");
+    assert_eq!(err.id, "CONFIG-Mkey5");
+    assert!(!key_file.exists());
+}
