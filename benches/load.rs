@@ -288,17 +288,9 @@ async fn main() {
     let token = app.token_for(&user_key).await;
     let mut c = app.grpc().await;
     for _ in 0..99 {
-        c.add_machine_key(authed(
-            &admin,
-            None,
-            AddMachineKeyRequest {
-                user_id: user.clone(),
-                r#type: 1,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap();
+        c.add_machine_key(authed(&admin, None, new_key(&user)))
+            .await
+            .unwrap();
     }
     let key_id = user_key.key_id.clone();
     let (pid, aid, _, _) = app.project_with_app(&admin, 1).await;
@@ -639,11 +631,7 @@ async fn main() {
     ));
     // Warm pool: requests spaced out so the pool is never dry.
     full().await;
-    let add = AddMachineKeyRequest {
-        user_id: user.clone(),
-        r#type: 1,
-        ..Default::default()
-    };
+    let add = new_key(&user);
     let mut warm = Stats::default();
     let t0 = Instant::now();
     for _ in 0..20 {

@@ -414,6 +414,15 @@ async fn fresh_postgres(server_url: &str) -> String {
     url.to_string()
 }
 
+/// AddMachineKey for `user_id` with a generated key (no expiry).
+pub fn new_key(user_id: &str) -> authn_keys::proto::zitadel::management::v1::AddMachineKeyRequest {
+    authn_keys::proto::zitadel::management::v1::AddMachineKeyRequest {
+        user_id: user_id.into(),
+        r#type: 1,
+        ..Default::default()
+    }
+}
+
 /// A request with the bearer token (and optionally the org header).
 pub fn authed<T>(token: &str, org: Option<&str>, message: T) -> Request<T> {
     let mut req = Request::new(message);

@@ -25,20 +25,12 @@ async fn setup() -> (TestApp, String, String) {
     (app, token, user_id)
 }
 
-fn add(user_id: &str) -> AddMachineKeyRequest {
-    AddMachineKeyRequest {
-        user_id: user_id.into(),
-        r#type: 1,
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn add_get_list_remove() {
     let (app, token, user_id) = setup().await;
     let mut c = app.grpc().await;
     let added = c
-        .add_machine_key(authed(&token, None, add(&user_id)))
+        .add_machine_key(authed(&token, None, new_key(&user_id)))
         .await
         .unwrap()
         .into_inner();
@@ -166,7 +158,7 @@ async fn add_errors() {
     let (app, token, user_id) = setup().await;
     let mut c = app.grpc().await;
     assert_err(
-        c.add_machine_key(authed(&token, None, add("no-such-user")))
+        c.add_machine_key(authed(&token, None, new_key("no-such-user")))
             .await,
         Code::FailedPrecondition,
         "COMMAND-bnipwm1",
@@ -176,7 +168,7 @@ async fn add_errors() {
             seconds: now() - 60,
             nanos: 0,
         }),
-        ..add(&user_id)
+        ..new_key(&user_id)
     };
     assert_err(
         c.add_machine_key(authed(&token, None, past)).await,
@@ -185,7 +177,7 @@ async fn add_errors() {
     );
     let unspecified = AddMachineKeyRequest {
         r#type: 0,
-        ..add(&user_id)
+        ..new_key(&user_id)
     };
     let status = c
         .add_machine_key(authed(&token, None, unspecified))
@@ -200,7 +192,7 @@ async fn add_errors() {
     ] {
         let req = AddMachineKeyRequest {
             public_key: bad,
-            ..add(&user_id)
+            ..new_key(&user_id)
         };
         assert_err(
             c.add_machine_key(authed(&token, None, req)).await,
@@ -248,7 +240,7 @@ async fn uploaded_public_key_is_stored_and_usable() {
             None,
             AddMachineKeyRequest {
                 public_key: pem.into_bytes(),
-                ..add(&user_id)
+                ..new_key(&user_id)
             },
         ))
         .await
@@ -282,7 +274,7 @@ async fn list_order_paging_totals_and_limits() {
                 None,
                 AddMachineKeyRequest {
                     public_key: pem.into_bytes(),
-                    ..add(&user_id)
+                    ..new_key(&user_id)
                 },
             ))
             .await
@@ -415,15 +407,7 @@ async fn keys_come_from_the_pool_and_each_is_handed_out_once() {
     // More than the pool holds: the rest wait for the generator.
     for _ in 0..5 {
         let added = c
-            .add_machine_key(authed(
-                &admin,
-                None,
-                AddMachineKeyRequest {
-                    user_id: user.clone(),
-                    r#type: 1,
-                    ..Default::default()
-                },
-            ))
+            .add_machine_key(authed(&admin, None, new_key(&user)))
             .await
             .unwrap()
             .into_inner();

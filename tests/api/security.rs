@@ -123,16 +123,8 @@ async fn a_user_manager_cannot_take_over_or_remove_the_admin() {
     let (_, owner_key) = app.member_with_key(&admin, 0, "ORG_OWNER").await;
     let owner = app.token_for(&owner_key).await;
     assert_err(
-        c.add_machine_key(authed(
-            &owner,
-            None,
-            AddMachineKeyRequest {
-                user_id: admin_id.clone(),
-                r#type: 1,
-                ..Default::default()
-            },
-        ))
-        .await,
+        c.add_machine_key(authed(&owner, None, new_key(&admin_id)))
+            .await,
         Code::PermissionDenied,
         "AUTH-Priv01",
     );
@@ -158,15 +150,7 @@ async fn a_user_manager_cannot_take_over_or_remove_the_admin() {
     );
     let (peer_id, _) = app.member_with_key(&admin, 0, "ORG_USER_VIEWER").await;
     let added = c
-        .add_machine_key(authed(
-            &manager,
-            None,
-            AddMachineKeyRequest {
-                user_id: peer_id.clone(),
-                r#type: 1,
-                ..Default::default()
-            },
-        ))
+        .add_machine_key(authed(&manager, None, new_key(&peer_id)))
         .await
         .expect("a manager manages a viewer")
         .into_inner();
@@ -313,15 +297,7 @@ async fn tokens_name_only_projects_of_the_users_own_org() {
         .user_id;
     assert_eq!(lookalike, b_project);
     let key = c
-        .add_machine_key(authed(
-            &admin,
-            None,
-            AddMachineKeyRequest {
-                user_id: lookalike,
-                r#type: 1,
-                ..Default::default()
-            },
-        ))
+        .add_machine_key(authed(&admin, None, new_key(&lookalike)))
         .await
         .unwrap()
         .into_inner()
@@ -492,15 +468,7 @@ async fn removing_a_key_or_user_ends_its_tokens_on_every_process() {
         // A second key's token ends when the user goes (the reported JWT case included), here
         // removed through the other process.
         let key2 = c
-            .add_machine_key(authed(
-                &admin,
-                None,
-                AddMachineKeyRequest {
-                    user_id: user.clone(),
-                    r#type: 1,
-                    ..Default::default()
-                },
-            ))
+            .add_machine_key(authed(&admin, None, new_key(&user)))
             .await
             .unwrap()
             .into_inner()
