@@ -95,7 +95,6 @@ impl MasterKey {
 struct Loaded {
     id: String,
     public: PublicKey,
-    created_at: DateTime<Utc>,
 }
 
 /// The key that signs new tokens.
@@ -125,9 +124,6 @@ pub struct Rotation {
 /// Slack for processes that have not yet picked up a new key (they look every minute) and
 /// for clock differences.
 const PUBLISH_MARGIN_SECS: i64 = 300;
-/// Unknown key ids reload the key list from the database at most this often, so tokens with
-/// made-up key ids cannot turn into a query each.
-const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The signing keys: the newest one signs; it and the retired ones whose tokens may still be
 /// alive verify and are published in the JWKS.
@@ -140,7 +136,6 @@ pub struct SigningKeys {
     rotation: Rotation,
     current: RwLock<Arc<Signer>>,
     known: RwLock<Vec<Loaded>>,
-    last_reload: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl fmt::Debug for SigningKeys {
@@ -193,7 +188,6 @@ impl SigningKeys {
             rotation,
             current: RwLock::new(current),
             known: RwLock::new(Vec::new()),
-            last_reload: std::sync::Mutex::new(None),
         };
         this.set_known(&rows);
         Ok(this)
@@ -282,13 +276,10 @@ impl SigningKeys {
                 Some(Loaded {
                     id: r.id.clone(),
                     public: PublicKey::from_pkix_pem(r.public_key.as_bytes()).ok()?,
-                    created_at: r.created_at,
                 })
             })
             .collect();
         *self.known.write().unwrap_or_else(|p| p.into_inner()) = loaded;
-        *self.last_reload.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(std::time::Instant::now());
     }
 
     /// The key that signs new tokens.
@@ -297,35 +288,6 @@ impl SigningKeys {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    /// The public key for `kid` while it is published; an unknown kid reloads the list from
-    /// the database (another process may have rotated), at most once a second.
-    pub async fn public_key(&self, kid: &str) -> Result<Option<PublicKey>> {
-        if let Some(k) = self.find(kid) {
-            return Ok(Some(k));
-        }
-        let stale = self
-            .last_reload
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none_or(|at| at.elapsed() >= RELOAD_EVERY);
-        if stale {
-            self.set_known(&repo::list_signing_keys(&self.db).await?);
-        }
-        Ok(self.find(kid))
-    }
-
-    fn find(&self, kid: &str) -> Option<PublicKey> {
-        let now = self.clock.now();
-        let keep = self.rotation.token_lifetime + chrono::Duration::seconds(PUBLISH_MARGIN_SECS);
-        let known = self.known.read().unwrap_or_else(|p| p.into_inner());
-        let i = known.iter().position(|k| k.id == kid)?;
-        // A retired key verifies only while a token it signed can still be alive.
-        if i > 0 && known[i - 1].created_at + keep <= now {
-            return None;
-        }
-        Some(known[i].public.clone())
     }
 
     /// The published public keys, for the JWKS: (kid, key), newest first.

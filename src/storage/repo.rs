@@ -116,18 +116,6 @@ pub async fn append_event(db: &impl ConnectionTrait, e: NewEvent) -> Result<()> 
     Ok(())
 }
 
-/// The newest event position: what a read in the same transaction reflects.
-pub async fn latest_position(db: &impl ConnectionTrait) -> Result<u64> {
-    let max: Option<Option<i64>> = event::Entity::find()
-        .select_only()
-        .column_as(event::Column::Position.max(), "max")
-        .into_tuple()
-        .one(db)
-        .await
-        .map_err(db_err)?;
-    Ok(u(max.flatten().unwrap_or(0)))
-}
-
 /// Events of one aggregate, oldest first (for tests and audits).
 pub async fn events_of(
     db: &impl ConnectionTrait,
