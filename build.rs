@@ -38,5 +38,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build(&[".zitadel"])?;
 
     println!("cargo:rerun-if-changed=proto");
+    embed_ui(&out)?;
+    Ok(())
+}
+
+/// Writes `ui_assets.rs`: every file under `ui/` as `(path, bytes)`, included at compile time,
+/// so the binary serves the console without Node or files beside it.
+fn embed_ui(out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    fn walk(dir: &std::path::Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, files)?;
+            } else {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("ui");
+    println!("cargo:rerun-if-changed=ui");
+    let mut files = Vec::new();
+    if root.is_dir() {
+        walk(&root, &mut files)?;
+    }
+    files.sort();
+    let mut table = String::from("&[\n");
+    for file in &files {
+        let rel = file
+            .strip_prefix(&root)?
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        println!("cargo:rerun-if-changed={}", file.display());
+        table.push_str(&format!(
+            "    ({rel:?}, include_bytes!({:?}) as &[u8]),\n",
+            file.display().to_string()
+        ));
+    }
+    table.push(']');
+    std::fs::write(out.join("ui_assets.rs"), table)?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tower::Service;
 
 use crate::{
-    api::{self, RouterLimits},
+    api::{self, RouterSettings, cors::CorsOrigins},
     config::Config,
     domain::{
         clock::{Clock, SystemClock},
@@ -159,6 +159,7 @@ impl App {
     /// Binds the listener first (so `local_addr` is known before serving), then opens and
     /// migrates the database and builds everything else.
     pub async fn build(config: Config) -> Result<App> {
+        let cors_origins = CorsOrigins::parse(&config.cors_origins)?;
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             Error::unavailable("BOOT-Bind1", format!("cannot listen on {}", config.listen))
                 .with_source(e)
@@ -180,10 +181,12 @@ impl App {
         }
         let router = api::router(
             services.clone(),
-            RouterLimits {
+            RouterSettings {
                 max_in_flight: config.max_concurrent_requests.max(1) as usize,
                 timeout: Duration::from_secs(config.request_timeout_secs.max(1).into()),
                 max_body_bytes: config.max_body_bytes.max(1024) as usize,
+                cors_origins,
+                ui_dir: config.ui_dir.clone(),
             },
         )
         .await?;

@@ -251,6 +251,21 @@ pub struct Config {
         default_value_t = 30
     )]
     pub shutdown_drain_secs: u32,
+
+    /// Origins browsers may call from (gRPC-Web, REST, OAuth): `*` for any (without
+    /// credentials), or a comma-separated list such as `https://console.example.com`.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_CORS_ORIGINS",
+        default_value = "*"
+    )]
+    pub cors_origins: String,
+
+    /// Serve the console (`/ui/`) from this directory instead of the copy built into the
+    /// binary (for working on the console).
+    #[arg(long, global = true, env = "AUTHN_KEYS_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
 }
 
 impl fmt::Debug for Config {
@@ -303,6 +318,8 @@ impl Config {
             key_pool_size: 0,
             key_pool_workers: 1,
             shutdown_drain_secs: 30,
+            cors_origins: "*".into(),
+            ui_dir: None,
         }
     }
 }

@@ -5,13 +5,15 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::{Extension, extract::ConnectInfo};
 
+pub mod cors;
 pub mod grpc;
 pub mod limits;
 pub mod oauth;
 pub mod rest;
 mod router;
+mod ui;
 
-pub use router::{RouterLimits, router};
+pub use router::{RouterSettings, router};
 
 /// The peer address the accept loop puts on every request (absent when the router is called
 /// without it, e.g. in-process).

@@ -233,6 +233,24 @@ pub fn routes(api: Api) -> Router {
             ),
         )
         .route(
+            "/users/_search",
+            route!(post, ListUsersRequest, true, |_r, _p| (), list_users),
+        )
+        .route(
+            "/projects/_search",
+            route!(post, ListProjectsRequest, true, |_r, _p| (), list_projects),
+        )
+        .route(
+            "/projects/{project_id}/apps/_search",
+            route!(
+                post,
+                ListAppsRequest,
+                true,
+                |r, p| r.project_id = take(p, "project_id"),
+                list_apps
+            ),
+        )
+        .route(
             "/users/{user_id}/keys/_search",
             route!(
                 post,

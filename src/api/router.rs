@@ -6,18 +6,18 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request, State},
-    http::{HeaderName, StatusCode, header},
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 use tonic::service::Routes;
 use tower::Layer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::{
+    cors::{self, CorsOrigins},
     grpc::{frames::FrameCheck, management::ManagementApi, status::to_status},
     limits::Limits,
-    oauth, rest,
+    oauth, rest, ui,
 };
 use crate::{
     error::{Error, Kind, Result},
@@ -28,20 +28,24 @@ use crate::{
     service::Services,
 };
 
-/// The server limits the router enforces.
-#[derive(Debug, Clone, Copy)]
-pub struct RouterLimits {
+/// What the router is built with besides the services.
+#[derive(Debug, Clone)]
+pub struct RouterSettings {
     pub max_in_flight: usize,
     pub timeout: std::time::Duration,
     /// Request bodies (REST, OAuth) and gRPC messages.
     pub max_body_bytes: usize,
+    pub cors_origins: CorsOrigins,
+    /// The console's files from disk instead of the embedded copy.
+    pub ui_dir: Option<std::path::PathBuf>,
 }
 
 /// Builds the whole HTTP surface.
-pub async fn router(svc: Services, limits: RouterLimits) -> Result<Router> {
+pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let api = Arc::new(ManagementApi::new(svc.clone()));
     let plain = rest::routes(api.clone())
         .merge(oauth::routes(svc.clone()))
+        .merge(ui::routes(limits.ui_dir.clone()))
         .merge(
             Router::new()
                 .route("/healthz", get(|| async { "ok" }))
@@ -95,20 +99,7 @@ pub async fn router(svc: Services, limits: RouterLimits) -> Result<Router> {
             Limits::new(limits.max_in_flight, limits.timeout),
             super::limits::layer,
         ))
-        .layer(cors()))
-}
-
-/// Browsers calling gRPC-Web or REST from another origin.
-pub fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods(tower_http::cors::Any)
-        .allow_headers(tower_http::cors::Any)
-        .expose_headers([
-            HeaderName::from_static("grpc-status"),
-            HeaderName::from_static("grpc-message"),
-            HeaderName::from_static("grpc-status-details-bin"),
-        ])
+        .layer(cors::layer(&limits.cors_origins)))
 }
 
 async fn ready(State(svc): State<Services>) -> Response {

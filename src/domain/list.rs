@@ -70,3 +70,115 @@ mod tests {
         assert_eq!(err.id, "QUERY-4M9fs");
     }
 }
+
+/// How a text query compares (ZITADEL's `TextQueryMethod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextMethod {
+    Equals,
+    StartsWith,
+    Contains,
+    EndsWith,
+}
+
+/// A text query on one column: the value, how it compares, and whether case matters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextMatch {
+    pub value: String,
+    pub method: TextMethod,
+    pub ignore_case: bool,
+}
+
+impl TextMatch {
+    /// ZITADEL's enum numbers: EQUALS, EQUALS_IGNORE_CASE, STARTS_WITH, …, ENDS_WITH_IGNORE_CASE.
+    pub fn from_method_number(value: String, method: i32) -> Option<TextMatch> {
+        let (method, ignore_case) = match method {
+            0 => (TextMethod::Equals, false),
+            1 => (TextMethod::Equals, true),
+            2 => (TextMethod::StartsWith, false),
+            3 => (TextMethod::StartsWith, true),
+            4 => (TextMethod::Contains, false),
+            5 => (TextMethod::Contains, true),
+            6 => (TextMethod::EndsWith, false),
+            7 => (TextMethod::EndsWith, true),
+            _ => return None,
+        };
+        Some(TextMatch {
+            value,
+            method,
+            ignore_case,
+        })
+    }
+
+    /// A `LIKE … ESCAPE '\'` pattern: the value with `\`, `%` and `_` escaped, wildcards
+    /// where the method wants them.
+    pub fn like_pattern(&self) -> String {
+        let mut escaped = String::with_capacity(self.value.len() + 2);
+        for c in self.value.chars() {
+            if matches!(c, '\\' | '%' | '_') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        self.wrap(escaped, '%')
+    }
+
+    /// A `GLOB` pattern (SQLite's case-sensitive match): `*`, `?` and `[` as one-character
+    /// classes, wildcards where the method wants them.
+    pub fn glob_pattern(&self) -> String {
+        let mut escaped = String::with_capacity(self.value.len() + 2);
+        for c in self.value.chars() {
+            match c {
+                '*' | '?' | '[' => {
+                    escaped.push('[');
+                    escaped.push(c);
+                    escaped.push(']');
+                }
+                _ => escaped.push(c),
+            }
+        }
+        self.wrap(escaped, '*')
+    }
+
+    fn wrap(&self, escaped: String, any: char) -> String {
+        match self.method {
+            TextMethod::Equals => escaped,
+            TextMethod::StartsWith => format!("{escaped}{any}"),
+            TextMethod::Contains => format!("{any}{escaped}{any}"),
+            TextMethod::EndsWith => format!("{any}{escaped}"),
+        }
+    }
+}
+
+/// One query of ListUsers; several are ANDed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserQuery {
+    UserName(TextMatch),
+    Ids(Vec<String>),
+    /// A query no stored user can match (this server keeps machine users only, so a query
+    /// for human users).
+    Nothing,
+}
+
+/// The sort order ListUsers can honour; ties break by id in the same direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserOrder {
+    CreationDate,
+    UserName,
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn patterns_escape_the_wildcards() {
+        let m = |v: &str, n| TextMatch::from_method_number(v.into(), n).unwrap();
+        assert_eq!(m("a%b_c\\", 0).like_pattern(), "a\\%b\\_c\\\\");
+        assert_eq!(m("ci", 3).like_pattern(), "ci%");
+        assert_eq!(m("x", 4).like_pattern(), "%x%");
+        assert_eq!(m("x", 6).like_pattern(), "%x");
+        assert_eq!(m("a*b?[c", 2).glob_pattern(), "a[*]b[?][[]c*");
+        assert!(m("x", 5).ignore_case);
+        assert!(TextMatch::from_method_number("x".into(), 8).is_none());
+    }
+}

@@ -22,6 +22,7 @@ pub mod bootstrap;
 pub mod cache;
 pub mod introspect;
 pub mod keys;
+pub mod listings;
 pub mod machine_keys;
 pub mod orgs;
 pub mod projects;

@@ -5,13 +5,13 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, Func, IntoColumnRef, LikeExpr},
 };
 
 use super::{db_err, entity::*};
 use crate::{
     domain::{
-        list::Page,
+        list::{Page, TextMatch, TextMethod, UserOrder, UserQuery},
         model::{
             AccessToken, AccessTokenType, ApiAuthMethod, App, AuthnKey, Member, NewEvent, Org,
             Project, User,
@@ -417,14 +417,14 @@ fn latest_position_expr() -> Expr {
     Expr::cust("(SELECT MAX(position) FROM events)")
 }
 
-/// One page of `query` ordered by creation time then id (descending unless `page.asc`), the
+/// One page of `query` ordered by `order` then id (descending unless `page.asc`), the
 /// count of all matches and the newest event position — in one statement, so one snapshot
 /// and one round trip. An empty page (past the end, or nothing to list) asks once more for
 /// the two figures alone.
 async fn paged<E>(
     db: &impl ConnectionTrait,
     query: sea_orm::Select<E>,
-    created_at: E::Column,
+    order: E::Column,
     id: E::Column,
     page: Page,
 ) -> Result<PageOf<E::Model>>
@@ -432,7 +432,6 @@ where
     E: EntityTrait,
     E::Model: Send + Sync,
 {
-    let order = if page.asc { Order::Asc } else { Order::Desc };
     // An uncorrelated scalar subquery: evaluated once per statement, from the index alone (a
     // window count would make the database materialize every matching row).
     let count = query
@@ -444,8 +443,8 @@ where
         .clone()
         .column_as(Expr::SubQuery(None, Box::new(count.into())), "page_total")
         .column_as(latest_position_expr(), "page_latest")
-        .order_by(created_at, order.clone())
-        .order_by(id, order)
+        .order_by(order, order_dir(page))
+        .order_by(id, order_dir(page))
         .offset(std::cmp::min(page.offset, i64::MAX as u64))
         .limit(page.limit)
         .into_model::<WithTotals<E::Model>>()
@@ -472,6 +471,117 @@ where
         total: u(total),
         latest_position: u(latest.unwrap_or(0)),
         items: Vec::new(),
+    })
+}
+
+fn order_dir(page: Page) -> Order {
+    if page.asc { Order::Asc } else { Order::Desc }
+}
+
+/// The condition of a text query on `col`: `=` for equality, a pattern match otherwise, with
+/// both sides lower-cased when case does not matter. SQLite's LIKE ignores ASCII case, so a
+/// case-sensitive pattern match there is a GLOB.
+fn text_condition<C: IntoColumnRef + Copy>(
+    backend: sea_orm::DbBackend,
+    col: C,
+    m: &TextMatch,
+) -> Expr {
+    let lower = || Expr::expr(Func::lower(Expr::col(col)));
+    match (m.method, m.ignore_case) {
+        (TextMethod::Equals, false) => Expr::col(col).eq(m.value.clone()),
+        (TextMethod::Equals, true) => lower().eq(m.value.to_lowercase()),
+        (_, true) => {
+            let folded = TextMatch {
+                value: m.value.to_lowercase(),
+                ..m.clone()
+            };
+            lower().like(LikeExpr::new(folded.like_pattern()).escape('\\'))
+        }
+        (_, false) if backend == sea_orm::DbBackend::Sqlite => {
+            Expr::cust_with_exprs("? GLOB ?", [Expr::col(col), Expr::val(m.glob_pattern())])
+        }
+        (_, false) => Expr::col(col).like(LikeExpr::new(m.like_pattern()).escape('\\')),
+    }
+}
+
+/// One page of an org's users matching every query.
+pub async fn list_users(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    queries: &[UserQuery],
+    order: UserOrder,
+    page: Page,
+) -> Result<PageOf<User>> {
+    let backend = db.get_database_backend();
+    let mut query = user::Entity::find().filter(user::Column::OrgId.eq(org_id));
+    for q in queries {
+        query = match q {
+            UserQuery::UserName(m) => {
+                query.filter(text_condition(backend, user::Column::UserName, m))
+            }
+            UserQuery::Ids(ids) => query.filter(user::Column::Id.is_in(ids.iter().cloned())),
+            UserQuery::Nothing => query.filter(Expr::val(1).eq(0)),
+        };
+    }
+    let order = match order {
+        UserOrder::CreationDate => user::Column::CreatedAt,
+        UserOrder::UserName => user::Column::UserName,
+    };
+    let p = paged(db, query, order, user::Column::Id, page).await?;
+    Ok(PageOf {
+        total: p.total,
+        latest_position: p.latest_position,
+        items: p.items.into_iter().map(user_from).collect(),
+    })
+}
+
+/// One page of an org's projects, optionally by name.
+pub async fn list_projects(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    names: &[TextMatch],
+    page: Page,
+) -> Result<PageOf<Project>> {
+    let backend = db.get_database_backend();
+    let mut query = project::Entity::find().filter(project::Column::OrgId.eq(org_id));
+    for m in names {
+        query = query.filter(text_condition(backend, project::Column::Name, m));
+    }
+    let p = paged(
+        db,
+        query,
+        project::Column::CreatedAt,
+        project::Column::Id,
+        page,
+    )
+    .await?;
+    Ok(PageOf {
+        total: p.total,
+        latest_position: p.latest_position,
+        items: p.items.into_iter().map(project_from).collect(),
+    })
+}
+
+/// One page of a project's apps, optionally by name.
+pub async fn list_apps(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    project_id: &str,
+    names: &[TextMatch],
+    page: Page,
+) -> Result<PageOf<App>> {
+    let backend = db.get_database_backend();
+    let mut query = app::Entity::find()
+        .filter(app::Column::OrgId.eq(org_id))
+        .filter(app::Column::ProjectId.eq(project_id));
+    for m in names {
+        query = query.filter(text_condition(backend, app::Column::Name, m));
+    }
+    let p = paged(db, query, app::Column::CreatedAt, app::Column::Id, page).await?;
+    Ok(PageOf {
+        total: p.total,
+        latest_position: p.latest_position,
+        items: p.items.into_iter().map(app_from).collect(),
     })
 }
 

@@ -3,11 +3,13 @@
 //! SQLite by default; PostgreSQL when DATABASE_URL names a server.
 mod bad_input;
 mod bootstrap;
+mod browsers;
 mod flow;
 mod grpc_web;
 mod helpers;
 mod introspection;
 mod isolation;
+mod listings;
 mod machine_keys;
 mod oauth;
 mod orgs_users;

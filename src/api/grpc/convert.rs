@@ -2,7 +2,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::{
-    domain::model::{App, AuthnKey, Details, Listed, Org, Project, User},
+    domain::{
+        list::{TextMatch, UserOrder, UserQuery},
+        model::{App, AuthnKey, Details, Listed, Org, Project, User},
+    },
     error::Error,
     proto::{
         wkt::Timestamp,
@@ -10,6 +13,7 @@ use crate::{
             app as app_pb, authn, org as org_pb, project as project_pb, user as user_pb, v1,
         },
     },
+    service::listings::PageRequest,
 };
 
 pub fn details(d: &Details) -> v1::ObjectDetails {
@@ -129,6 +133,87 @@ pub fn timestamp(
 }
 
 /// An enum field must hold one of its defined values.
+pub fn page(q: Option<v1::ListQuery>) -> PageRequest {
+    let q = q.unwrap_or_default();
+    PageRequest {
+        offset: q.offset,
+        limit: q.limit,
+        asc: q.asc,
+    }
+}
+
+fn unsupported_query(what: &str) -> Error {
+    Error::invalid_argument(
+        "QUERY-Unsup1",
+        format!("this {what} query kind is not supported here (supported: see the README)"),
+    )
+}
+
+fn text_match(field: &'static str, value: String, method: i32) -> Result<TextMatch, Error> {
+    TextMatch::from_method_number(value, method).ok_or_else(|| {
+        Error::invalid_argument(
+            "VALIDATION-Enum1",
+            format!("{field}.method has no value {method}"),
+        )
+    })
+}
+
+/// ListUsers' sorting column: creation date (also when unspecified) or user name. The human
+/// profile columns have nothing to sort machine users by, so they sort by creation date too.
+pub fn user_order(column: i32) -> Result<UserOrder, Error> {
+    use user_pb::v1::UserFieldName as F;
+    Ok(match defined_enum::<F>("sorting_column", column)? {
+        F::UserName => UserOrder::UserName,
+        _ => UserOrder::CreationDate,
+    })
+}
+
+/// ListUsers' queries (ANDed). A query of a kind this server does not declare arrives empty
+/// and is refused rather than dropped, so a filter never silently widens a listing.
+pub fn user_queries(queries: Vec<user_pb::v1::SearchQuery>) -> Result<Vec<UserQuery>, Error> {
+    use user_pb::v1::{Type, search_query::Query};
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        match q.query {
+            Some(Query::UserNameQuery(q)) => out.push(
+                text_match("user_name_query", q.user_name, q.method).map(UserQuery::UserName)?,
+            ),
+            // Every stored user is a machine user: asking for machines filters nothing.
+            Some(Query::TypeQuery(q)) => match defined_enum::<Type>("type_query.type", q.r#type)? {
+                Type::Human => out.push(UserQuery::Nothing),
+                Type::Machine | Type::Unspecified => {}
+            },
+            Some(Query::InUserIdsQuery(q)) => out.push(UserQuery::Ids(q.user_ids)),
+            None => return Err(unsupported_query("user")),
+        }
+    }
+    Ok(out)
+}
+
+pub fn project_queries(
+    queries: Vec<project_pb::v1::ProjectQuery>,
+) -> Result<Vec<TextMatch>, Error> {
+    use project_pb::v1::project_query::Query;
+    queries
+        .into_iter()
+        .map(|q| match q.query {
+            Some(Query::NameQuery(q)) => text_match("name_query", q.name, q.method),
+            None => Err(unsupported_query("project")),
+        })
+        .collect()
+}
+
+pub fn app_queries(queries: Vec<app_pb::v1::AppQuery>) -> Result<Vec<TextMatch>, Error> {
+    use app_pb::v1::app_query::Query;
+    queries
+        .into_iter()
+        .map(|q| match q.query {
+            Some(Query::NameQuery(q)) => text_match("name_query", q.name, q.method),
+            None => Err(unsupported_query("app")),
+        })
+        .collect()
+}
+
 pub fn defined_enum<E: TryFrom<i32>>(field: &'static str, value: i32) -> Result<E, Error> {
     E::try_from(value).map_err(|_| {
         Error::invalid_argument("VALIDATION-Enum1", format!("{field} has no value {value}"))

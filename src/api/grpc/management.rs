@@ -129,6 +129,28 @@ impl management_service_server::ManagementService for ManagementApi {
         }))
     }
 
+    /// POST /management/v1/users/_search (user.read)
+    async fn list_users(&self, req: Request<ListUsersRequest>) -> Rpc<ListUsersResponse> {
+        let (ctx, req) = self.authorize(req, Permission::UserRead).await?;
+        let order = convert::user_order(req.sorting_column).map_err(to_status)?;
+        let queries = convert::user_queries(req.queries).map_err(to_status)?;
+        let listed = self
+            .svc
+            .list_users(&ctx, convert::page(req.query), order, &queries)
+            .await
+            .map_err(to_status)?;
+        let org = self.svc.get_org(&ctx).await.map_err(to_status)?;
+        Ok(Response::new(ListUsersResponse {
+            details: Some(convert::list_details(&listed)),
+            sorting_column: req.sorting_column,
+            result: listed
+                .items
+                .iter()
+                .map(|u| convert::user(u, &org))
+                .collect(),
+        }))
+    }
+
     /// GET /management/v1/users/{user_id}/keys/{key_id} (user.read)
     async fn get_machine_key_by_i_ds(
         &self,
@@ -250,6 +272,36 @@ impl management_service_server::ManagementService for ManagementApi {
             .map_err(to_status)?;
         Ok(Response::new(RemoveOrgMemberResponse {
             details: Some(convert::details(&details)),
+        }))
+    }
+
+    /// POST /management/v1/projects/_search (project.read)
+    async fn list_projects(&self, req: Request<ListProjectsRequest>) -> Rpc<ListProjectsResponse> {
+        let (ctx, req) = self.authorize(req, Permission::ProjectRead).await?;
+        let names = convert::project_queries(req.queries).map_err(to_status)?;
+        let listed = self
+            .svc
+            .list_projects(&ctx, convert::page(req.query), &names)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ListProjectsResponse {
+            details: Some(convert::list_details(&listed)),
+            result: listed.items.iter().map(convert::project).collect(),
+        }))
+    }
+
+    /// POST /management/v1/projects/{project_id}/apps/_search (project.app.read)
+    async fn list_apps(&self, req: Request<ListAppsRequest>) -> Rpc<ListAppsResponse> {
+        let (ctx, req) = self.authorize(req, Permission::ProjectAppRead).await?;
+        let names = convert::app_queries(req.queries).map_err(to_status)?;
+        let listed = self
+            .svc
+            .list_apps(&ctx, &req.project_id, convert::page(req.query), &names)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ListAppsResponse {
+            details: Some(convert::list_details(&listed)),
+            result: listed.items.iter().map(convert::app).collect(),
         }))
     }
 

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_init;
 mod m20261123_000002_trust;
 mod m20261123_000003_read_paths;
+mod m20261201_000004_listings;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_init::Migration),
             Box::new(m20261123_000002_trust::Migration),
             Box::new(m20261123_000003_read_paths::Migration),
+            Box::new(m20261201_000004_listings::Migration),
         ]
     }
 }
