@@ -4,14 +4,20 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 # protoc comes from the protoc-bin-vendored crate (see build.rs): no system protoc needed.
+# Every path Cargo.toml or build.rs reads is copied: the manifest names the test and bench
+# targets, and build.rs embeds ui/ into the binary. (.ci/image-context.sh builds a copy of
+# exactly these paths in CI.)
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY src ./src
-COPY tests ./tests
+COPY ui ./ui
+COPY tests/api ./tests/api
+COPY benches ./benches
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
-    && cp target/release/authn-keys /usr/local/bin/authn-keys
+    cargo build --release --locked --bin authn-keys \
+    && cp target/release/authn-keys /usr/local/bin/authn-keys \
+    && strip /usr/local/bin/authn-keys
 
 # ---- run -----------------------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -35,5 +41,9 @@ VOLUME ["/data"]
 WORKDIR /data
 USER 10001:10001
 EXPOSE 8080
+# Ready when the database answers. The image has no curl: bash's /dev/tcp speaks the one
+# HTTP/1.0 request (the server closes the connection after answering it).
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=5 \
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /debug/ready HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 ENTRYPOINT ["authn-keys"]
 CMD ["serve"]

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tower::Service;
 
 use crate::{
-    api::{self, RouterSettings, cors::CorsOrigins},
+    api::{self, RouterSettings, cors::CorsOrigins, tls::Tls},
     config::Config,
     domain::{
         clock::{Clock, SystemClock},
@@ -38,16 +38,22 @@ pub struct App {
     addr: SocketAddr,
     http2_max_streams: u32,
     drain: Duration,
+    tls: Option<Tls>,
     pub services: Services,
     pub instance: Instance,
 }
 
-/// The issuer: the external URL, or `http://<listen address>`, without a trailing slash.
+/// The issuer: the external URL, or `http(s)://<listen address>`, without a trailing slash.
 pub fn issuer(config: &Config, addr: SocketAddr) -> String {
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     config
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
+        .unwrap_or_else(|| format!("{scheme}://{addr}"))
         .trim_end_matches('/')
         .to_owned()
 }
@@ -160,6 +166,16 @@ impl App {
     /// migrates the database and builds everything else.
     pub async fn build(config: Config) -> Result<App> {
         let cors_origins = CorsOrigins::parse(&config.cors_origins)?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(Tls::load(cert, key)?),
+            (None, None) => None,
+            _ => {
+                return Err(Error::invalid_argument(
+                    "CONFIG-Tls01",
+                    "AUTHN_KEYS_TLS_CERT and AUTHN_KEYS_TLS_KEY go together: set both or neither",
+                ));
+            }
+        };
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             Error::unavailable("BOOT-Bind1", format!("cannot listen on {}", config.listen))
                 .with_source(e)
@@ -167,6 +183,12 @@ impl App {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::internal("BOOT-Addr1", "no local address").with_source(e))?;
+        if config.external_url.is_none() && addr.ip().is_unspecified() {
+            tracing::warn!(
+                issuer = %issuer(&config, addr),
+                "listening on a wildcard address without AUTHN_KEYS_EXTERNAL_URL: the issuer, and so every assertion's audience, is that wildcard address; set AUTHN_KEYS_EXTERNAL_URL to the URL clients use (required whenever clients do not reach the server at its listen address, and for several processes behind one name)"
+            );
+        }
         let services = open_services(&config, issuer(&config, addr)).await?;
         let instance = services
             .bootstrap(&config.default_org, &config.admin_key_file)
@@ -196,6 +218,7 @@ impl App {
             addr,
             http2_max_streams: config.http2_max_streams.max(1),
             drain: Duration::from_secs(config.shutdown_drain_secs.into()),
+            tls,
             services,
             instance,
         })
@@ -211,7 +234,10 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let background = spawn_background(self.services.clone());
+        let mut background = spawn_background(self.services.clone());
+        if let Some(tls) = &self.tls {
+            background.push(tls.clone().reload_on_sighup());
+        }
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -243,12 +269,40 @@ impl App {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 router.clone().call(req)
             });
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let conn = graceful.watch(conn);
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let tls = self
+                .tls
+                .as_ref()
+                .map(|t| tokio_rustls::TlsAcceptor::from(t.config()));
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
+                let served = match tls {
+                    None => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        // The handshake gets the same bound as reading request headers.
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                        let stream = match handshake.await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(peer = %peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                };
+                if let Err(e) = served {
                     tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                 }
             });

@@ -266,6 +266,31 @@ pub struct Config {
     /// binary (for working on the console).
     #[arg(long, global = true, env = "AUTHN_KEYS_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
+
+    /// Log lines as human-readable text or as one JSON object each.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+
+    /// PEM certificate chain: serve TLS (ALPN h2 and http/1.1) on the same port. Re-read,
+    /// with the key, on SIGHUP.
+    #[arg(long, global = true, env = "AUTHN_KEYS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the TLS certificate.
+    #[arg(long, global = true, env = "AUTHN_KEYS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl fmt::Debug for Config {
@@ -320,6 +345,9 @@ impl Config {
             shutdown_drain_secs: 30,
             cors_origins: "*".into(),
             ui_dir: None,
+            log_format: LogFormat::Text,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -1,7 +1,11 @@
 //! `authn-keys [serve]` runs the server; `authn-keys migrate` applies migrations and exits.
 use clap::{Parser, Subcommand};
 
-use authn_keys::{app, config::Config, storage};
+use authn_keys::{
+    app,
+    config::{Config, LogFormat},
+    storage,
+};
 
 #[derive(Parser)]
 #[command(
@@ -36,14 +40,20 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn")
-            }),
-        )
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match cli.config.log_format {
+        // One JSON object a line, the request span's fields (request id, transport, method)
+        // included, for log shippers.
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => logs.init(),
+    }
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&cli.config).await,
         Command::Serve => serve(cli.config).await,
@@ -99,7 +109,8 @@ async fn serve(config: Config) -> authn_keys::error::Result<()> {
     let key_file = config.admin_key_file.clone();
     let app = app::App::build(config).await?;
     if app.instance.created {
-        println!(
+        // On stderr: stdout carries the log lines, which may be JSON.
+        eprintln!(
             "admin key file written to {} (keep it safe; it is shown only once)",
             key_file.display()
         );

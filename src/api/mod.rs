@@ -9,8 +9,10 @@ pub mod cors;
 pub mod grpc;
 pub mod limits;
 pub mod oauth;
+pub mod observe;
 pub mod rest;
 mod router;
+pub mod tls;
 mod ui;
 
 pub use router::{RouterSettings, router};

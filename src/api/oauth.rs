@@ -13,7 +13,7 @@ use base64::{
 };
 use serde_json::json;
 
-use super::{Peer, peer_ip};
+use super::{Peer, observe::OAuthOutcome, peer_ip};
 use crate::service::{
     Services,
     introspect::{BasicAuth, IntrospectRequest},
@@ -63,6 +63,7 @@ pub fn oauth_error(e: OAuthError) -> Response {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
     }
+    resp.extensions_mut().insert(OAuthOutcome(e.code.as_str()));
     resp
 }
 
@@ -158,7 +159,16 @@ async fn introspect(
         svc.introspect(req, basic, peer_ip(peer)).await
     };
     match answer.await {
-        Ok(body) => ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response(),
+        Ok(body) => {
+            let outcome = if body["active"] == true {
+                "active"
+            } else {
+                "inactive"
+            };
+            let mut resp = ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response();
+            resp.extensions_mut().insert(OAuthOutcome(outcome));
+            resp
+        }
         Err(e) => oauth_error(e),
     }
 }
@@ -170,7 +180,11 @@ async fn token(
 ) -> Response {
     let answer = async { svc.token(form(body)?, peer_ip(peer)).await };
     match answer.await {
-        Ok(resp) => ([(header::CACHE_CONTROL, "no-store")], Json(resp)).into_response(),
+        Ok(resp) => {
+            let mut resp = ([(header::CACHE_CONTROL, "no-store")], Json(resp)).into_response();
+            resp.extensions_mut().insert(OAuthOutcome("ok"));
+            resp
+        }
         Err(e) => oauth_error(e),
     }
 }

@@ -17,7 +17,9 @@ use super::{
     cors::{self, CorsOrigins},
     grpc::{frames::FrameCheck, management::ManagementApi, status::to_status},
     limits::Limits,
-    oauth, rest, ui,
+    oauth,
+    observe::{self, Metrics},
+    rest, ui,
 };
 use crate::{
     error::{Error, Kind, Result},
@@ -43,9 +45,26 @@ pub struct RouterSettings {
 /// Builds the whole HTTP surface.
 pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let api = Arc::new(ManagementApi::new(svc.clone()));
+    let metrics = Arc::new(Metrics::new(
+        svc.clone(),
+        &[
+            FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ],
+    ));
     let plain = rest::routes(api.clone())
         .merge(oauth::routes(svc.clone()))
         .merge(ui::routes(limits.ui_dir.clone()))
+        .merge(
+            Router::new()
+                .route(
+                    "/metrics",
+                    get(|State(m): State<Arc<Metrics>>| async move { m.render() }),
+                )
+                .with_state(metrics.clone()),
+        )
         .merge(
             Router::new()
                 .route("/healthz", get(|| async { "ok" }))
@@ -62,7 +81,10 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         let b = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET);
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            );
         if v1 {
             b.build_v1().map(|s| (Some(s), None))
         } else {
@@ -89,8 +111,9 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         .add_service(web.layer(health))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));
-    // Outermost first: CORS answers preflights before limits count them; the limits layer
-    // sheds and times out everything else; extractors refuse bodies over the limit.
+    // Outermost first: CORS answers preflights; observation gives every other request its id
+    // and counts it, shed or not; the limits layer sheds and times out; extractors refuse
+    // bodies over the limit.
     Ok(routes
         .prepare()
         .into_axum_router()
@@ -99,17 +122,24 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
             Limits::new(limits.max_in_flight, limits.timeout),
             super::limits::layer,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            observe::layer,
+        ))
         .layer(cors::layer(&limits.cors_origins)))
 }
 
+/// Ready when the database answers within two seconds: a probe must not hang on a database
+/// that is gone (the pool would wait for a connection far longer).
 async fn ready(State(svc): State<Services>) -> Response {
-    match svc.ready().await {
-        Ok(()) => "ok".into_response(),
-        Err(e) => {
-            tracing::warn!(cause = %e.cause_chain(), "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
-        }
-    }
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(2), svc.ready()).await;
+    let failure = match answer {
+        Ok(Ok(())) => return "ok".into_response(),
+        Ok(Err(e)) => e.cause_chain(),
+        Err(_) => "no answer within 2 s".to_owned(),
+    };
+    tracing::warn!(cause = %failure, "readiness check failed");
+    (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
 }
 
 async fn fallback(req: Request) -> Response {

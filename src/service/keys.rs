@@ -3,7 +3,7 @@
 //! place without the services noticing.
 use std::sync::{
     Arc,
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
 use tokio::sync::Semaphore;
@@ -25,6 +25,9 @@ pub trait KeyPairSource: Send + Sync {
     fn pool_level(&self) -> Option<(usize, usize)> {
         None
     }
+
+    /// Keys generated since start (for metrics).
+    fn generated(&self) -> u64;
 }
 
 /// Generates a fresh key for every request, off the async runtime: at most one generation
@@ -36,6 +39,7 @@ pub struct FreshKeys {
     workers: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     queue: usize,
+    generated: Arc<AtomicU64>,
 }
 
 impl FreshKeys {
@@ -52,6 +56,7 @@ impl FreshKeys {
             workers: Arc::new(Semaphore::new(cores)),
             waiting: Arc::new(AtomicUsize::new(0)),
             queue: queue.max(1),
+            generated: Arc::default(),
         })
     }
 }
@@ -67,6 +72,10 @@ impl Drop for Waiting<'_> {
 
 #[async_trait::async_trait]
 impl KeyPairSource for FreshKeys {
+    fn generated(&self) -> u64 {
+        self.generated.load(Ordering::Relaxed)
+    }
+
     async fn next_key(&self) -> Result<PrivateKey> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -82,12 +91,14 @@ impl KeyPairSource for FreshKeys {
         })?;
         drop(waiting);
         let bits = self.bits;
-        tokio::task::spawn_blocking(move || PrivateKey::generate(bits))
+        let key = tokio::task::spawn_blocking(move || PrivateKey::generate(bits))
             .await
             .map_err(|e| {
                 Error::internal("KEY-Gen01", "key generation was interrupted").with_source(e)
             })?
-            .map_err(|e| Error::internal("KEY-Gen02", "key generation failed").with_source(e))
+            .map_err(|e| Error::internal("KEY-Gen02", "key generation failed").with_source(e))?;
+        self.generated.fetch_add(1, Ordering::Relaxed);
+        Ok(key)
     }
 }
 
@@ -126,6 +137,7 @@ struct PoolShared {
     size: usize,
     waiting: AtomicUsize,
     stop: std::sync::atomic::AtomicBool,
+    generated: AtomicU64,
 }
 
 impl std::fmt::Debug for KeyPool {
@@ -153,6 +165,7 @@ impl KeyPool {
             size: size.max(1),
             waiting: AtomicUsize::new(0),
             stop: std::sync::atomic::AtomicBool::new(false),
+            generated: AtomicU64::new(0),
         });
         for i in 0..workers {
             let shared = shared.clone();
@@ -215,6 +228,7 @@ fn fill(shared: &PoolShared, bits: usize) {
         }
         match PrivateKey::generate(bits) {
             Ok(key) => {
+                shared.generated.fetch_add(1, Ordering::Relaxed);
                 shared
                     .keys
                     .lock()
@@ -246,6 +260,10 @@ fn lower_priority() {
 impl KeyPairSource for KeyPool {
     fn pool_level(&self) -> Option<(usize, usize)> {
         Some((self.ready(), self.shared.size))
+    }
+
+    fn generated(&self) -> u64 {
+        self.shared.generated.load(Ordering::Relaxed)
     }
 
     async fn next_key(&self) -> Result<PrivateKey> {

@@ -61,6 +61,7 @@ pub struct Throttle {
     credential: Limit,
     address: Limit,
     buckets: Mutex<HashMap<Subject, Bucket>>,
+    rejected: std::sync::atomic::AtomicU64,
 }
 
 impl Throttle {
@@ -69,6 +70,7 @@ impl Throttle {
             credential,
             address,
             buckets: Mutex::new(HashMap::new()),
+            rejected: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -102,6 +104,8 @@ impl Throttle {
             }
         }
         if wait > 0.0 {
+            self.rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let secs = Duration::from_secs_f64(wait).as_secs() + 1;
             return Err(Error::new(
                 Kind::ResourceExhausted,
@@ -137,6 +141,11 @@ impl Throttle {
             b.tokens = (Self::refilled(limit, *b, now) - 1.0).max(0.0);
             b.at = now;
         }
+    }
+
+    /// Requests refused since start (for metrics).
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many subjects are being tracked (for tests and metrics).

@@ -431,7 +431,16 @@ impl Services {
                 expires_at,
                 created_at: now,
             })
-            .await?;
+            .await
+            .map_err(|e| {
+                if e.id == RECORD_GONE {
+                    OAuthError::grant(format!(
+                        "key {kid} or its user was removed while the token was being issued"
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
         let id_token = if scopes.iter().any(|s| s == "openid") {
             let signer = self.signing.current();
             let claims = IdClaims {
@@ -514,14 +523,15 @@ impl TokenRecords {
             while pending.recv_many(&mut batch, RECORD_BATCH).await > 0 {
                 let (tokens, replies): (Vec<AccessToken>, Vec<_>) = batch.drain(..).unzip();
                 let written = write_batch(&db, &tokens).await;
-                for reply in replies {
-                    let _ = reply.send(match &written {
-                        Ok(()) => Ok(()),
-                        Err(e) => Err(Error::new(e.kind, e.id, e.message.clone())),
-                    });
-                }
-                if let Err(e) = written {
+                // One log line per failed batch, with its cause.
+                if let Some(Err(e)) = written
+                    .iter()
+                    .find(|r| matches!(r, Err(e) if e.id != RECORD_GONE))
+                {
                     tracing::error!(error_id = e.id, cause = %e.cause_chain(), "recording access tokens failed");
+                }
+                for (reply, result) in replies.into_iter().zip(written) {
+                    let _ = reply.send(result);
                 }
             }
         });
@@ -539,11 +549,35 @@ impl TokenRecords {
     }
 }
 
-async fn write_batch(db: &crate::storage::Db, tokens: &[AccessToken]) -> Result<()> {
+/// A token whose key or user was removed while it was being issued: the removal won.
+const RECORD_GONE: &str = "STORE-Fk001";
+
+/// Writes a batch in one transaction, and each token's result. When the batch fails because a
+/// key or user was removed meanwhile, the tokens are written one by one, so only those whose
+/// key or user is gone fail.
+async fn write_batch(db: &crate::storage::Db, tokens: &[AccessToken]) -> Vec<Result<()>> {
     use crate::storage::TransactionTrait;
-    let tx = db.begin().await.map_err(crate::storage::db_err)?;
-    repo::insert_access_tokens(&tx, tokens).await?;
-    tx.commit().await.map_err(crate::storage::db_err)
+    let together = async {
+        let tx = db.begin().await.map_err(crate::storage::db_err)?;
+        repo::insert_access_tokens(&tx, tokens).await?;
+        tx.commit().await.map_err(crate::storage::db_err)
+    };
+    match together.await {
+        Ok(()) => tokens.iter().map(|_| Ok(())).collect(),
+        Err(e) if e.id == RECORD_GONE && tokens.len() > 1 => {
+            let mut results = Vec::with_capacity(tokens.len());
+            for token in tokens {
+                results.push(repo::insert_access_tokens(db, std::slice::from_ref(token)).await);
+            }
+            results
+        }
+        Err(e) => {
+            let copies: Vec<Result<()>> = (1..tokens.len())
+                .map(|_| Err(Error::new(e.kind, e.id, e.message.clone())))
+                .collect();
+            std::iter::once(Err(e)).chain(copies).collect()
+        }
+    }
 }
 
 /// Whether `scopes` include the management API scope.

@@ -109,6 +109,20 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), Error> {
     db.ping().await.map_err(db_err)
 }
 
+/// The connection pool's use: (open connections, idle ones, the maximum).
+pub fn pool_use(db: &DatabaseConnection) -> (u32, usize, u32) {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let p = db.get_postgres_connection_pool();
+            (p.size(), p.num_idle(), p.options().get_max_connections())
+        }
+        _ => {
+            let p = db.get_sqlite_connection_pool();
+            (p.size(), p.num_idle(), p.options().get_max_connections())
+        }
+    }
+}
+
 /// A URL with its password replaced, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {

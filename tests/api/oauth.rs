@@ -255,3 +255,57 @@ async fn discovery_and_jwks() {
         .unwrap();
     assert_eq!(live.status(), 200);
 }
+
+#[tokio::test]
+async fn grants_racing_a_user_removal_fail_cleanly() {
+    use authn_keys::proto::zitadel::management::v1::RemoveUserRequest;
+    let app = TestApp::spawn_with(|c| {
+        c.auth_failure_burst = 0;
+        c.auth_failure_address_burst = 0;
+    })
+    .await;
+    let admin = app.admin_token().await;
+    for _ in 0..4 {
+        let (user_id, key) = app.member_with_key(&admin, 0, "ORG_USER_VIEWER").await;
+        let grants: Vec<_> = (0..24)
+            .map(|i| {
+                let assertion = app.assertion(&key, json!({"jti": unique("race")}));
+                let (http, base) = (app.http.clone(), app.base.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(i)).await;
+                    let resp = http
+                        .post(format!("{base}/oauth/v2/token"))
+                        .form(&[
+                            ("grant_type", JWT_BEARER),
+                            ("assertion", assertion.as_str()),
+                            ("scope", &format!("openid {API_SCOPE}")),
+                        ])
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = resp.status().as_u16();
+                    (status, resp.json::<Value>().await.unwrap())
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(8)).await;
+        app.grpc()
+            .await
+            .remove_user(authed(&admin, None, RemoveUserRequest { id: user_id }))
+            .await
+            .unwrap();
+        for grant in grants {
+            let (status, body) = grant.await.unwrap();
+            match status {
+                200 => {
+                    // Issued before the removal: revoked with it.
+                    let token = body["access_token"].as_str().unwrap();
+                    let (status, _) = app.rest("GET", "/orgs/me", Some(token), None, None).await;
+                    assert_eq!(status, 401, "a token of a removed user still works");
+                }
+                400 => assert_eq!(body["error"], "invalid_grant", "{body}"),
+                other => panic!("a grant racing the removal answered {other}: {body}"),
+            }
+        }
+    }
+}
