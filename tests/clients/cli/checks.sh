@@ -1,0 +1,120 @@
+# Checks for the README's grpcurl and buf curl blocks (<!-- test: cli NAME --> → check_NAME).
+# Each runs right after its block, in a subshell of the reader's shell: it sees the variables
+# the README set and the files it made in the current directory. Helpers: readme.sh.
+# T_ROOT is the repository root (for the shared token helper).
+
+CLI_ID_RE='^[0-9]{6,20}$'
+CLI_ERROR_DETAIL=type.googleapis.com/zitadel.v1.ErrorDetail
+
+# Succeeds when the file names exactly these lines among its lines.
+cli_has_lines() {
+    local desc=$1 text=$2 line
+    shift 2
+    for line in "$@"; do
+        if grep -qxF -- "$line" <<<"$text"; then t_pass "$desc: $line"; else t_fail "$desc: no line '$line' in: ${text:0:600}"; fi
+    done
+}
+
+check_grpc_list() {
+    t_eq "ADDR is host:port" "$ADDR" "${T_ISSUER#http://}"
+    local out
+    out=$(t_out)
+    cli_has_lines "grpcurl list" "$out" \
+        grpc.health.v1.Health \
+        grpc.reflection.v1.ServerReflection \
+        grpc.reflection.v1alpha.ServerReflection \
+        zitadel.management.v1.ManagementService
+    t_json "grpc.health.v1.Health/Check" "$(sed -n '/^{/,$p' <<<"$out")" .status SERVING
+}
+
+check_grpc_describe() {
+    cli_has_lines "describe" "$(t_out)" \
+        "zitadel.management.v1.ManagementService.AddMachineKey is a method:" \
+        "rpc AddMachineKey ( .zitadel.management.v1.AddMachineKeyRequest ) returns ( .zitadel.management.v1.AddMachineKeyResponse );" \
+        "zitadel.management.v1.AddMachineKeyRequest is a message:" \
+        "  string user_id = 1;" \
+        "  .zitadel.authn.v1.KeyType type = 2;" \
+        "  .google.protobuf.Timestamp expiration_date = 3;" \
+        "  bytes public_key = 4;"
+}
+
+check_grpc_add() {
+    t_match "GRPC_USER_ID" "$GRPC_USER_ID" "$CLI_ID_RE"
+    t_json "AddMachineUser: sequence 1" "$(cat grpc-user.json)" .details.sequence 1
+    t_match "GRPC_KEY_ID" "$GRPC_KEY_ID" "$CLI_ID_RE"
+    t_json "AddMachineKey: sequence 2" "$(cat grpc-added.json)" .details.sequence 2
+    t_json "key file: userId" "$(cat grpc-bot-key.json)" .userId "$GRPC_USER_ID"
+    t_json "key file: keyId" "$(cat grpc-bot-key.json)" .keyId "$GRPC_KEY_ID"
+    t_json "key file: default expiry" "$(cat grpc-bot-key.json)" .expirationDate 9999-12-31T23:59:59Z
+    t_json "the printed key file hides the key" "$(t_out | tail -n1)" .key "…"
+    t_ok "the key file gets a token" node "$T_ROOT/tests/clients/lib/token.mjs" grpc-bot-key.json "$ISSUER"
+}
+
+check_grpc_read() {
+    local docs
+    docs=$(t_out | jq -cs .)
+    t_json "ListMachineKeys: totalResult" "$docs" '.[0].details.totalResult' 1
+    t_json "ListMachineKeys: the key" "$docs" '[.[0].result[].id] | join(",")' "$GRPC_KEY_ID"
+    t_json "ListMachineKeys: processedSequence" "$docs" '.[0].details.processedSequence | tonumber > 0' true
+    t_json "GetMachineKeyByIDs: the key" "$docs" '.[1].key.id' "$GRPC_KEY_ID"
+    t_json "GetMachineKeyByIDs: type" "$docs" '.[1].key.type' KEY_TYPE_JSON
+    t_json "GetMachineKeyByIDs: expiry" "$docs" '.[1].key.expirationDate' 9999-12-31T23:59:59Z
+    t_json "GetMachineKeyByIDs: no key material" "$docs" '.[1].key | has("keyDetails")' false
+}
+
+check_grpc_remove() {
+    t_json "RemoveMachineKey: sequence 3" "$(t_out)" .details.sequence 3
+    t_json "RemoveMachineKey: a change date" "$(t_out)" '.details.changeDate | length > 0' true
+    local refused
+    refused=$(node "$T_ROOT/tests/clients/lib/token.mjs" grpc-bot-key.json "$ISSUER" 2>&1)
+    t_has "the removed key gets no token" "$refused" '"error":"invalid_grant"'
+}
+
+check_grpc_error() {
+    local status
+    status=$(t_err)
+    t_eq "grpcurl exits 64 + NOT_FOUND" "$(t_out)" "grpcurl exit status 69"
+    t_json "status code" "$status" .code 5
+    t_json "status message" "$status" .message "machine key not found (QUERY-Dgr3g)"
+    t_json "one detail" "$status" '.details | length' 1
+    t_json "detail type" "$status" '.details[0]["@type"]' "$CLI_ERROR_DETAIL"
+    t_json "ErrorDetail id" "$status" '.details[0].id' QUERY-Dgr3g
+    t_json "ErrorDetail message" "$status" '.details[0].message' "machine key not found"
+}
+
+check_buf_list() {
+    t_eq "buf curl --list-methods | grep MachineKey" "$(t_out)" "zitadel.management.v1.ManagementService/AddMachineKey
+zitadel.management.v1.ManagementService/GetMachineKeyByIDs
+zitadel.management.v1.ManagementService/ListMachineKeys
+zitadel.management.v1.ManagementService/RemoveMachineKey"
+}
+
+check_buf_call() {
+    t_match "BUF_KEY_ID" "$BUF_KEY_ID" "$CLI_ID_RE"
+    t_json "AddMachineKey over gRPC: a key file" "$(jq -r .keyDetails buf-added.json | base64 -d)" .keyId "$BUF_KEY_ID"
+    t_json "GetMachineKeyByIDs over gRPC-Web: the key" "$(t_out)" .key.id "$BUF_KEY_ID"
+    t_json "GetMachineKeyByIDs over gRPC-Web: type" "$(t_out)" .key.type KEY_TYPE_JSON
+}
+
+check_buf_http1() {
+    t_ok "grpcurl wrote the descriptor set" test -s management.binpb
+    t_json "GetMachineKeyByIDs over gRPC-Web, HTTP/1.1: the key" "$(t_out)" .key.id "$BUF_KEY_ID"
+    # the same command again, verbose: it really went over HTTP/1.1 as grpc-web
+    local v
+    v=$(buf curl -v --schema management.binpb --protocol grpcweb \
+        -H "authorization: Bearer $TOKEN" \
+        -d '{"userId":"'"$GRPC_USER_ID"'","keyId":"'"$BUF_KEY_ID"'"}' \
+        "$ISSUER/zitadel.management.v1.ManagementService/GetMachineKeyByIDs" 2>&1 >/dev/null)
+    t_has "the answer came over HTTP/1.1" "$v" "< (#1) HTTP/1.1 200 OK"
+    t_has "as application/grpc-web+proto" "$v" "< (#1) Content-Type: application/grpc-web+proto"
+}
+
+check_buf_error() {
+    local out
+    out=$(t_out)
+    t_eq "buf exits NOT_FOUND × 8" "$(sed -n 1p <<<"$out")" "buf exit status 40"
+    t_json "code" "$(sed -n 2p <<<"$out")" .code not_found
+    t_json "message" "$(sed -n 2p <<<"$out")" .message "machine key not found (QUERY-Dgr3g)"
+    t_json "detail type" "$(sed -n 2p <<<"$out")" '.details[0].type' zitadel.v1.ErrorDetail
+    t_eq "buf convert decodes the ErrorDetail" "$(sed -n 3p <<<"$out")" '{"id":"QUERY-Dgr3g","message":"machine key not found"}'
+}

@@ -1,0 +1,416 @@
+// The web console (/ui/) driven through headless Chromium against a real server: sign-in with
+// a key file and with a token, org switching, machine users and their keys (generated and
+// uploaded), projects, API apps and app keys, error ids, keyboard-only use, phone layout,
+// and a strict Content-Security-Policy. Started by run.sh, which sets AK_URL and AK_ADMIN_KEY.
+import { createPrivateKey, generateKeyPairSync } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Checks, launch } from "../lib/browser.mjs";
+import { accessToken, assertion } from "../lib/token.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const AK_URL = process.env.AK_URL;
+const ADMIN_KEY = process.env.AK_ADMIN_KEY;
+if (!AK_URL || !ADMIN_KEY) {
+  console.error("AK_URL and AK_ADMIN_KEY must be set (run.sh does that)");
+  process.exit(2);
+}
+const ARTIFACTS = process.env.ARTIFACTS_DIR || join(here, "../../../target/client-artifacts");
+mkdirSync(ARTIFACTS, { recursive: true });
+// Downloaded key files hold private keys: they go to a private temporary directory, never
+// to the artifacts.
+const secrets = mkdtempSync(join(tmpdir(), "ak-console-"));
+
+const UI = `${AK_URL}/ui/`;
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+// What a deployment should send with the console; the test adds it when the server does not,
+// so any inline script or style in the console shows up as a violation.
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+const t = new Checks("console");
+const started = Date.now();
+const suffix = Date.now().toString(36);
+const adminFile = JSON.parse(readFileSync(ADMIN_KEY, "utf8"));
+
+const watchdog = setTimeout(() => {
+  t.check("finished within 85 s", false);
+  t.finish();
+  process.exit(1);
+}, 85_000);
+
+async function newPage(browser, viewport) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  await context.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  let serverCsp = null;
+  await context.route(`${AK_URL}/ui/**`, async (route) => {
+    const response = await route.fetch();
+    const headers = response.headers();
+    serverCsp = serverCsp ?? headers["content-security-policy"] ?? "";
+    if (!headers["content-security-policy"]) headers["content-security-policy"] = CSP;
+    await route.fulfill({ response, headers });
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  page.errors = [];
+  page.on("pageerror", (e) => page.errors.push(String(e)));
+  page.serverCsp = () => serverCsp;
+  return page;
+}
+
+const visible = (page, sel, timeout = 10_000) =>
+  page.locator(sel).first().waitFor({ state: "visible", timeout }).then(() => true, () => false);
+const gone = (page, sel, timeout = 10_000) =>
+  page.locator(sel).first().waitFor({ state: "detached", timeout }).then(() => true, () => false);
+const textOf = async (page, sel) => ((await page.locator(sel).first().textContent({ timeout: 5000 }).catch(() => "")) || "").trim();
+async function waitText(page, sel, re, timeout = 10_000) {
+  try {
+    await page.waitForFunction(
+      ([s, src, flags]) => new RegExp(src, flags).test(document.querySelector(s)?.textContent || ""),
+      [sel, re.source, re.flags],
+      { timeout },
+    );
+    return true;
+  } catch {
+    return false;
+  }
+}
+const overflow = (page) => page.evaluate(() => document.scrollingElement.scrollWidth - window.innerWidth);
+const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, `console-${name}.png`), fullPage: true });
+
+/** Presses Tab until `sel` has focus; returns the number of presses, or -1. */
+async function tabTo(page, sel, max = 80) {
+  for (let i = 1; i <= max; i += 1) {
+    await page.keyboard.press("Tab");
+    if (await page.evaluate((s) => document.activeElement?.matches(s) ?? false, sel)) return i;
+  }
+  return -1;
+}
+
+/** Clicks a list item's Remove button and answers the confirmation dialog. */
+async function removeVia(page, label, confirm = true) {
+  await page.getByRole("button", { name: label, exact: true }).click();
+  await page.locator("#confirm").waitFor({ state: "visible" });
+  await page.click(confirm ? "#confirm-ok" : "#confirm-cancel");
+  await page.locator("#confirm").waitFor({ state: "hidden" });
+}
+
+async function addGeneratedKey(page, submit) {
+  const [download] = await Promise.all([page.waitForEvent("download", { timeout: 15_000 }), page.click(submit)]);
+  const name = download.suggestedFilename();
+  const path = join(secrets, name.replace(/[^0-9A-Za-z.]/g, "_"));
+  await download.saveAs(path);
+  return { name, path, file: JSON.parse(readFileSync(path, "utf8")) };
+}
+
+const discovery = await (await fetch(`${AK_URL}/.well-known/openid-configuration`)).json();
+
+/** The status of a JWT-profile grant for `keyFile` ({keyId, userId, key}). */
+async function tokenRequest(keyFile) {
+  const resp = await fetch(discovery.token_endpoint, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer",
+      scope: "openid urn:zitadel:iam:org:project:id:zitadel:aud",
+      assertion: assertion(keyFile, discovery.issuer),
+    }),
+  });
+  return resp.status;
+}
+
+const browser = await launch();
+try {
+  // ---------------------------------------------------------------- assets
+  const assets = {};
+  for (const path of ["", "index.html", "app.js", "grpc.js", "auth.js", "style.css"]) {
+    const resp = await fetch(`${UI}${path}`);
+    assets[path] = { status: resp.status, type: resp.headers.get("content-type") || "" };
+  }
+  t.check("GET /ui/ and /ui/index.html serve the console", assets[""].status === 200 && assets["index.html"].status === 200 && /text\/html/.test(assets[""].type), JSON.stringify(assets));
+  t.check(
+    "scripts are served as JavaScript and the stylesheet as CSS (module scripts need it)",
+    ["app.js", "grpc.js", "auth.js"].every((p) => assets[p].status === 200 && /javascript/.test(assets[p].type)) && /text\/css/.test(assets["style.css"].type),
+    JSON.stringify(assets),
+  );
+
+  // ---------------------------------------------------------------- sign-in
+  const page = await newPage(browser, DESKTOP);
+  const requests = [];
+  page.on("request", (r) => requests.push({ url: r.url(), body: r.postDataBuffer() }));
+  await page.goto(UI);
+  const shown = await visible(page, "#signin-view h1:text('Sign in')");
+  t.check("sign-in page shown", shown);
+  if (!shown) throw new Error("the console did not load");
+  t.equal("page title", await page.title(), "authn-keys console");
+  await shot(page, "signin-desktop");
+
+  await page.fill("#token-input", "not-a-valid-token");
+  await page.click("#token-submit");
+  const badToken = await waitText(page, "#signin-error", /AUTH-\w+/);
+  t.check("a rejected token shows the message and the error id (AUTH-…)", badToken, await textOf(page, "#signin-error"));
+
+  await page.setInputFiles("#keyfile-input", ADMIN_KEY);
+  await page.click("#keyfile-submit");
+  const signedIn = await visible(page, "#console-view");
+  t.check("signed in with the admin's key file", signedIn, await textOf(page, "#signin-error"));
+  if (!signedIn) throw new Error("cannot go on without signing in");
+  t.equal("the caller's org is shown", await textOf(page, "#org-name"), "DEFAULT");
+  t.check("the org id is shown", /^\d+$/.test(await textOf(page, "#org-id")));
+
+  const keyBody = adminFile.key.split("\n").slice(3, 4)[0];
+  const leaked = requests.filter((r) => r.body && (r.body.includes(keyBody) || r.body.includes("PRIVATE KEY")));
+  t.check("the private key never left the page (no request carries it)", leaked.length === 0, leaked.map((r) => r.url).join(", "));
+  const grant = requests.find((r) => r.url.endsWith("/oauth/v2/token"));
+  t.check("one JWT-profile grant went to the token endpoint", !!grant && grant.body.toString().includes("grant-type%3Ajwt-bearer"));
+  const stored = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie }));
+  t.equal("nothing kept in localStorage, sessionStorage or cookies", stored, { local: 0, session: 0, cookie: "" });
+
+  // ---------------------------------------------------------------- machine users
+  const adminListed = await visible(page, "#users-list .item-name:text-is('admin')", 5000);
+  t.check("ListUsers lists the admin", adminListed, await textOf(page, "#users-note"));
+
+  const userName = `ci-bot-${suffix}`;
+  await page.fill("#add-user-username", userName);
+  await page.fill("#add-user-name", "CI bot");
+  await page.fill("#add-user-description", "deploys from CI");
+  await page.click("#add-user-form button[type=submit]");
+  t.check("added machine user is listed", await visible(page, `#users-list .item-name:text-is('${userName}')`));
+  t.check("and selected: its key panel is open", await waitText(page, "#user-keys-title", new RegExp(`Keys of ${userName}`)));
+  const userId = await textOf(page, "#user-keys-id");
+  t.check("the user id is shown", /^\d+$/.test(userId), userId);
+
+  // generated key → download
+  const gen = await addGeneratedKey(page, "#add-user-key-submit");
+  const keyId = gen.file.keyId;
+  t.check("the generated key file was downloaded as <keyId>.json", gen.name === `${keyId}.json` && /^\d+$/.test(keyId || ""), gen.name);
+  t.check(
+    "the key file belongs to the user (type, keyId, userId, PKCS#1 key)",
+    gen.file.type === "serviceaccount" && gen.file.userId === userId && gen.file.key.startsWith("-----BEGIN RSA PRIVATE KEY-----"),
+    JSON.stringify({ ...gen.file, key: gen.file.key?.slice(0, 40) }),
+  );
+  t.check("the panel says the key file is offered only once", await waitText(page, "#user-key-notice", /only this once/));
+  t.check("the new key is listed", await visible(page, `#user-keys-list li[data-key-id='${keyId}']`));
+  let works = await accessToken(gen.path, AK_URL).then(() => true, (e) => String(e));
+  t.check("the downloaded key file gets an access token", works === true, works);
+  await shot(page, "users-desktop");
+
+  await removeVia(page, `Remove key ${keyId}`);
+  t.check("removed key is gone from the list", await gone(page, `#user-keys-list li[data-key-id='${keyId}']`));
+  t.equal("the removed key no longer gets a token", await tokenRequest(gen.file), 400);
+
+  // uploaded public key
+  const pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const pubPem = pair.publicKey.export({ type: "spki", format: "pem" });
+  let downloads = 0;
+  page.on("download", () => (downloads += 1));
+  await page.check("#user-key-upload");
+  await page.setInputFiles("#user-key-pem-file", { name: "public.pem", mimeType: "application/x-pem-file", buffer: Buffer.from(pubPem) });
+  await page.waitForFunction(() => document.querySelector("#user-key-pem-text").value.includes("BEGIN PUBLIC KEY"));
+  await page.fill("#user-key-expiry", "2030-01-01");
+  await page.click("#add-user-key-submit");
+  const registered = await waitText(page, "#status", /Public key registered as key \d+/);
+  const uploadedId = ((await textOf(page, "#status")).match(/key (\d+)/) || [])[1];
+  t.check("an uploaded public key is registered", registered && !!uploadedId, await textOf(page, "#alert"));
+  t.check("it is listed with its expiry", await waitText(page, `#user-keys-list li[data-key-id='${uploadedId}']`, /Expires 2030-01-01 23:59 UTC/));
+  t.equal("no key file is downloaded for an uploaded key", downloads, 0);
+  const own = { keyId: uploadedId, userId, key: pair.privateKey.export({ type: "pkcs1", format: "pem" }) };
+  t.equal("the uploaded key's private half gets a token", await tokenRequest(own), 200);
+
+  // error path: an expiry in the past
+  await page.check("#user-key-generate");
+  await page.fill("#user-key-expiry", "2001-01-01");
+  await page.click("#add-user-key-submit");
+  t.check("a past expiry shows the message and error id DOMAIN-dv3t5", await waitText(page, "#alert", /DOMAIN-dv3t5/), await textOf(page, "#alert"));
+  await page.click("#alert button");
+  await page.fill("#user-key-expiry", "");
+
+  // ---------------------------------------------------------------- organizations
+  await page.fill("#switch-org-input", "999999999999");
+  await page.click("#switch-org-form button[type=submit]");
+  t.check("switching to an unknown org shows PERMISSION_DENIED with an error id", await waitText(page, "#alert", /AUTH-\w+.*PERMISSION_DENIED/), await textOf(page, "#alert"));
+  t.equal("and the org stays", await textOf(page, "#org-name"), "DEFAULT");
+
+  const orgName = `ci-org-${suffix}`;
+  await page.fill("#add-org-name", orgName);
+  await page.click("#add-org-form button[type=submit]");
+  t.check("a new org is created and becomes the context", await waitText(page, "#org-name", new RegExp(`^${orgName}$`)), await textOf(page, "#alert"));
+  t.check("the switched org is marked and offers the way back", await visible(page, "#org-switched") && (await visible(page, "#org-back")));
+  t.check("the other org's users are not listed there", await gone(page, `#users-list .item-name:text-is('${userName}')`, 3000));
+  await page.click("#org-back");
+  t.check("back in the caller's own org", await waitText(page, "#org-name", /^DEFAULT$/));
+
+  // ---------------------------------------------------------------- projects, apps, app keys
+  await page.click("#tab-projects");
+  const projectName = `orders-${suffix}`;
+  await page.fill("#add-project-name", projectName);
+  await page.click("#add-project-form button[type=submit]");
+  t.check("added project is listed", await visible(page, `#projects-list .item-name:text-is('${projectName}')`), await textOf(page, "#alert"));
+  t.check("and selected: its apps panel is open", await visible(page, "#project-apps"));
+
+  await page.fill("#add-app-name", "orders-api");
+  await page.selectOption("#add-app-auth", "1");
+  await page.click("#add-app-form button[type=submit]");
+  t.check("added PRIVATE_KEY_JWT app is listed", await visible(page, "#apps-list .item-name:text-is('orders-api')"), await textOf(page, "#alert"));
+  t.check("and selected: its key panel is open", await visible(page, "#add-app-key-form"));
+  const clientId = await textOf(page, "#app-keys-client");
+  t.check("the app's client id is shown", /^\d+$/.test(clientId), clientId);
+
+  const appKey = await addGeneratedKey(page, "#add-app-key-submit");
+  const appKeyId = appKey.file.keyId;
+  t.check("the app key file was downloaded as <keyId>.json", appKey.name === `${appKeyId}.json`, appKey.name);
+  t.check(
+    "the app key file is for that app (type application, clientId, appId, key)",
+    appKey.file.type === "application" && appKey.file.clientId === clientId && /^\d+$/.test(appKey.file.appId || "") && appKey.file.key.startsWith("-----BEGIN RSA PRIVATE KEY-----"),
+    JSON.stringify({ ...appKey.file, key: appKey.file.key?.slice(0, 40) }),
+  );
+  t.check("the app key is listed", await visible(page, `#app-keys-list li[data-key-id='${appKeyId}']`));
+  await shot(page, "projects-desktop");
+  await removeVia(page, `Remove app key ${appKeyId}`);
+  t.check("removed app key is gone", await gone(page, `#app-keys-list li[data-key-id='${appKeyId}']`));
+
+  await page.fill("#add-app-name", "legacy-basic");
+  await page.selectOption("#add-app-auth", "0");
+  await page.click("#add-app-form button[type=submit]");
+  t.check("a BASIC app's client secret is shown once", await visible(page, "#client-secret") && (await page.inputValue("#client-secret")).length >= 32);
+  t.check("with the warning that it is shown only once", await waitText(page, "#app-notice", /shown only once/));
+  t.check("a BASIC app offers no keys", await visible(page, "#app-basic") && !(await page.isVisible("#add-app-key-form")));
+
+  // ---------------------------------------------------------------- phone layout
+  await page.setViewportSize(PHONE);
+  t.check("projects at 390 px: no horizontal overflow", (await overflow(page)) <= 0, `${await overflow(page)} px`);
+  await shot(page, "projects-phone");
+  await page.click("#tab-users");
+  await page.locator(`#users-list .item-main:has-text('${userName}')`).click();
+  await visible(page, `#user-keys-list li[data-key-id='${uploadedId}']`);
+  t.check("users at 390 px: no horizontal overflow", (await overflow(page)) <= 0, `${await overflow(page)} px`);
+  await shot(page, "users-phone");
+  await page.setViewportSize(DESKTOP);
+  t.check("users at 1280 px: no horizontal overflow", (await overflow(page)) <= 0, `${await overflow(page)} px`);
+
+  // ---------------------------------------------------------------- removals
+  await removeVia(page, `Remove machine user ${userName}`, false);
+  t.check("cancelling the confirmation keeps the user", await visible(page, `#users-list .item-name:text-is('${userName}')`, 2000));
+  await removeVia(page, `Remove machine user ${userName}`);
+  t.check("removed user is gone", await gone(page, `#users-list .item-name:text-is('${userName}')`));
+  t.equal("its uploaded key stopped working with it", await tokenRequest(own), 400);
+
+  if (adminListed) {
+    await removeVia(page, "Remove machine user admin");
+    t.check("removing the last IAM_OWNER shows COMMAND-IamLst", await waitText(page, "#alert", /COMMAND-IamLst/), await textOf(page, "#alert"));
+    await page.click("#alert button");
+  }
+
+  // A second admin key, for the keyboard-only page, so its token can be revoked below.
+  if (adminListed) await page.locator("#users-list .item-main:has(.item-name:text-is('admin'))").click();
+  else {
+    await page.fill("#users-list-open", adminFile.userId);
+    await page.press("#users-list-open", "Enter");
+  }
+  await waitText(page, "#user-keys-title", /Keys of admin/);
+  const second = await addGeneratedKey(page, "#add-user-key-submit");
+  const secondToken = await accessToken(second.path, AK_URL);
+
+  // ---------------------------------------------------------------- keyboard only
+  const kb = await newPage(browser, DESKTOP);
+  await kb.goto(UI);
+  await kb.locator("#signin-view").waitFor();
+  const toToken = await tabTo(kb, "#token-input");
+  t.check("keyboard: Tab reaches the token field", toToken > 0, `${toToken}`);
+  const ring = await kb.evaluate(() => {
+    const s = getComputedStyle(document.activeElement);
+    return s.outlineStyle !== "none" && parseFloat(s.outlineWidth) >= 2;
+  });
+  t.check("keyboard: the focused field shows a visible focus ring", ring);
+  await kb.keyboard.type(secondToken);
+  await kb.keyboard.press("Enter");
+  t.check("keyboard: signed in by token with Enter", await visible(kb, "#console-view"), await textOf(kb, "#signin-error"));
+
+  t.check("keyboard: Tab reaches the Projects tab", (await tabTo(kb, "#tab-projects")) > 0);
+  await kb.keyboard.press("Enter");
+  t.check("keyboard: Enter opens it", await visible(kb, "#projects-view"));
+  t.check("keyboard: Tab reaches the project name field", (await tabTo(kb, "#add-project-name")) > 0);
+  const kbProject = `kb-${suffix}`;
+  await kb.keyboard.type(kbProject);
+  await kb.keyboard.press("Enter");
+  t.check("keyboard: project added with Enter", await visible(kb, `#projects-list .item-name:text-is('${kbProject}')`), await textOf(kb, "#alert"));
+  t.check("keyboard: Tab reaches the app name field", (await tabTo(kb, "#add-app-name")) > 0);
+  await kb.keyboard.type("kb-api");
+  await kb.keyboard.press("Enter");
+  t.check("keyboard: API app added with Enter", await visible(kb, "#apps-list .item-name:text-is('kb-api')"), await textOf(kb, "#alert"));
+
+  await kb.keyboard.press("Shift+Tab"); // leave the form, then come back to the project list
+  const removeLabel = `Remove project ${kbProject}`;
+  let reached = -1;
+  for (let i = 1; i <= 80 && reached < 0; i += 1) {
+    await kb.keyboard.press("Shift+Tab");
+    if (await kb.evaluate((l) => document.activeElement?.getAttribute("aria-label") === l, removeLabel)) reached = i;
+  }
+  t.check("keyboard: Shift+Tab reaches the project's Remove button", reached > 0);
+  await kb.keyboard.press("Enter");
+  t.check("keyboard: Enter opens the confirmation with Cancel focused", await visible(kb, "#confirm") && (await kb.evaluate(() => document.activeElement?.id)) === "confirm-cancel");
+  await kb.keyboard.press("Tab");
+  await kb.keyboard.press("Enter");
+  t.check("keyboard: Tab, Enter confirms; the project is gone", await gone(kb, `#projects-list .item-name:text-is('${kbProject}')`));
+
+  // Revoking the key behind the keyboard page's token signs that page out at its next call.
+  await removeVia(page, `Remove key ${second.file.keyId}`);
+  await gone(page, `#user-keys-list li[data-key-id='${second.file.keyId}']`);
+  await kb.click("#projects-refresh");
+  t.check("a revoked token sends the person back to sign-in", await visible(kb, "#signin-view"));
+  t.check("with the reason and its error id", await waitText(kb, "#signin-error", /signed out.*AUTH-\w+/), await textOf(kb, "#signin-error"));
+
+  // ---------------------------------------------------------------- a server without list RPCs
+  const old = await newPage(browser, DESKTOP);
+  await old.route("**/zitadel.management.v1.ManagementService/ListUsers", (route) =>
+    route.fulfill({
+      status: 200,
+      headers: { "content-type": "application/grpc-web+proto", "grpc-status": "12", "grpc-message": "unknown%20method%20ListUsers" },
+      body: "",
+    }),
+  );
+  await old.goto(UI);
+  // The same admin key as PKCS#8 ("PRIVATE KEY"), which key files from other tools carry.
+  const pkcs8 = { ...adminFile, key: createPrivateKey(adminFile.key).export({ type: "pkcs8", format: "pem" }) };
+  await old.setInputFiles("#keyfile-input", { name: "admin-pkcs8.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(pkcs8)) });
+  await old.click("#keyfile-submit");
+  t.check("a key file with a PKCS#8 private key signs in too", await visible(old, "#console-view"), await textOf(old, "#signin-error"));
+  t.check("without ListUsers the console says so", await waitText(old, "#users-note", /cannot list users yet/), await textOf(old, "#alert"));
+  await old.fill("#users-list-open", adminFile.userId);
+  await old.press("#users-list-open", "Enter");
+  t.check("and opens a user by id instead", await waitText(old, "#user-keys-title", /Keys of admin/), await textOf(old, "#alert"));
+  t.check("whose keys are listed", await visible(old, `#user-keys-list li[data-key-id='${adminFile.keyId}']`));
+
+  // ---------------------------------------------------------------- sign-out, phone sign-in
+  await page.click("#sign-out");
+  t.check("sign-out returns to sign-in", await visible(page, "#signin-view"));
+  t.check("and forgets the token and org", !(await page.isVisible("#console-view")) && (await textOf(page, "#org-name")) === "");
+
+  const phone = await newPage(browser, PHONE);
+  await phone.goto(UI);
+  await phone.locator("#signin-view").waitFor();
+  t.check("sign-in at 390 px: no horizontal overflow", (await overflow(phone)) <= 0, `${await overflow(phone)} px`);
+  await shot(phone, "signin-phone");
+
+  // ---------------------------------------------------------------- hygiene
+  const pages = [page, kb, old, phone];
+  const violations = (await Promise.all(pages.map((p) => p.evaluate(() => window.__csp)))).flat();
+  t.check(`no Content-Security-Policy violations (${page.serverCsp() ? "server's policy" : "test's strict policy"})`, violations.length === 0, violations.join("; "));
+  const errors = pages.flatMap((p) => p.errors);
+  t.check("no uncaught script errors", errors.length === 0, errors.join("; "));
+} catch (err) {
+  t.check("the run completed", false, err && err.stack ? err.stack : String(err));
+} finally {
+  await browser.close();
+  rmSync(secrets, { recursive: true, force: true });
+  clearTimeout(watchdog);
+  console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  t.finish();
+}
