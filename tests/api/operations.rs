@@ -278,3 +278,65 @@ async fn json_logs_carry_the_request_id() {
     assert_eq!(refused["span"]["transport"], "oauth");
     assert!(!text.contains("not.a.jwt"), "the assertion is never logged");
 }
+
+#[tokio::test]
+async fn a_wildcard_listen_address_without_an_external_url_is_warned_about() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_authn-keys"))
+        .env("AUTHN_KEYS_LISTEN", format!("0.0.0.0:{port}"))
+        .env(
+            "AUTHN_KEYS_DATABASE_URL",
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("db.sqlite").display()
+            ),
+        )
+        .env("AUTHN_KEYS_ADMIN_KEY_FILE", dir.path().join("admin.json"))
+        .env("AUTHN_KEYS_KEY_POOL_SIZE", "0")
+        .env("AUTHN_KEYS_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.contains("serving gRPC");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let lines = tokio::time::timeout(Duration::from_secs(20), lines)
+        .await
+        .expect("the server logs that it serves")
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let warning = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| {
+            l["level"] == "WARN"
+                && l["fields"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("wildcard")
+        })
+        .unwrap_or_else(|| panic!("no warning in {lines:?}"));
+    assert_eq!(
+        warning["fields"]["issuer"],
+        format!("http://0.0.0.0:{port}"),
+        "{warning}"
+    );
+}

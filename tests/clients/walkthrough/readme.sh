@@ -90,9 +90,11 @@ readme_blocks() {
             next
         }
         pending {
-            if ($0 !~ /^```(sh|bash)$/) bad("marker not followed by a ```sh fence")
-            pending = 0; inblock = 1
             keep = index(suites, " " suite " ") > 0
+            # other suites may mark blocks in other languages (the browser example is JS)
+            if (keep && $0 !~ /^```(sh|bash)$/) bad("marker not followed by a ```sh fence")
+            if ($0 !~ /^```[a-z]*$/) bad("marker not followed by a code fence")
+            pending = 0; inblock = 1
             if (keep) { n++; file = sprintf("%s/%02d-%s.sh", dir, n, name); printf "" > file }
             next
         }

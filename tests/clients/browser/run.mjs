@@ -1,0 +1,328 @@
+// Drives the bundled page (page.js) in headless Chromium and checks what it reports. Started by
+// run.sh, which serves the page, starts the server and sets:
+//   AK_URL, AK_ADMIN_KEY   the server and its admin's key file (lib/server.sh)
+//   AK_PAGE_ORIGIN         the page's origin, the only one in AUTHN_KEYS_CORS_ORIGINS
+//   AK_OTHER_ORIGIN        the same page from an origin the server does not allow
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Checks, launch } from "../lib/browser.mjs";
+import { accessToken } from "../lib/token.mjs";
+
+const { AK_URL, AK_ADMIN_KEY, AK_PAGE_ORIGIN, AK_OTHER_ORIGIN } = process.env;
+for (const [name, value] of Object.entries({ AK_URL, AK_ADMIN_KEY, AK_PAGE_ORIGIN, AK_OTHER_ORIGIN })) {
+  if (!value) {
+    console.error(`${name} is not set; start this with run.sh`);
+    process.exit(2);
+  }
+}
+
+const SERVICE = "zitadel.management.v1.ManagementService";
+const ERROR_DETAIL = "zitadel.v1.ErrorDetail";
+const NOT_FOUND = 5;
+const UNAUTHENTICATED = 16;
+// the ids the server sends (see ../shared/spec/api.md and the server's replies)
+const ID_GET_NOT_FOUND = "QUERY-Dgr3g";
+const ID_REMOVE_NOT_FOUND = "COMMAND-4m77G";
+const ID_NO_TOKEN = "AUTH-7fs1e";
+const ID_BAD_TOKEN = "AUTH-7fs2e";
+
+const checks = new Checks("browser");
+
+/** The README's browser example: README.md holds snippet.js verbatim, and it worked. */
+function checkSnippet(snippet) {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const code = readFileSync(join(here, "snippet.js"), "utf8");
+  const example = code.slice(code.indexOf("import "));
+  const readme = readFileSync(join(here, "..", "..", "..", "README.md"), "utf8");
+  const marked = readme.match(/<!-- test: browser snippet -->\n```js\n([\s\S]*?)```/);
+  checks.check("README: the browser example is snippet.js verbatim", marked?.[1] === example,
+    marked ? "README.md's block differs from tests/clients/browser/snippet.js" : "no marked block in README.md");
+  checks.check("README example: ran without error", snippet && !snippet.thrown, snippet?.thrown);
+  checks.equal("README example: the key file names the user", snippet?.keyFile?.userId, snippet?.userId);
+  checks.equal("README example: the key file names the key", snippet?.keyFile?.keyId, snippet?.keyId);
+  checks.check("README example: the key is listed", snippet?.listed?.includes(snippet?.keyId), JSON.stringify(snippet?.listed));
+}
+const runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+
+async function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const headerList = (value) =>
+  (value ?? "")
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
+
+// ---- CORS headers, seen from node ---------------------------------------------------------
+
+async function corsHeaders() {
+  const target = `${AK_URL}/${SERVICE}/ListMachineKeys`;
+  const preflight = (origin) =>
+    fetch(target, {
+      method: "OPTIONS",
+      headers: {
+        origin,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization,x-grpc-web,content-type,x-user-agent",
+      },
+    });
+
+  const ok = await preflight(AK_PAGE_ORIGIN);
+  checks.check("preflight from the allowed origin succeeds", ok.status >= 200 && ok.status < 300, `status ${ok.status}`);
+  checks.equal("preflight Access-Control-Allow-Origin is the page's origin", ok.headers.get("access-control-allow-origin"), AK_PAGE_ORIGIN);
+  const allowHeaders = headerList(ok.headers.get("access-control-allow-headers"));
+  checks.check(
+    "preflight Access-Control-Allow-Headers names authorization, x-grpc-web, content-type, x-user-agent",
+    ["authorization", "x-grpc-web", "content-type", "x-user-agent"].every((h) => allowHeaders.includes(h)),
+    `got ${JSON.stringify(ok.headers.get("access-control-allow-headers"))}`,
+  );
+  checks.check("preflight Access-Control-Allow-Headers is not a wildcard", !allowHeaders.includes("*"), `got ${allowHeaders}`);
+  checks.check(
+    "preflight Access-Control-Allow-Methods includes POST",
+    headerList(ok.headers.get("access-control-allow-methods")).some((m) => m === "post" || m === "*"),
+    `got ${JSON.stringify(ok.headers.get("access-control-allow-methods"))}`,
+  );
+  const maxAge = ok.headers.get("access-control-max-age");
+  checks.check("preflight Access-Control-Max-Age is a positive number of seconds", /^[1-9][0-9]*$/.test(maxAge ?? ""), `got ${JSON.stringify(maxAge)}`);
+  checks.check(
+    "preflight allows no credentials",
+    ok.headers.get("access-control-allow-credentials") !== "true",
+    `got ${JSON.stringify(ok.headers.get("access-control-allow-credentials"))}`,
+  );
+
+  const denied = await preflight(AK_OTHER_ORIGIN);
+  checks.equal("preflight from another origin gets no Access-Control-Allow-Origin", denied.headers.get("access-control-allow-origin"), null);
+
+  // Access-Control-Expose-Headers belongs on the actual response (Fetch standard), not the
+  // preflight: look at a real gRPC-Web call, which fails with its status in the headers.
+  const call = await fetch(target, {
+    method: "POST",
+    headers: { origin: AK_PAGE_ORIGIN, "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
+    body: new Uint8Array(5),
+  });
+  await call.arrayBuffer();
+  checks.equal("cross-origin gRPC-Web response Access-Control-Allow-Origin", call.headers.get("access-control-allow-origin"), AK_PAGE_ORIGIN);
+  const exposed = headerList(call.headers.get("access-control-expose-headers"));
+  checks.check(
+    "Access-Control-Expose-Headers includes grpc-status, grpc-message, grpc-status-details-bin",
+    ["grpc-status", "grpc-message", "grpc-status-details-bin"].every((h) => exposed.includes(h)),
+    `got ${JSON.stringify(call.headers.get("access-control-expose-headers"))}`,
+  );
+}
+
+// ---- the page on the allowed origin ---------------------------------------------------------
+
+function checkFailure(label, what, failure, code, id, { grpcWeb }) {
+  checks.equal(`${label}: ${what}: gRPC code`, failure?.code, code);
+  checks.equal(`${label}: ${what}: ErrorDetail ids`, failure?.errorDetails?.map((d) => d.id), [id]);
+  const detailMessage = failure?.errorDetails?.[0]?.message;
+  checks.check(`${label}: ${what}: ErrorDetail message is text`, typeof detailMessage === "string" && detailMessage.length > 0, `got ${JSON.stringify(detailMessage)}`);
+  const statusMessage = grpcWeb ? failure?.statusMessage : failure?.rawMessage;
+  checks.equal(`${label}: ${what}: status message is "<text> (<id>)"`, statusMessage, `${detailMessage} (${id})`);
+  checks.equal(`${label}: ${what}: detail type`, failure?.detailTypes, [grpcWeb ? `type.googleapis.com/${ERROR_DETAIL}` : ERROR_DETAIL]);
+  if (grpcWeb) {
+    checks.equal(`${label}: ${what}: google.rpc.Status code matches grpc-status`, failure?.statusCode, code);
+  }
+}
+
+function checkLifecycle(label, r, expiration, grpcWeb) {
+  const userId = r?.addUser?.userId;
+  checks.check(`${label}: AddMachineUser returns a decimal id`, /^[0-9]+$/.test(userId ?? ""), JSON.stringify(r?.addUser));
+  const keyId = r?.addKey?.keyId;
+  checks.check(`${label}: AddMachineKey returns a decimal key id`, /^[0-9]+$/.test(keyId ?? ""), JSON.stringify(r?.addKey));
+  const file = r?.addKey?.keyFile ?? {};
+  checks.equal(`${label}: key file fields, in order`, file.fields, ["type", "keyId", "key", "expirationDate", "userId"]);
+  checks.equal(`${label}: key file type`, file.type, "serviceaccount");
+  checks.check(`${label}: key file keyId and userId match the responses`, file.keyId === keyId && file.userId === userId, JSON.stringify(file));
+  checks.check(`${label}: key file key is a PKCS#1 PEM`, file.keyIsPkcs1Pem === true);
+  checks.check(
+    `${label}: key file expirationDate is the requested one, in UTC`,
+    typeof file.expirationDate === "string" && file.expirationDate.endsWith("Z") && Date.parse(file.expirationDate) === Date.parse(expiration),
+    `got ${JSON.stringify(file.expirationDate)}, want ${expiration}`,
+  );
+  checks.equal(`${label}: ListMachineKeys lists exactly the new key`, r?.listAfterAdd?.ids, [keyId]);
+  checks.equal(`${label}: ListMachineKeys totalResult`, r?.listAfterAdd?.totalResult, "1");
+  checks.equal(`${label}: GetMachineKeyByIDs id`, r?.get?.id, keyId);
+  checks.equal(`${label}: GetMachineKeyByIDs type is KEY_TYPE_JSON`, r?.get?.type, 1);
+  checks.equal(`${label}: GetMachineKeyByIDs expirationDate`, r?.get?.expirationDate, expiration);
+  checks.check(
+    `${label}: key and user have the same resource owner`,
+    !!r?.get?.resourceOwner && r.get.resourceOwner === r?.addUser?.resourceOwner,
+    `key ${r?.get?.resourceOwner}, user ${r?.addUser?.resourceOwner}`,
+  );
+  checks.check(`${label}: RemoveMachineKey returns a change date`, !!r?.remove?.changeDate, JSON.stringify(r?.remove));
+  checkFailure(label, "GetMachineKeyByIDs after remove", r?.getAfterRemove, NOT_FOUND, ID_GET_NOT_FOUND, { grpcWeb });
+  checkFailure(label, "RemoveMachineKey again", r?.removeAgain, NOT_FOUND, ID_REMOVE_NOT_FOUND, { grpcWeb });
+  checks.equal(`${label}: ListMachineKeys after remove is empty`, r?.listAfterRemove?.ids, []);
+  checkFailure(label, "call without a token", r?.noToken, UNAUTHENTICATED, ID_NO_TOKEN, { grpcWeb });
+  checkFailure(label, "call with an invalid token", r?.badToken, UNAUTHENTICATED, ID_BAD_TOKEN, { grpcWeb });
+}
+
+function checkRest(r) {
+  checks.equal("REST: POST .../keys/_search status", r?.search?.status, 200);
+  checks.check("REST: answers JSON", (r?.search?.contentType ?? "").startsWith("application/json"), `got ${r?.search?.contentType}`);
+  checks.equal("REST: lists the key added over gRPC-Web", r?.search?.ids, [r?.keyId]);
+  checks.equal("REST: key type", r?.search?.types, ["KEY_TYPE_JSON"]);
+  checks.equal("REST: totalResult (uint64 as a string)", r?.search?.totalResult, "1");
+  checks.equal("REST: DELETE .../keys/{id} status", r?.delete?.status, 200);
+  checks.equal("REST: GET of the removed key status", r?.getGone?.status, 404);
+  checks.equal("REST: error body code", r?.getGone?.body?.code, NOT_FOUND);
+  checks.equal(
+    "REST: error body details",
+    r?.getGone?.body?.details?.map((d) => [d["@type"], d.id]),
+    [[`type.googleapis.com/${ERROR_DETAIL}`, ID_GET_NOT_FOUND]],
+  );
+}
+
+// ---- the page on an origin the server does not allow ---------------------------------------
+
+async function addUserFromNode(token, userName) {
+  const resp = await fetch(`${AK_URL}/management/v1/users/machine`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ userName, name: "created from node" }),
+  });
+  return { status: resp.status, body: await resp.json().catch(() => null) };
+}
+
+function checkBlocked(r, corsMessages, token, userName) {
+  checks.equal("other origin: page origin", r?.pageOrigin, AK_OTHER_ORIGIN);
+  const connect = r?.["connect-web"];
+  checks.check(
+    "other origin: connect-web call fails in fetch, without a gRPC status",
+    /TypeError: Failed to fetch/.test(connect?.cause ?? "") && (connect?.errorDetails ?? []).length === 0,
+    JSON.stringify(connect),
+  );
+  const grpcWeb = r?.["grpc-web-text"];
+  checks.check(
+    "other origin: grpc-web call fails without a server status or trailers",
+    grpcWeb?.code !== undefined && grpcWeb.code !== 0 && grpcWeb.code !== UNAUTHENTICATED &&
+      !(grpcWeb.metadataKeys ?? []).includes("grpc-status") && (grpcWeb.errorDetails ?? []).length === 0,
+    JSON.stringify(grpcWeb),
+  );
+  checks.check("other origin: REST fetch fails", /TypeError/.test(r?.rest?.thrown ?? ""), JSON.stringify(r?.rest));
+  checks.check(
+    "other origin: Chromium reports each call blocked by CORS policy",
+    corsMessages.length >= 3,
+    `${corsMessages.length} messages: ${JSON.stringify(corsMessages)}`,
+  );
+  return Promise.all(
+    ["connect-web", "grpc-web-text"].map(async (label) => {
+      const name = `${userName}-${label}`;
+      const again = await addUserFromNode(token, name);
+      checks.check(
+        `other origin: the blocked ${label} AddMachineUser never ran (its user name is still free)`,
+        again.status === 200 && /^[0-9]+$/.test(again.body?.userId ?? ""),
+        JSON.stringify(again),
+      );
+    }),
+  );
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+const token = await accessToken(AK_ADMIN_KEY, AK_URL);
+await corsHeaders();
+
+const browser = await launch();
+try {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  const consoleErrors = [];
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+  page.on("pageerror", (e) => consoleErrors.push(`pageerror: ${e.message}`));
+  // every gRPC-Web exchange of the page, with the headers Chromium really sent and received
+  const wire = [];
+  page.on("requestfinished", (req) => {
+    if (!req.url().startsWith(`${AK_URL}/${SERVICE}/`)) return;
+    wire.push(
+      (async () => {
+        const resp = await req.response();
+        return { request: await req.allHeaders(), response: resp ? await resp.allHeaders() : {} };
+      })(),
+    );
+  });
+
+  await page.goto(`${AK_PAGE_ORIGIN}/`);
+  await page.waitForFunction(() => window.akBrowserReady === true);
+  const result = await withTimeout(
+    page.evaluate((args) => window.akBrowser.run(args), { serverUrl: AK_URL, token, runId }),
+    30000,
+    "page run",
+  );
+  if (process.env.AK_BROWSER_DEBUG) console.log(JSON.stringify(result, null, 2));
+
+  checks.equal("page origin", result.pageOrigin, AK_PAGE_ORIGIN);
+  checks.check("page and server are different origins", result.pageOrigin !== result.serverOrigin, result.serverOrigin);
+  checkLifecycle("connect-web", result["connect-web"], result.expiration, false);
+  checkLifecycle("grpc-web-text", result["grpc-web-text"], result.expiration, true);
+  checkRest(result.rest);
+  checkSnippet(result.snippet);
+
+  // Playwright reports finished requests asynchronously: wait for all the page made
+  // (10 calls per client, plus 2 connect-web calls setting up the REST part and the README
+  // example's 2).
+  const expected = { binary: 14, text: 10 };
+  for (let i = 0; i < 50 && wire.length < expected.binary + expected.text; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const exchanges = await Promise.all(wire);
+  const byType = (t) => exchanges.filter((w) => w.request["content-type"] === t);
+  const binary = byType("application/grpc-web+proto");
+  const text = byType("application/grpc-web-text");
+  checks.equal("wire: gRPC-Web exchanges seen", exchanges.length, expected.binary + expected.text);
+  checks.check(
+    "wire: connect-web sent binary gRPC-Web and got binary back",
+    binary.length === expected.binary &&
+      binary.every((w) => (w.response["content-type"] ?? "").startsWith("application/grpc-web+proto")),
+    `${binary.length} requests, answered ${JSON.stringify([...new Set(binary.map((w) => w.response["content-type"]))])}`,
+  );
+  checks.check(
+    "wire: grpc-web sent gRPC-Web text and got text back",
+    text.length === expected.text &&
+      text.every((w) => (w.response["content-type"] ?? "").startsWith("application/grpc-web-text")),
+    `${text.length} requests, answered ${JSON.stringify([...new Set(text.map((w) => w.response["content-type"]))])}`,
+  );
+  checks.check(
+    "wire: every gRPC-Web request came with the page's Origin",
+    exchanges.length > 0 && exchanges.every((w) => w.request.origin === AK_PAGE_ORIGIN),
+    JSON.stringify([...new Set(exchanges.map((w) => w.request.origin))]),
+  );
+  const blockedHere = consoleErrors.filter((m) => /CORS policy/.test(m));
+  checks.equal("allowed origin: nothing blocked by CORS", blockedHere, []);
+
+  // the same page, from an origin not in AUTHN_KEYS_CORS_ORIGINS
+  const other = await context.newPage();
+  other.setDefaultTimeout(15000);
+  const otherConsole = [];
+  other.on("console", (m) => otherConsole.push(m.text()));
+  await other.goto(`${AK_OTHER_ORIGIN}/`);
+  await other.waitForFunction(() => window.akBrowserReady === true);
+  const userName = `browser-blocked-${runId}`;
+  const blocked = await withTimeout(
+    other.evaluate((args) => window.akBrowser.blocked(args), { serverUrl: AK_URL, token, userName }),
+    30000,
+    "blocked run",
+  );
+  if (process.env.AK_BROWSER_DEBUG) console.log(JSON.stringify({ blocked, otherConsole }, null, 2));
+  const corsMessages = otherConsole.filter(
+    (m) => m.includes(`from origin '${AK_OTHER_ORIGIN}' has been blocked by CORS policy`),
+  );
+  await checkBlocked(blocked, corsMessages, token, userName);
+} catch (e) {
+  checks.check("browser run completes", false, e?.stack ?? String(e));
+} finally {
+  await browser.close();
+}
+checks.finish();
