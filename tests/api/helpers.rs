@@ -454,3 +454,46 @@ pub fn assert_err<T: std::fmt::Debug>(result: Result<T, Status>, code: tonic::Co
         status.message()
     );
 }
+
+/// A free port on the loopback interface (taken again by the caller; the race is harmless
+/// between tests that each take their own).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The real `authn-keys` binary serving on `host:port` with a fresh SQLite database in `dir`
+/// and no key pool, plus `env`; its stdout as asked (stderr is dropped).
+pub fn server_process(
+    dir: &std::path::Path,
+    listen: &str,
+    env: &[(&str, &str)],
+    stdout: std::process::Stdio,
+) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authn-keys"));
+    cmd.env("AUTHN_KEYS_LISTEN", listen)
+        .env(
+            "AUTHN_KEYS_DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display()),
+        )
+        .env("AUTHN_KEYS_ADMIN_KEY_FILE", dir.join("admin.json"))
+        .env("AUTHN_KEYS_KEY_POOL_SIZE", "0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(stdout)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most 10 s) until something accepts connections at `addr`.
+pub async fn wait_for_listener(addr: &str) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on {addr}");
+}

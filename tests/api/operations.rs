@@ -211,38 +211,16 @@ async fn not_ready_without_a_database() {
 #[tokio::test]
 async fn json_logs_carry_the_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let base = format!("http://127.0.0.1:{port}");
-    let server = std::process::Command::new(env!("CARGO_BIN_EXE_authn-keys"))
-        .env("AUTHN_KEYS_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "AUTHN_KEYS_DATABASE_URL",
-            format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("db.sqlite").display()
-            ),
-        )
-        .env("AUTHN_KEYS_ADMIN_KEY_FILE", dir.path().join("admin.json"))
-        .env("AUTHN_KEYS_KEY_POOL_SIZE", "0")
-        .env("AUTHN_KEYS_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{addr}");
+    let server = server_process(
+        dir.path(),
+        &addr,
+        &[("AUTHN_KEYS_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        std::process::Stdio::piped(),
+    );
+    wait_for_listener(&addr).await;
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..200 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the server did not start");
     let resp = http
         .post(format!("{base}/oauth/v2/token"))
         .header("x-request-id", "json-log-req-7")
@@ -283,27 +261,13 @@ async fn json_logs_carry_the_request_id() {
 async fn a_wildcard_listen_address_without_an_external_url_is_warned_about() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_authn-keys"))
-        .env("AUTHN_KEYS_LISTEN", format!("0.0.0.0:{port}"))
-        .env(
-            "AUTHN_KEYS_DATABASE_URL",
-            format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("db.sqlite").display()
-            ),
-        )
-        .env("AUTHN_KEYS_ADMIN_KEY_FILE", dir.path().join("admin.json"))
-        .env("AUTHN_KEYS_KEY_POOL_SIZE", "0")
-        .env("AUTHN_KEYS_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let port = free_port();
+    let mut server = server_process(
+        dir.path(),
+        &format!("0.0.0.0:{port}"),
+        &[("AUTHN_KEYS_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        std::process::Stdio::piped(),
+    );
     let stdout = server.stdout.take().unwrap();
     let lines = tokio::task::spawn_blocking(move || {
         let mut seen = Vec::new();

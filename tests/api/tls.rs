@@ -192,38 +192,18 @@ async fn sighup_reloads_the_certificate() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, cert_a).unwrap();
     std::fs::write(&key, key_a).unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_authn-keys"))
-        .env("AUTHN_KEYS_LISTEN", &addr)
-        .env(
-            "AUTHN_KEYS_DATABASE_URL",
-            format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("db.sqlite").display()
-            ),
-        )
-        .env("AUTHN_KEYS_ADMIN_KEY_FILE", dir.path().join("admin.json"))
-        .env("AUTHN_KEYS_KEY_POOL_SIZE", "0")
-        .env("AUTHN_KEYS_TLS_CERT", &cert)
-        .env("AUTHN_KEYS_TLS_KEY", &key)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = async {
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the server did not start");
-    };
-    started.await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (cert_env, key_env) = (cert.display().to_string(), key.display().to_string());
+    let mut server = server_process(
+        dir.path(),
+        &addr,
+        &[
+            ("AUTHN_KEYS_TLS_CERT", &cert_env),
+            ("AUTHN_KEYS_TLS_KEY", &key_env),
+        ],
+        std::process::Stdio::null(),
+    );
+    wait_for_listener(&addr).await;
     assert_eq!(handshake(&addr, &[&der_a, &der_b]).await.0, der_a);
 
     let hup = |pid: u32| {
