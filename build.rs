@@ -26,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             config,
             &[
                 "proto/zitadel/management.proto",
+                "proto/zitadel/user/v2/user_service.proto",
+                "proto/zitadel/application/v2/application_service.proto",
                 "proto/google/rpc/status.proto",
             ],
             &["proto"],
@@ -38,7 +40,73 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build(&[".zitadel"])?;
 
     println!("cargo:rerun-if-changed=proto");
+    connect_methods(&out, &std::fs::read(&descriptor_path)?)?;
     embed_ui(&out)?;
+    Ok(())
+}
+
+/// Writes `connect_methods.rs`: for every method of every service in the descriptor set, its
+/// path and the Rust types of its request and response, so that the Connect gateway can
+/// transcode proto3 JSON for each without a line of per-method code.
+fn connect_methods(
+    out: &std::path::Path,
+    descriptors: &[u8],
+) -> Result<(), Box<dyn std::error::Error>> {
+    use heck::{ToSnakeCase, ToUpperCamelCase};
+    use prost::Message;
+    let set = prost_types::FileDescriptorSet::decode(descriptors)?;
+    // `.zitadel.user.v2.AddKeyRequest` in package `zitadel.user.v2` → its Rust path.
+    let rust_type = |package: &str, full: &str| -> Result<String, String> {
+        let name = full
+            .strip_prefix('.')
+            .and_then(|f| f.strip_prefix(package))
+            .and_then(|f| f.strip_prefix('.'))
+            .ok_or_else(|| format!("{full} is not in package {package}"))?;
+        let mut path = String::from("crate::proto");
+        for part in package.split('.') {
+            path.push_str("::");
+            path.push_str(&part.to_snake_case());
+        }
+        let parts: Vec<&str> = name.split('.').collect();
+        for outer in &parts[..parts.len() - 1] {
+            path.push_str("::");
+            path.push_str(&outer.to_snake_case());
+        }
+        path.push_str("::");
+        path.push_str(&parts[parts.len() - 1].to_upper_camel_case());
+        Ok(path)
+    };
+    let mut table = String::from("&[\n");
+    for file in &set.file {
+        let package = file.package();
+        for service in &file.service {
+            for method in &service.method {
+                if method.client_streaming() || method.server_streaming() {
+                    continue;
+                }
+                let (input, output) = (method.input_type(), method.output_type());
+                // Only types of the package itself are generated with proto3-JSON impls here.
+                if !input.starts_with(&format!(".{package}."))
+                    || !output.starts_with(&format!(".{package}."))
+                {
+                    return Err(format!(
+                        "{}: request and response must be in package {package}",
+                        method.name()
+                    )
+                    .into());
+                }
+                table.push_str(&format!(
+                    "    crate::api::connect::Method::of::<{}, {}>(\"/{package}.{}/{}\"),\n",
+                    rust_type(package, input)?,
+                    rust_type(package, output)?,
+                    service.name(),
+                    method.name()
+                ));
+            }
+        }
+    }
+    table.push(']');
+    std::fs::write(out.join("connect_methods.rs"), table)?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! The generated protobuf types, gRPC server/client code and proto3-JSON impls, in modules
 //! that mirror the proto packages. Only `api/` (and the tests) use them.
-#![allow(clippy::all, clippy::pedantic, missing_docs)]
+#![allow(clippy::all, clippy::pedantic, missing_docs, deprecated)]
 
 pub mod codec;
 pub mod wkt;
@@ -20,6 +20,37 @@ pub mod zitadel {
         pub mod v1 {
             tonic::include_proto!("zitadel.user.v1");
             include!(concat!(env!("OUT_DIR"), "/zitadel.user.v1.serde.rs"));
+        }
+        pub mod v2 {
+            tonic::include_proto!("zitadel.user.v2");
+            include!(concat!(env!("OUT_DIR"), "/zitadel.user.v2.serde.rs"));
+        }
+    }
+    pub mod application {
+        pub mod v2 {
+            tonic::include_proto!("zitadel.application.v2");
+            include!(concat!(env!("OUT_DIR"), "/zitadel.application.v2.serde.rs"));
+        }
+    }
+    pub mod filter {
+        pub mod v2 {
+            tonic::include_proto!("zitadel.filter.v2");
+            include!(concat!(env!("OUT_DIR"), "/zitadel.filter.v2.serde.rs"));
+        }
+    }
+    pub mod object {
+        pub mod v2 {
+            tonic::include_proto!("zitadel.object.v2");
+            include!(concat!(env!("OUT_DIR"), "/zitadel.object.v2.serde.rs"));
+        }
+    }
+    pub mod protoc_gen_zitadel {
+        pub mod v2 {
+            tonic::include_proto!("zitadel.protoc_gen_zitadel.v2");
+            include!(concat!(
+                env!("OUT_DIR"),
+                "/zitadel.protoc_gen_zitadel.v2.serde.rs"
+            ));
         }
     }
     pub mod org {

@@ -1,6 +1,7 @@
 //! Server limits as one layer: a cap on requests in flight that sheds the excess at once, and
 //! a timeout per request. Both answer in the caller's protocol — a gRPC status (UNAVAILABLE)
-//! for gRPC and gRPC-Web, RFC 6749 JSON for OAuth, the REST error body otherwise — with
+//! for gRPC and gRPC-Web, Connect's error JSON, RFC 6749 JSON for OAuth, the REST error body
+//! otherwise — with
 //! `Retry-After`, instead of queueing without end or dropping the connection.
 //!
 //! tower's `ConcurrencyLimit`/`LoadShed`/`Timeout` turn these cases into opaque errors that
@@ -70,6 +71,7 @@ pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Re
 #[derive(Debug, Clone, Copy)]
 enum Protocol {
     Grpc,
+    Connect,
     OAuth,
     Rest,
 }
@@ -83,6 +85,8 @@ impl Protocol {
             .is_some_and(|ct| ct.starts_with("application/grpc"));
         if grpc {
             Protocol::Grpc
+        } else if super::connect::is_connect(req) {
+            Protocol::Connect
         } else if req.uri().path().starts_with("/oauth/") {
             Protocol::OAuth
         } else {
@@ -94,6 +98,7 @@ impl Protocol {
         let retry = e.retry_after_secs;
         let mut resp = match self {
             Protocol::Grpc => to_status(e).into_http(),
+            Protocol::Connect => super::connect::error_response(e),
             Protocol::OAuth => oauth::oauth_error(e.into()),
             Protocol::Rest => rest::error_response(e),
         };

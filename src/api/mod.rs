@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::{Extension, extract::ConnectInfo};
 
+pub mod connect;
 pub mod cors;
 pub mod grpc;
 pub mod limits;

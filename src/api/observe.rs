@@ -220,6 +220,8 @@ pub fn transport(req: &Request) -> &'static str {
         "grpc-web"
     } else if ct.starts_with("application/grpc") {
         "grpc"
+    } else if super::connect::procedure(path).is_some() {
+        "connect"
     } else if path.starts_with("/oauth/") || path.starts_with("/.well-known/") {
         "oauth"
     } else if path.starts_with("/management/") {
@@ -265,10 +267,11 @@ fn grpc_code_name(code: &str) -> String {
 pub async fn layer(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let transport = transport(&req);
-    let path = req.uri().path();
+    let path =
+        super::connect::procedure(req.uri().path()).unwrap_or_else(|| req.uri().path().to_owned());
     let method = match transport {
-        "grpc" | "grpc-web" if metrics.grpc_methods.contains(path) => path.to_owned(),
-        "grpc" | "grpc-web" => "unmatched".to_owned(),
+        "grpc" | "grpc-web" | "connect" if metrics.grpc_methods.contains(&path) => path.clone(),
+        "grpc" | "grpc-web" | "connect" => "unmatched".to_owned(),
         _ => match req.extensions().get::<MatchedPath>() {
             Some(m) => format!("{} {}", req.method(), m.as_str()),
             None => "unmatched".to_owned(),

@@ -14,6 +14,7 @@ use tonic::service::Routes;
 use tower::Layer;
 
 use super::{
+    connect::{self, Connect},
     cors::{self, CorsOrigins},
     grpc::{frames::FrameCheck, management::ManagementApi, status::to_status},
     limits::Limits,
@@ -106,18 +107,30 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let management = ManagementServiceServer::from_arc(api)
         .max_decoding_message_size(limits.max_body_bytes)
         .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
+    // The Connect gateway calls the plain gRPC services in-process.
+    let in_process = Routes::new(FrameCheck(management.clone()))
+        .add_service(health.clone())
+        .add_service(reflection_v1.clone())
+        .add_service(reflection_v1alpha.clone())
+        .prepare()
+        .into_axum_router();
+    let connect = Arc::new(Connect::new(in_process, limits.max_body_bytes));
     let routes = Routes::from(plain)
         .add_service(web.layer(FrameCheck(management)))
         .add_service(web.layer(health))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));
     // Outermost first: CORS answers preflights; observation gives every other request its id
-    // and counts it, shed or not; the limits layer sheds and times out; extractors refuse
-    // bodies over the limit.
+    // and counts it, shed or not; the limits layer sheds and times out; Connect requests are
+    // answered by the gateway, everything else routed; extractors refuse bodies over the limit.
     Ok(routes
         .prepare()
         .into_axum_router()
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            connect,
+            connect::layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Limits::new(limits.max_in_flight, limits.timeout),
             super::limits::layer,

@@ -4,6 +4,7 @@
 mod bad_input;
 mod bootstrap;
 mod browsers;
+mod connect;
 mod flow;
 mod grpc_web;
 mod helpers;
