@@ -78,8 +78,18 @@ impl Error {
     }
 
     /// The text clients see: `"<message> (<ID>)"`, as ZITADEL writes it.
+    /// A request that breaks a field rule of the proto (protoc-gen-validate's wording): no
+    /// error id, so no ErrorDetail, as upstream sends none for these.
+    pub fn validation(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Kind::InvalidArgument, "", message)
+    }
+
     pub fn client_message(&self) -> String {
-        format!("{} ({})", self.message, self.id)
+        if self.id.is_empty() {
+            self.message.to_string()
+        } else {
+            format!("{} ({})", self.message, self.id)
+        }
     }
 
     /// The cause chain, for the one log line written at the edge.

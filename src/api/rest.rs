@@ -18,13 +18,17 @@ use serde::{Serialize, de::DeserializeOwned};
 use tonic::{Code, Status, metadata::MetadataValue};
 
 use super::Peer;
+use super::grpc::user_v2::UserApi;
 use super::grpc::{
     management::{ManagementApi, ORG_HEADER},
     status::{ERROR_DETAIL_TYPE, RETRY_AFTER, error_detail, to_status},
 };
 use crate::{
     error::Error,
-    proto::zitadel::management::v1::{management_service_server::ManagementService, *},
+    proto::zitadel::{
+        management::v1::{management_service_server::ManagementService, *},
+        user::v2::{self as v2, user_service_server::UserService},
+    },
 };
 
 type Api = Arc<ManagementApi>;
@@ -75,14 +79,14 @@ fn bad_request(id: &'static str, message: String) -> Response {
 }
 
 /// Runs one gateway call: body → message, path → fields, headers → metadata, method, JSON.
-async fn gateway<Req, Resp, Fut>(
-    api: Api,
+async fn gateway<A, Req, Resp, Fut>(
+    api: A,
     headers: HeaderMap,
     peer: Peer,
     params: Params,
     body: Option<Result<Bytes, BytesRejection>>,
     bind: impl FnOnce(&mut Req, &mut HashMap<String, String>),
-    call: impl FnOnce(Api, tonic::Request<Req>) -> Fut,
+    call: impl FnOnce(A, tonic::Request<Req>) -> Fut,
 ) -> Response
 where
     Req: DeserializeOwned + Default,
@@ -164,11 +168,15 @@ fn take(p: &mut HashMap<String, String>, name: &str) -> String {
     p.remove(name).unwrap_or_default()
 }
 
-/// Declares one route: `route!(METHOD, Request, body?, |req, params| binding, rpc_method)`.
+/// Declares one route: `route!(METHOD, Request, body?, |req, params| binding, rpc_method)`,
+/// on the v1 ManagementService, or `route!(api: Type; …)` on another service.
 macro_rules! route {
     ($method:ident, $req:ty, $has_body:expr, |$r:ident, $p:ident| $bind:expr, $rpc:ident) => {
+        route!(api: Api; $method, $req, $has_body, |$r, $p| $bind, $rpc)
+    };
+    (api: $api:ty; $method:ident, $req:ty, $has_body:expr, |$r:ident, $p:ident| $bind:expr, $rpc:ident) => {
         $method(
-            |State(api): State<Api>,
+            |State(api): State<$api>,
              headers: HeaderMap,
              peer: Peer,
              params: Params,
@@ -184,7 +192,7 @@ macro_rules! route {
                         let _ = &$p;
                         $bind
                     },
-                    |api: Api, req| async move { api.$rpc(req).await },
+                    |api: $api, req| async move { api.$rpc(req).await },
                 )
                 .await
             },
@@ -422,4 +430,34 @@ pub fn routes(api: Api) -> Router {
         .merge(projects)
         .with_state(api);
     Router::new().nest("/management/v1", management)
+}
+
+/// The REST rules of `zitadel.user.v2.UserService` (ZITADEL v4.2 and later).
+pub fn user_v2_routes(api: Arc<UserApi>) -> Router {
+    type V2 = Arc<UserApi>;
+    Router::new()
+        .route(
+            "/v2/users/new",
+            route!(api: V2; post, v2::CreateUserRequest, true, |_r, _p| (), create_user),
+        )
+        .route(
+            "/v2/users/keys/search",
+            route!(api: V2; post, v2::ListKeysRequest, true, |_r, _p| (), list_keys),
+        )
+        .route(
+            "/v2/users/{user_id}",
+            route!(api: V2; delete, v2::DeleteUserRequest, false, |r, p| r.user_id = take(p, "user_id"), delete_user),
+        )
+        .route(
+            "/v2/users/{user_id}/keys",
+            route!(api: V2; post, v2::AddKeyRequest, true, |r, p| r.user_id = take(p, "user_id"), add_key),
+        )
+        .route(
+            "/v2/users/{user_id}/keys/{key_id}",
+            route!(api: V2; delete, v2::RemoveKeyRequest, false, |r, p| {
+                r.user_id = take(p, "user_id");
+                r.key_id = take(p, "key_id");
+            }, remove_key),
+        )
+        .with_state(api)
 }

@@ -16,6 +16,7 @@ use tower::Layer;
 use super::{
     connect::{self, Connect},
     cors::{self, CorsOrigins},
+    grpc::{application_v2::ApplicationApi, user_v2::UserApi},
     grpc::{frames::FrameCheck, management::ManagementApi, status::to_status},
     limits::Limits,
     oauth,
@@ -26,7 +27,11 @@ use crate::{
     error::{Error, Kind, Result},
     proto::{
         FILE_DESCRIPTOR_SET,
-        zitadel::management::v1::management_service_server::ManagementServiceServer,
+        zitadel::{
+            application::v2::application_service_server::ApplicationServiceServer,
+            management::v1::management_service_server::ManagementServiceServer,
+            user::v2::user_service_server::UserServiceServer,
+        },
     },
     service::Services,
 };
@@ -46,6 +51,8 @@ pub struct RouterSettings {
 /// Builds the whole HTTP surface.
 pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let api = Arc::new(ManagementApi::new(svc.clone()));
+    let users_v2 = Arc::new(UserApi::new(svc.clone()));
+    let apps_v2 = ApplicationApi::new(svc.clone());
     let metrics = Arc::new(Metrics::new(
         svc.clone(),
         &[
@@ -56,6 +63,7 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         ],
     ));
     let plain = rest::routes(api.clone())
+        .merge(rest::user_v2_routes(users_v2.clone()))
         .merge(oauth::routes(svc.clone()))
         .merge(ui::routes(limits.ui_dir.clone()))
         .merge(
@@ -77,6 +85,10 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<ManagementServiceServer<ManagementApi>>()
+        .await;
+    reporter.set_serving::<UserServiceServer<UserApi>>().await;
+    reporter
+        .set_serving::<ApplicationServiceServer<ApplicationApi>>()
         .await;
     let reflection = |v1: bool| {
         let b = tonic_reflection::server::Builder::configure()
@@ -107,8 +119,16 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let management = ManagementServiceServer::from_arc(api)
         .max_decoding_message_size(limits.max_body_bytes)
         .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
+    let user_service = UserServiceServer::from_arc(users_v2)
+        .max_decoding_message_size(limits.max_body_bytes)
+        .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
+    let application_service = ApplicationServiceServer::new(apps_v2)
+        .max_decoding_message_size(limits.max_body_bytes)
+        .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
     // The Connect gateway calls the plain gRPC services in-process.
     let in_process = Routes::new(FrameCheck(management.clone()))
+        .add_service(FrameCheck(user_service.clone()))
+        .add_service(FrameCheck(application_service.clone()))
         .add_service(health.clone())
         .add_service(reflection_v1.clone())
         .add_service(reflection_v1alpha.clone())
@@ -117,6 +137,8 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let connect = Arc::new(Connect::new(in_process, limits.max_body_bytes));
     let routes = Routes::from(plain)
         .add_service(web.layer(FrameCheck(management)))
+        .add_service(web.layer(FrameCheck(user_service)))
+        .add_service(web.layer(FrameCheck(application_service)))
         .add_service(web.layer(health))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));

@@ -182,3 +182,78 @@ mod text_tests {
         assert!(TextMatch::from_method_number("x".into(), 8).is_none());
     }
 }
+
+/// How a v2 timestamp filter compares the column with its value (as named; see api-v2.md on
+/// upstream's swapped mapping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    Equals,
+    After,
+    AfterOrEquals,
+    Before,
+    BeforeOrEquals,
+}
+
+/// One filter of the v2 key listings; several are ANDed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyFilter {
+    KeyId(String),
+    /// The owner: a machine user (ListKeys) or an app (ListApplicationKeys).
+    OwnerId(String),
+    ProjectId(String),
+    OrgId(String),
+    Created(Compare, chrono::DateTime<chrono::Utc>),
+    Expires(Compare, chrono::DateTime<chrono::Utc>),
+}
+
+/// The column a v2 key listing is sorted by; ties break by key id in the same direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOrder {
+    Created,
+    Id,
+    OwnerId,
+    ProjectId,
+    OrgId,
+    Expiration,
+}
+
+/// Which rows of a listing a caller may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visible {
+    /// Every org (an instance role grants the permission).
+    All,
+    /// The orgs where the caller's roles grant it, and (for machine keys) the caller's own.
+    Some {
+        orgs: Vec<String>,
+        own_user: Option<String>,
+    },
+}
+
+/// A v2 listing's page: offset, limit, order (descending unless `asc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub offset: u64,
+    pub limit: u64,
+    pub asc: bool,
+}
+
+/// v2's paging rules: limit 0 means 100, more than 1000 is refused.
+pub fn v2_window(offset: u64, limit: u32, asc: bool) -> Result<Window, Error> {
+    const DEFAULT: u32 = 100;
+    const MAX: u32 = 1000;
+    let limit = match limit {
+        0 => DEFAULT,
+        n if n > MAX => {
+            return Err(Error::invalid_argument(
+                "QUERY-4M0fs",
+                format!("limit {n} exceeds the maximum of {MAX}"),
+            ));
+        }
+        n => n,
+    };
+    Ok(Window {
+        offset,
+        limit: u64::from(limit),
+        asc,
+    })
+}

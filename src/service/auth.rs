@@ -21,6 +21,12 @@ pub struct Ctx {
     pub roles: Vec<Role>,
 }
 
+impl Ctx {
+    pub fn may(&self, permission: Permission) -> bool {
+        self.roles.iter().any(|r| r.grants(permission))
+    }
+}
+
 /// What the transport hands over: the raw `authorization` and `x-zitadel-orgid` values, and
 /// the peer address (for rate limits).
 #[derive(Debug, Clone, Default)]
@@ -38,6 +44,27 @@ impl Services {
     /// Checks the bearer token and that its user holds `permission` in the org context.
     /// Presented tokens that fail are charged to the caller's address (see [`throttle`]).
     pub async fn authorize(&self, creds: &Credentials, permission: Permission) -> Result<Ctx> {
+        let user = self.caller(creds).await?;
+        let org_id = match creds.org_id.as_deref().map(str::trim) {
+            Some(o) if !o.is_empty() => o.to_owned(),
+            _ => user.org_id.clone(),
+        };
+        let denied = || {
+            Error::permission_denied(
+                DENIED,
+                format!("no permission {permission} in organization {org_id}"),
+            )
+        };
+        let ctx = self.context(&user.id, &org_id).await?.ok_or_else(denied)?;
+        if ctx.may(permission) {
+            Ok(ctx)
+        } else {
+            Err(denied())
+        }
+    }
+
+    /// The user behind a bearer token that is valid for the management APIs.
+    pub async fn caller(&self, creds: &Credentials) -> Result<crate::domain::model::User> {
         let token = bearer(creds.authorization.as_deref())?;
         let by_address = throttle::subjects(None, creds.peer);
         self.bearer_throttle.check(&by_address)?;
@@ -57,32 +84,46 @@ impl Services {
                 format!("the access token is not for this API: request the scope {API_SCOPE}"),
             ));
         }
-        let user = self.cached_user(&info.user_id).await?.ok_or_else(|| {
+        self.cached_user(&info.user_id).await?.ok_or_else(|| {
             Error::unauthenticated("AUTH-Usr01", "the token's user no longer exists")
-        })?;
-        let org_id = match creds.org_id.as_deref().map(str::trim) {
-            Some(o) if !o.is_empty() => o.to_owned(),
-            _ => user.org_id.clone(),
-        };
-        let denied = || {
-            Error::permission_denied(
-                DENIED,
-                format!("no permission {permission} in organization {org_id}"),
-            )
-        };
-        if org_id.chars().count() > 200 || !self.org_exists(&org_id).await? {
-            return Err(denied());
+        })
+    }
+
+    /// `user_id` acting in `org_id`, with the roles it holds there; `None` when no such org.
+    pub async fn context(&self, user_id: &str, org_id: &str) -> Result<Option<Ctx>> {
+        if org_id.chars().count() > 200 || !self.org_exists(org_id).await? {
+            return Ok(None);
         }
-        let roles = self.cached_roles(&org_id, &user.id).await?;
-        if roles.iter().any(|r| r.grants(permission)) {
-            Ok(Ctx {
-                actor: user.id,
-                org_id,
-                roles,
-            })
-        } else {
-            Err(denied())
+        let roles = self.cached_roles(org_id, user_id).await?;
+        Ok(Some(Ctx {
+            actor: user_id.to_owned(),
+            org_id: org_id.to_owned(),
+            roles,
+        }))
+    }
+
+    /// Where `user_id` holds `permission`: everywhere (an instance role grants it), or in
+    /// the orgs whose membership grants it.
+    pub async fn where_permitted(
+        &self,
+        user_id: &str,
+        permission: Permission,
+    ) -> Result<crate::domain::list::Visible> {
+        use crate::domain::list::Visible;
+        let instance = repo::instance_roles(&self.db, user_id).await?;
+        if instance.iter().any(|r| r.grants(permission)) {
+            return Ok(Visible::All);
         }
+        let orgs = repo::memberships_of(&self.db, user_id)
+            .await?
+            .into_iter()
+            .filter(|m| m.roles.iter().any(|r| r.grants(permission)))
+            .map(|m| m.org_id)
+            .collect();
+        Ok(Visible::Some {
+            orgs,
+            own_user: None,
+        })
     }
 
     /// A user's roles in `org_id`: its instance roles and its membership there.

@@ -30,6 +30,7 @@ pub mod signing;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+pub mod v2;
 
 pub use auth::Ctx;
 

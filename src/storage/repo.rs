@@ -11,7 +11,10 @@ use sea_orm::{
 use super::{db_err, entity::*};
 use crate::{
     domain::{
-        list::{Page, TextMatch, TextMethod, UserOrder, UserQuery},
+        list::{
+            Compare, KeyFilter, KeyOrder, Page, TextMatch, TextMethod, UserOrder, UserQuery,
+            Visible, Window,
+        },
         model::{
             AccessToken, AccessTokenType, ApiAuthMethod, App, AuthnKey, Member, NewEvent, Org,
             Project, User,
@@ -338,6 +341,22 @@ pub async fn insert_instance_member(
     Ok(())
 }
 
+/// Every org membership of a user.
+pub async fn memberships_of(db: &impl ConnectionTrait, user_id: &str) -> Result<Vec<Member>> {
+    Ok(org_member::Entity::find()
+        .filter(org_member::Column::UserId.eq(user_id))
+        .all(db)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .map(|m| Member {
+            org_id: m.org_id,
+            user_id: m.user_id,
+            roles: roles_from_text(&m.roles),
+        })
+        .collect())
+}
+
 pub async fn get_org_member(
     db: &impl ConnectionTrait,
     org_id: &str,
@@ -583,6 +602,131 @@ pub async fn list_apps(
         latest_position: p.latest_position,
         items: p.items.into_iter().map(app_from).collect(),
     })
+}
+
+fn compare<C: IntoColumnRef + Copy>(col: C, how: Compare, at: DateTime<Utc>) -> Expr {
+    let col = Expr::col(col);
+    match how {
+        Compare::Equals => col.eq(at),
+        Compare::After => col.gt(at),
+        Compare::AfterOrEquals => col.gte(at),
+        Compare::Before => col.lt(at),
+        Compare::BeforeOrEquals => col.lte(at),
+    }
+}
+
+/// Machine keys matching every filter among those `visible`, one window of them in `order`
+/// (ties by id), and the count of all of them: v2 ListKeys.
+pub async fn find_machine_keys(
+    db: &impl ConnectionTrait,
+    visible: &Visible,
+    filters: &[KeyFilter],
+    order: KeyOrder,
+    window: Window,
+) -> Result<(u64, Vec<AuthnKey>)> {
+    use machine_key::Column as C;
+    let mut query = machine_key::Entity::find();
+    if let Visible::Some { orgs, own_user } = visible {
+        let mut any = sea_orm::Condition::any().add(C::OrgId.is_in(orgs.iter().cloned()));
+        if let Some(user) = own_user {
+            any = any.add(C::UserId.eq(user.clone()));
+        }
+        query = query.filter(any);
+    }
+    for f in filters {
+        query = match f {
+            KeyFilter::KeyId(id) => query.filter(C::Id.eq(id.clone())),
+            KeyFilter::OwnerId(id) => query.filter(C::UserId.eq(id.clone())),
+            KeyFilter::OrgId(id) => query.filter(C::OrgId.eq(id.clone())),
+            // Machine keys belong to no project.
+            KeyFilter::ProjectId(_) => query.filter(Expr::val(1).eq(0)),
+            KeyFilter::Created(how, at) => query.filter(compare(C::CreatedAt, *how, *at)),
+            KeyFilter::Expires(how, at) => query.filter(compare(C::ExpiresAt, *how, *at)),
+        };
+    }
+    let column = match order {
+        KeyOrder::Created => C::CreatedAt,
+        KeyOrder::Id => C::Id,
+        KeyOrder::OwnerId => C::UserId,
+        KeyOrder::OrgId => C::OrgId,
+        KeyOrder::Expiration => C::ExpiresAt,
+        KeyOrder::ProjectId => C::Id,
+    };
+    let page = Page {
+        offset: window.offset,
+        limit: window.limit,
+        asc: window.asc,
+    };
+    let p = paged(db, query, column, C::Id, page).await?;
+    Ok((p.total, p.items.into_iter().map(machine_key_from).collect()))
+}
+
+/// An app key with its project: (key, project id).
+pub type AppKeyRow = (AuthnKey, String);
+
+/// App keys matching every filter among those `visible` (by the org of their project), one
+/// window in `order`, and the count: v2 ListApplicationKeys.
+pub async fn find_app_keys(
+    db: &impl ConnectionTrait,
+    visible: &Visible,
+    filters: &[KeyFilter],
+    order: KeyOrder,
+    window: Window,
+) -> Result<(u64, Vec<AppKeyRow>)> {
+    use app_key::Column as C;
+    let mut query = app_key::Entity::find();
+    if let Visible::Some { orgs, .. } = visible {
+        query = query.filter(C::OrgId.is_in(orgs.iter().cloned()));
+    }
+    for f in filters {
+        query = match f {
+            KeyFilter::KeyId(id) => query.filter(C::Id.eq(id.clone())),
+            KeyFilter::OwnerId(id) => query.filter(C::AppId.eq(id.clone())),
+            KeyFilter::ProjectId(id) => query.filter(C::ProjectId.eq(id.clone())),
+            KeyFilter::OrgId(id) => query.filter(C::OrgId.eq(id.clone())),
+            KeyFilter::Created(how, at) => query.filter(compare(C::CreatedAt, *how, *at)),
+            KeyFilter::Expires(how, at) => query.filter(compare(C::ExpiresAt, *how, *at)),
+        };
+    }
+    let column = match order {
+        KeyOrder::Created => C::CreatedAt,
+        KeyOrder::Id => C::Id,
+        KeyOrder::OwnerId => C::AppId,
+        KeyOrder::ProjectId => C::ProjectId,
+        KeyOrder::OrgId => C::OrgId,
+        KeyOrder::Expiration => C::ExpiresAt,
+    };
+    let page = Page {
+        offset: window.offset,
+        limit: window.limit,
+        asc: window.asc,
+    };
+    let p = paged(db, query, column, C::Id, page).await?;
+    Ok((
+        p.total,
+        p.items
+            .into_iter()
+            .map(|m| {
+                let project = m.project_id.clone();
+                (app_key_from(m), project)
+            })
+            .collect(),
+    ))
+}
+
+/// An app key with its project, wherever it is.
+pub async fn find_app_key_with_project(
+    db: &impl ConnectionTrait,
+    key_id: &str,
+) -> Result<Option<AppKeyRow>> {
+    Ok(app_key::Entity::find_by_id(key_id.to_owned())
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(|m| {
+            let project = m.project_id.clone();
+            (app_key_from(m), project)
+        }))
 }
 
 // ---- machine keys and app keys ---------------------------------------------------------------

@@ -41,26 +41,30 @@ impl ManagementApi {
         req: Request<T>,
         permission: Permission,
     ) -> Result<(Ctx, T), Status> {
-        let md = req.metadata();
-        let text = |name: &str| {
-            md.get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let creds = Credentials {
-            authorization: text("authorization"),
-            org_id: text(ORG_HEADER),
-            peer: req
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        };
         let ctx = self
             .svc
-            .authorize(&creds, permission)
+            .authorize(&credentials(&req), permission)
             .await
             .map_err(to_status)?;
         Ok((ctx, req.into_inner()))
+    }
+}
+
+/// What a call says about its caller: `authorization`, `x-zitadel-orgid`, the peer address.
+pub fn credentials<T>(req: &Request<T>) -> Credentials {
+    let md = req.metadata();
+    let text = |name: &str| {
+        md.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Credentials {
+        authorization: text("authorization"),
+        org_id: text(ORG_HEADER),
+        peer: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
     }
 }
 

@@ -1,6 +1,9 @@
 //! The gRPC face of the service: the ManagementService implementation (which REST and
 //! gRPC-Web reach too), the status mapping, and proto conversions.
+pub mod application_v2;
 pub mod convert;
 pub mod frames;
 pub mod management;
+pub mod pgv;
 pub mod status;
+pub mod user_v2;

@@ -39,13 +39,18 @@ pub fn to_status(e: Error) -> Status {
         id: e.id.to_owned(),
         message: e.message.to_string(),
     };
+    let details = if detail.id.is_empty() {
+        Vec::new()
+    } else {
+        vec![pbjson_types::Any {
+            type_url: ERROR_DETAIL_TYPE.to_owned(),
+            value: detail.encode_to_vec().into(),
+        }]
+    };
     let status = rpc::Status {
         code: code as i32,
         message: message.clone(),
-        details: vec![pbjson_types::Any {
-            type_url: ERROR_DETAIL_TYPE.to_owned(),
-            value: detail.encode_to_vec().into(),
-        }],
+        details,
     };
     let mut status = Status::with_details(code, message, status.encode_to_vec().into());
     if let Some(secs) = retry_after {
