@@ -35,8 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     pbjson_build::Builder::new()
         .register_descriptors(&std::fs::read(&descriptor_path)?)?
-        // grpc-gateway ignores JSON fields it does not know; so do we.
+        // grpc-gateway and connect-go ignore JSON fields, and enum names, they do not know; so
+        // do we (an unknown enum value reads as the enum's default).
         .ignore_unknown_fields()
+        .ignore_unknown_enum_variants()
         .build(&[".zitadel"])?;
 
     println!("cargo:rerun-if-changed=proto");

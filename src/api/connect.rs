@@ -605,6 +605,12 @@ impl Connect {
             .or_else(|| status_of(&trailers))
             .flatten();
         match status {
+            Some(s) if s.code() == tonic::Code::Unimplemented && s.message().is_empty() => {
+                return plain_error(
+                    tonic::Code::Unimplemented,
+                    format!("{} is not implemented", method.path),
+                );
+            }
             Some(s) if s.code() != tonic::Code::Ok => return status_response(&s),
             Some(_) => {}
             None if head.status == StatusCode::NOT_FOUND => {

@@ -23,3 +23,4 @@ mod secrets;
 mod security;
 mod shutdown;
 mod tls;
+mod v2;

@@ -227,3 +227,158 @@ async fn reflection_v1alpha_lists_services() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 }
+
+/// The files reflection serves for every service, message and enum of the v2 contract.
+async fn v2_files(app: &TestApp, contract: &Value) -> Vec<FileDescriptorProto> {
+    let mut symbols: Vec<&String> = contract["services"].as_object().unwrap().keys().collect();
+    symbols.extend(contract["messages"].as_object().unwrap().keys());
+    symbols.extend(contract["enums"].as_object().unwrap().keys());
+    let mut all: Vec<FileDescriptorProto> = Vec::new();
+    for symbol in symbols {
+        // Nested messages are found through their file's top-level definitions.
+        for f in files(app, symbol).await {
+            if !all.iter().any(|a| a.name() == f.name()) {
+                all.push(f);
+            }
+        }
+    }
+    all
+}
+
+/// Nested messages under their full names.
+fn index_messages(
+    prefix: &str,
+    msgs: &[prost_types::DescriptorProto],
+    out: &mut HashMap<String, prost_types::DescriptorProto>,
+) {
+    for m in msgs {
+        let full = format!("{prefix}.{}", m.name());
+        index_messages(&full, &m.nested_type, out);
+        out.insert(full, m.clone());
+    }
+}
+
+#[tokio::test]
+async fn served_v2_descriptors_match_contract_v2() {
+    let app = TestApp::spawn().await;
+    let contract: Value = serde_json::from_str(include_str!("contract-v2.json")).unwrap();
+    let all = v2_files(&app, &contract).await;
+    let mut messages = HashMap::new();
+    let mut enums = HashMap::new();
+    let mut methods = HashMap::new();
+    let mut file_of = HashMap::new();
+    for f in &all {
+        let pkg = f.package();
+        index_messages(pkg, &f.message_type, &mut messages);
+        for m in &f.message_type {
+            file_of.insert(format!("{pkg}.{}", m.name()), f.name().to_owned());
+        }
+        for e in &f.enum_type {
+            enums.insert(format!("{pkg}.{}", e.name()), e.clone());
+            file_of.insert(format!("{pkg}.{}", e.name()), f.name().to_owned());
+        }
+        for s in &f.service {
+            for m in &s.method {
+                methods.insert(format!("/{pkg}.{}/{}", s.name(), m.name()), m.clone());
+            }
+        }
+    }
+    for (name, m) in contract["methods"].as_object().unwrap() {
+        let path = m["grpcPath"].as_str().unwrap();
+        let served = methods
+            .get(path)
+            .unwrap_or_else(|| panic!("{name} ({path}) is not served"));
+        assert_eq!(
+            served.input_type(),
+            format!(".{}", m["request"].as_str().unwrap())
+        );
+        assert_eq!(
+            served.output_type(),
+            format!(".{}", m["response"].as_str().unwrap())
+        );
+    }
+    let mut checked = 0;
+    for (full, spec) in contract["messages"].as_object().unwrap() {
+        let served = messages
+            .get(full)
+            .unwrap_or_else(|| panic!("message {full} is not served"));
+        // Top-level definitions live in ZITADEL's file.
+        if let Some(file) = file_of.get(full) {
+            assert_eq!(file, spec["file"].as_str().unwrap(), "file of {full}");
+        }
+        let fields = spec["fields"].as_array().unwrap();
+        assert_eq!(served.field.len(), fields.len(), "field count of {full}");
+        for f in fields {
+            let name = f["name"].as_str().unwrap();
+            let sf = served
+                .field
+                .iter()
+                .find(|x| x.name() == name)
+                .unwrap_or_else(|| panic!("{full}.{name} missing"));
+            let at = format!("{full}.{name}");
+            assert_eq!(
+                i64::from(sf.number()),
+                f["number"].as_i64().unwrap(),
+                "{at} number"
+            );
+            assert_eq!(
+                sf.json_name(),
+                f["jsonName"].as_str().unwrap(),
+                "{at} json name"
+            );
+            let label = f["label"].as_str().unwrap();
+            assert_eq!(
+                sf.label() == Label::Repeated,
+                label == "repeated",
+                "{at} repeated"
+            );
+            assert_eq!(sf.proto3_optional(), label == "optional", "{at} optional");
+            let ty = f["type"].as_str().unwrap();
+            match f["kind"].as_str().unwrap() {
+                "message" => {
+                    assert_eq!(sf.r#type(), Type::Message, "{at} kind");
+                    assert_eq!(sf.type_name(), format!(".{ty}"), "{at} type");
+                }
+                "enum" => {
+                    assert_eq!(sf.r#type(), Type::Enum, "{at} kind");
+                    assert_eq!(sf.type_name(), format!(".{ty}"), "{at} type");
+                }
+                _ => {
+                    let served_ty = format!("{:?}", sf.r#type()).to_lowercase();
+                    assert_eq!(served_ty, ty, "{at} type");
+                }
+            }
+            // Real oneofs by name (proto3 optional fields sit in synthetic ones).
+            let oneof = sf
+                .oneof_index
+                .filter(|_| !sf.proto3_optional())
+                .map(|i| served.oneof_decl[i as usize].name().to_owned());
+            assert_eq!(oneof.as_deref(), f["oneof"].as_str(), "{at} oneof");
+            checked += 1;
+        }
+    }
+    for (full, spec) in contract["enums"].as_object().unwrap() {
+        let served = enums
+            .get(full)
+            .unwrap_or_else(|| panic!("enum {full} is not served"));
+        let values: Vec<(String, i64)> = served
+            .value
+            .iter()
+            .map(|v| (v.name().to_owned(), i64::from(v.number())))
+            .collect();
+        let expected: Vec<(String, i64)> = spec["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["name"].as_str().unwrap().to_owned(),
+                    v["number"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(values, expected, "values of {full}");
+        checked += 1;
+    }
+    assert!(checked > 100, "checked {checked}");
+}

@@ -521,7 +521,7 @@ def check_files(contract, idx, inputs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--contract", default=os.path.join(REPO, "..", "shared", "spec", "contract-v2.json"))
+    ap.add_argument("--contract", default=os.path.join(REPO, "tests", "api", "contract-v2.json"))
     ap.add_argument("--protoc")
     ap.add_argument("--descriptor-set-out", help="keep the compiled descriptor set here")
     args = ap.parse_args()
