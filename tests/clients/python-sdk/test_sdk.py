@@ -899,4 +899,44 @@ def token_endpoint():
 
 t.step("token endpoint", token_endpoint)
 
+
+def readme_snippet():
+    """The README's Python example, exactly as written there, in a directory of its own."""
+    import re
+    import shutil
+    import subprocess
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "README.md")).read()
+    found = re.search(r"<!-- test: python-sdk snippet -->\n```python\n(.*?)```", readme, re.S)
+    t.check("README: the Python example is marked", found is not None)
+    if not found:
+        return
+    work = tempfile.mkdtemp()
+    with open(os.path.join(work, "snippet.py"), "w") as f:
+        f.write(found.group(1))
+    shutil.copy(ADMIN_KEY, os.path.join(work, "admin-key.json"))
+    env = dict(os.environ, ISSUER=URL, ORG_ID=ORG_ID)
+    run = subprocess.run(
+        [sys.executable, "-W", "ignore", "snippet.py"], cwd=work, env=env, capture_output=True, text=True, timeout=120
+    )
+    t.equal("README example: exits 0", run.returncode, 0)
+    if run.returncode != 0:
+        print(run.stderr[-2000:])
+        return
+    user_id, key_id, listed = run.stdout.strip().split(" ", 2)
+    t.equal("README example: the new key is listed", listed, f"['{key_id}']")
+    key_file = json.load(open(os.path.join(work, "python-bot-key.json")))
+    t.equal("README example: the saved key file names the user", key_file.get("userId"), user_id)
+    t.equal("README example: the saved key file names the key", key_file.get("keyId"), key_id)
+    t.equal(
+        "README example: the bot removed its own key",
+        ids(list_keys(admin, [user_id_filter(user_id)])),
+        [],
+    )
+    admin.users.delete_user(zc.UserServiceDeleteUserRequest(user_id=user_id))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+t.step("README example", readme_snippet)
+
 sys.exit(t.finish())

@@ -204,3 +204,42 @@ check_basic_app() {
     t_json "an app key at the token endpoint: invalid_grant" "$(head -n1 <<<"$resp")" .error invalid_grant
     t_has "an app key at the token endpoint: says why" "$(head -n1 <<<"$resp")" "application keys authenticate clients"
 }
+
+check_v2_list_keys() {
+    local out
+    out=$(t_out)
+    t_json "v2 ListKeys: the total, as a string" "$out" .pagination.totalResult 1
+    t_json "v2 ListKeys: the default limit" "$out" .pagination.appliedLimit 100
+    t_json "v2 ListKeys: the v1 key, listed by v2" "$out" '.result[0].id' "$KEY_ID"
+    t_json "v2 ListKeys: its user" "$out" '.result[0].userId' "$USER_ID"
+    t_json "v2 ListKeys: never expires" "$out" '.result[0].expirationDate' 9999-12-31T23:59:59Z
+    t_json "v2 ListKeys: change date = creation date" "$out" '.result[0].changeDate == .result[0].creationDate' true
+}
+
+check_v2_add_key() {
+    local file
+    t_match "V2_KEY_ID" "$V2_KEY_ID" "$ID_RE"
+    file=$(jq -r .keyContent v2-added.json | base64 -d)
+    t_json "v2 key file: its key id" "$file" .keyId "$V2_KEY_ID"
+    t_json "v2 key file: its user" "$file" .userId "$USER_ID"
+    t_json "v2 key file: the expiration asked for" "$file" .expirationDate 2030-01-01T00:00:00Z
+    t_json "the printed key file hides the key" "$(t_out)" .key "…"
+    # a key added through v2 is one of v1's keys, and gets tokens
+    t_json "v1 lists the v2 key" "$(curl -s -H "authorization: Bearer $TOKEN" -d '{}' \
+        "$ISSUER/management/v1/users/$USER_ID/keys/_search")" '[.result[].id] | index("'"$V2_KEY_ID"'") != null' true
+    jq -r .keyContent v2-added.json | base64 -d > "$T_TMP/v2-key.json"
+    t_json "the v2 key file gets a token" "$(grant "$T_TMP/v2-key.json" openid)" .token_type Bearer
+}
+
+check_v2_remove_key() {
+    local out
+    out=$(t_out)
+    t_json "v2 RemoveKey: a deletion date" "$(sed -n 1p <<<"$out")" '.deletionDate | endswith("Z")' true
+    t_eq "v2 RemoveKey: HTTP 200" "$(sed -n 2p <<<"$out")" "HTTP 200"
+    t_json "again: Connect code" "$(sed -n 3p <<<"$out")" .code not_found
+    t_json "again: ErrorDetail id" "$(sed -n 3p <<<"$out")" '.details[0].debug.id' COMMAND-4m77G
+    t_json "again: ErrorDetail type" "$(sed -n 3p <<<"$out")" '.details[0].type' zitadel.v1.ErrorDetail
+    t_json "again: message" "$(sed -n 3p <<<"$out")" .message "Machine key could not be found (COMMAND-4m77G)"
+    t_eq "again: HTTP 404" "$(sed -n 4p <<<"$out")" "HTTP 404"
+    t_json "the removed key gets no token" "$(grant "$T_TMP/v2-key.json" openid)" .error invalid_grant
+}

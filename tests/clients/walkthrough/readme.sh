@@ -83,9 +83,9 @@ readme_blocks() {
         function bad(msg) { printf "%s:%d: %s\n", FILENAME, NR, msg > "/dev/stderr"; failed = 1; exit 1 }
         /^<!-- test: / {
             if (inblock) bad("marker inside a code block")
-            if (!match($0, /^<!-- test: [a-z]+ [a-z0-9-]+ -->$/)) bad("marker must read <!-- test: SUITE NAME -->")
+            if (!match($0, /^<!-- test: [a-z][a-z0-9-]* [a-z0-9-]+ -->$/)) bad("marker must read <!-- test: SUITE NAME -->")
             suite = $3; name = $4
-            if (seen[name]++) bad("block name " name " used twice")
+            if (seen[suite " " name]++) bad("block name " name " used twice in suite " suite)
             pending = 1
             next
         }
