@@ -50,8 +50,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30));
+        // A database that is gone must fail requests fast (UNAVAILABLE), well before the
+        // request timeout, instead of holding them while the pool retries.
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5));
     match backend {
         Backend::Sqlite => {
             // `:memory:` gives every connection its own database: keep those to one.
@@ -149,16 +151,38 @@ pub(crate) fn db_err(e: DbErr) -> Error {
         }
         _ => {}
     }
-    let busy = e.to_string().contains("database is locked");
+    let text = e.to_string();
+    let busy = text.contains("database is locked");
     match e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
             Error::unavailable("STORE-Unav1", "the database is not reachable").with_source(e)
+        }
+        _ if unreachable(&text) => {
+            Error::unavailable("STORE-Unav2", "the database connection was lost").with_source(e)
         }
         _ if busy => {
             Error::unavailable("STORE-Busy1", "the database is busy; try again").with_source(e)
         }
         _ => Error::internal("STORE-Int01", "a database operation failed").with_source(e),
     }
+}
+
+/// Whether a database error says the server went away (network, shutdown, restart) rather
+/// than that the statement failed. sea-orm hands sqlx's errors over as text.
+fn unreachable(text: &str) -> bool {
+    const SIGNS: [&str; 8] = [
+        "error communicating with database",
+        "pool timed out",
+        "closed pool",
+        "connection refused",
+        "connection reset",
+        "broken pipe",
+        // PostgreSQL shutting down or restarting (57P01, 57P02, 57P03).
+        "terminating connection due to administrator command",
+        "the database system is",
+    ];
+    let lower = text.to_ascii_lowercase();
+    SIGNS.iter().any(|s| lower.contains(s))
 }
 
 /// The database's time precision: PostgreSQL keeps microseconds, so every stored time is cut

@@ -113,6 +113,13 @@ impl TestApp {
         Self::start(db_url, dir, adjust, None).await
     }
 
+    /// A test server on a fresh database of the PostgreSQL server at `server_url`.
+    pub async fn spawn_on_postgres(server_url: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = fresh_postgres(server_url).await;
+        Self::start(db_url, dir, adjust, None).await
+    }
+
     /// A second server process's twin: another app on this one's database (same master key),
     /// as when several processes share one PostgreSQL. Keep `self` alive while it runs.
     pub async fn spawn_on_same_database(&self) -> TestApp {

@@ -15,6 +15,7 @@ mod machine_keys;
 mod oauth;
 mod operations;
 mod orgs_users;
+mod outage;
 mod plans;
 mod projects;
 mod reflection;
