@@ -165,10 +165,34 @@ pub fn is_connect(req: &Request) -> bool {
 }
 
 pub async fn layer(State(connect): State<Arc<Connect>>, req: Request, next: Next) -> Response {
+    if let Some(codec) = unserved_grpc_web(&req) {
+        // tonic-web would answer a bare 400: say what is served instead.
+        let mut resp = plain_error(
+            tonic::Code::Unimplemented,
+            format!(
+                "{codec} is not served; gRPC-Web clients send protobuf (application/grpc-web+proto or application/grpc-web-text)"
+            ),
+        );
+        *resp.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        resp.headers_mut()
+            .insert("grpc-status", HeaderValue::from_static("12"));
+        return resp;
+    }
     if !is_connect(&req) {
         return next.run(req).await;
     }
     connect.serve(req).await
+}
+
+/// A gRPC-Web request with a message codec other than protobuf (connect-web's gRPC-Web
+/// transport with JSON sends `application/grpc-web+json`).
+fn unserved_grpc_web(req: &Request) -> Option<String> {
+    let ct = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let ct = ct.split(';').next()?.trim().to_ascii_lowercase();
+    let codec = ct
+        .strip_prefix("application/grpc-web-text")
+        .or_else(|| ct.strip_prefix("application/grpc-web"))?;
+    (!codec.is_empty() && codec != "+proto" && procedure(req.uri().path()).is_some()).then_some(ct)
 }
 
 /// Connect's name for a gRPC code.

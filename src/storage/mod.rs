@@ -99,11 +99,29 @@ pub async fn connect_migrated(
     connect(url, max_connections).await
 }
 
-/// Applies all pending migrations.
+/// Serializes migrations of processes sharing a PostgreSQL database (an arbitrary constant).
+const MIGRATION_LOCK: i64 = 0x6175_7468_6e6b_6579;
+
+/// Applies all pending migrations. `db` must be a pool of one connection: on PostgreSQL the
+/// migrations run under a session advisory lock, so that processes started at once on an
+/// empty database apply them one after the other (the later ones then find nothing to do).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
-    migration::Migrator::up(db, None).await.map_err(|e| {
+    let postgres = db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    if postgres {
+        db.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+            .await
+            .map_err(db_err)?;
+    }
+    let applied = migration::Migrator::up(db, None).await.map_err(|e| {
         Error::internal("STORE-Migr1", "applying database migrations failed").with_source(e)
-    })
+    });
+    if postgres {
+        // Ending the session would release it too; unlocking lets a reused pool go on.
+        let _ = db
+            .execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+            .await;
+    }
+    applied
 }
 
 /// Checks the database answers (for `/debug/ready`).

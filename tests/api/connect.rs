@@ -222,6 +222,17 @@ async fn errors_in_connect_shape() {
         .unwrap();
     assert_eq!(unsupported.status(), 415);
     assert!(unsupported.headers().get("grpc-status").is_none());
+    // gRPC-Web with a JSON codec is not served: 415, not a bare 400.
+    let grpc_web_json = app
+        .http
+        .post(format!("{}/{M}/GetMyOrg", app.base))
+        .header("content-type", "application/grpc-web+json")
+        .body(vec![0u8, 0, 0, 0, 2, b'{', b'}'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grpc_web_json.status(), 415);
+    assert_eq!(grpc_web_json.headers()["grpc-status"], "12");
     let get = app
         .http
         .get(format!("{}/{M}/GetMyOrg", app.base))

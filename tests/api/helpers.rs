@@ -399,7 +399,7 @@ impl Drop for TestApp {
     }
 }
 
-async fn fresh_postgres(server_url: &str) -> String {
+pub async fn fresh_postgres(server_url: &str) -> String {
     let name = format!(
         "ak_test_{}_{}",
         std::process::id(),

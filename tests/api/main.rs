@@ -4,6 +4,7 @@
 mod bad_input;
 mod bootstrap;
 mod browsers;
+mod concurrency;
 mod connect;
 mod flow;
 mod grpc_web;
@@ -17,6 +18,7 @@ mod operations;
 mod orgs_users;
 mod outage;
 mod plans;
+mod processes;
 mod projects;
 mod reflection;
 mod rest;

@@ -7,17 +7,23 @@
 //                MethodDescriptors that (de)serialize with @bufbuild/protobuf and the same
 //                @zitadel/proto schemas
 //
+// and, with the Connect protocol itself (not gRPC-Web), the v2 UserService:
+//
+//   connect-json    @connectrpc/connect-web createConnectTransport, JSON (the default)
+//   connect-binary  the same with useBinaryFormat: true (application/proto)
+//
 // plus one REST call with fetch. It asserts nothing itself: every call's outcome is returned as
 // plain data (window.akBrowser.*), and run.mjs checks it.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { AnySchema, anyUnpack, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { GrpcWebClientBase, MethodDescriptor } from "grpc-web";
 import { KeyType } from "@zitadel/proto/zitadel/auth_n_key_pb.js";
 import { ManagementService } from "@zitadel/proto/zitadel/management_pb.js";
 import { ErrorDetailSchema } from "@zitadel/proto/zitadel/message_pb.js";
+import { UserService } from "@zitadel/proto/zitadel/user/v2/user_service_pb.js";
 import { addKey } from "./snippet.js";
 
 const METHODS = [
@@ -256,6 +262,156 @@ async function unauthenticated(make, baseUrl) {
   };
 }
 
+// ---- the Connect protocol: v2 UserService ------------------------------------------------
+
+// connect-web sends Connect-Timeout-Ms only for calls with a timeout: give every call one, so
+// the preflight has to allow it next to Connect-Protocol-Version.
+const CONNECT_TIMEOUT_MS = 15000;
+
+function connectProtocolApi(baseUrl, authorization, useBinaryFormat) {
+  const transport = createConnectTransport({
+    baseUrl,
+    useBinaryFormat,
+    defaultTimeoutMs: CONNECT_TIMEOUT_MS,
+  });
+  const headers = authorization ? { authorization } : {};
+  const wrap = (client, names) => {
+    const api = {};
+    for (const name of names) {
+      api[name] = async (request) => {
+        try {
+          return await client[name](request, { headers });
+        } catch (err) {
+          throw connectFailure(err);
+        }
+      };
+    }
+    return api;
+  };
+  return {
+    users: wrap(createClient(UserService, transport), [
+      "createUser",
+      "addKey",
+      "listKeys",
+      "removeKey",
+      "deleteUser",
+    ]),
+    management: wrap(createClient(ManagementService, transport), ["getMyOrg"]),
+  };
+}
+
+const isoOf = (ts) => (ts ? timestampDate(ts).toISOString() : null);
+
+function userIdFilter(id) {
+  return { filter: { case: "userIdFilter", value: { id } } };
+}
+
+async function lifecycleV2(api, { username, expiration }) {
+  const r = {};
+  const org = await outcome(api.management.getMyOrg(create(ManagementService.method.getMyOrg.input)));
+  r.getMyOrg = org.error ?? { orgId: org.ok.org?.id ?? null };
+  if (org.error) return r;
+  const orgId = org.ok.org.id;
+
+  const user = await outcome(
+    api.users.createUser(
+      create(UserService.method.createUser.input, {
+        organizationId: orgId,
+        username,
+        userType: {
+          case: "machine",
+          value: { name: `browser ${username}`, description: "created over Connect from a browser page" },
+        },
+      }),
+    ),
+  );
+  r.createUser = user.error ?? { userId: user.ok.id, creationDate: isoOf(user.ok.creationDate) };
+  if (user.error) return r;
+  const userId = user.ok.id;
+
+  const added = await outcome(
+    api.users.addKey(
+      create(UserService.method.addKey.input, { userId, expirationDate: timestampFromDate(expiration) }),
+    ),
+  );
+  if (added.error) {
+    r.addKey = added.error;
+    return r;
+  }
+  const keyId = added.ok.keyId;
+  let keyFile = null;
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(added.ok.keyContent));
+    keyFile = {
+      fields: Object.keys(parsed),
+      type: parsed.type,
+      keyId: parsed.keyId,
+      userId: parsed.userId,
+      expirationDate: parsed.expirationDate,
+      keyIsPkcs1Pem: /^-----BEGIN RSA PRIVATE KEY-----\n/.test(parsed.key ?? ""),
+    };
+  } catch (e) {
+    keyFile = { unparsable: String(e), bytes: added.ok.keyContent?.length ?? null };
+  }
+  r.addKey = { keyId, keyFile, creationDate: isoOf(added.ok.creationDate) };
+
+  const listKeys = () =>
+    outcome(api.users.listKeys(create(UserService.method.listKeys.input, { filters: [userIdFilter(userId)] })));
+  const listed = await listKeys();
+  r.listAfterAdd = listed.error ?? {
+    totalResult: listed.ok.pagination?.totalResult?.toString() ?? null,
+    appliedLimit: listed.ok.pagination?.appliedLimit?.toString() ?? null,
+    keys: listed.ok.result.map((k) => ({
+      id: k.id,
+      userId: k.userId,
+      organizationId: k.organizationId,
+      expirationDate: isoOf(k.expirationDate),
+      creationDate: isoOf(k.creationDate),
+    })),
+  };
+
+  const removed = await outcome(api.users.removeKey(create(UserService.method.removeKey.input, { userId, keyId })));
+  r.removeKey = removed.error ?? { deletionDate: isoOf(removed.ok.deletionDate) };
+
+  const removedAgain = await outcome(
+    api.users.removeKey(create(UserService.method.removeKey.input, { userId, keyId })),
+  );
+  r.removeKeyAgain = removedAgain.ok ? { unexpectedlyRemoved: true } : removedAgain.error;
+
+  const listedAfter = await listKeys();
+  r.listAfterRemove = listedAfter.error ?? {
+    totalResult: listedAfter.ok.pagination?.totalResult?.toString() ?? null,
+    ids: listedAfter.ok.result.map((k) => k.id),
+  };
+
+  const deleted = await outcome(api.users.deleteUser(create(UserService.method.deleteUser.input, { userId })));
+  r.deleteUser = deleted.error ?? {
+    changeDate: isoOf(deleted.ok.details?.changeDate),
+    resourceOwner: deleted.ok.details?.resourceOwner ?? null,
+  };
+  r.orgId = orgId;
+  r.userId = userId;
+  r.keyId = keyId;
+  return r;
+}
+
+async function unauthenticatedV2(baseUrl, useBinaryFormat) {
+  const call = (authorization) =>
+    outcome(
+      connectProtocolApi(baseUrl, authorization, useBinaryFormat).users.listKeys(
+        create(UserService.method.listKeys.input, { filters: [userIdFilter("1")] }),
+      ),
+    );
+  const noToken = await call(null);
+  const badToken = await call("Bearer not-a-token-this-server-issued");
+  return {
+    noToken: noToken.error ?? { unexpectedlyOk: true },
+    badToken: badToken.error ?? { unexpectedlyOk: true },
+  };
+}
+
+const CONNECT_FORMATS = { "connect-json": false, "connect-binary": true };
+
 // ---- REST with fetch ---------------------------------------------------------------------
 
 async function rest(method, url, token, body) {
@@ -296,6 +452,11 @@ async function run({ serverUrl, token, runId }) {
     const api = make(serverUrl, `Bearer ${token}`);
     const life = await lifecycle(api, { userName: `browser-${label}-${runId}`, expiration });
     out[label] = { ...life, ...(await unauthenticated(make, serverUrl)) };
+  }
+  for (const [label, useBinaryFormat] of Object.entries(CONNECT_FORMATS)) {
+    const api = connectProtocolApi(serverUrl, `Bearer ${token}`, useBinaryFormat);
+    const life = await lifecycleV2(api, { username: `browser-${label}-${runId}`, expiration });
+    out[label] = { ...life, ...(await unauthenticatedV2(serverUrl, useBinaryFormat)) };
   }
 
   // REST from the page: a key added over gRPC-Web is listed by the REST path, and a removed
@@ -348,8 +509,9 @@ async function run({ serverUrl, token, runId }) {
   return out;
 }
 
-/** From an origin the server does not allow: each client tries one authenticated call. */
-async function blocked({ serverUrl, token, userName }) {
+/** From an origin the server does not allow: each client tries one authenticated call (the
+ * Connect ones a v2 CreateUser in orgId). */
+async function blocked({ serverUrl, token, userName, orgId }) {
   const out = { pageOrigin: location.origin };
   for (const [label, make] of Object.entries(clients())) {
     const api = make(serverUrl, `Bearer ${token}`);
@@ -362,6 +524,19 @@ async function blocked({ serverUrl, token, userName }) {
       ),
     );
     out[label] = r.error ?? { unexpectedlyOk: r.ok.userId };
+  }
+  for (const [label, useBinaryFormat] of Object.entries(CONNECT_FORMATS)) {
+    const api = connectProtocolApi(serverUrl, `Bearer ${token}`, useBinaryFormat);
+    const r = await outcome(
+      api.users.createUser(
+        create(UserService.method.createUser.input, {
+          organizationId: orgId,
+          username: `${userName}-${label}`,
+          userType: { case: "machine", value: { name: "must never be created" } },
+        }),
+      ),
+    );
+    out[label] = r.error ?? { unexpectedlyOk: r.ok.id };
   }
   const search = await rest("POST", `${serverUrl}/management/v1/users/1/keys/_search`, token, {});
   out.rest = search;

@@ -18,6 +18,7 @@ for (const [name, value] of Object.entries({ AK_URL, AK_ADMIN_KEY, AK_PAGE_ORIGI
 }
 
 const SERVICE = "zitadel.management.v1.ManagementService";
+const USER_SERVICE = "zitadel.user.v2.UserService";
 const ERROR_DETAIL = "zitadel.v1.ErrorDetail";
 const NOT_FOUND = 5;
 const UNAUTHENTICATED = 16;
@@ -26,6 +27,10 @@ const ID_GET_NOT_FOUND = "QUERY-Dgr3g";
 const ID_REMOVE_NOT_FOUND = "COMMAND-4m77G";
 const ID_NO_TOKEN = "AUTH-7fs1e";
 const ID_BAD_TOKEN = "AUTH-7fs2e";
+// v2 answers both a missing and an invalid token with AUTH-7fs1e (../shared/spec/api-v2.md)
+const ID_V2_UNAUTHENTICATED = "AUTH-7fs1e";
+// the Connect clients' request content types (useBinaryFormat false / true)
+const CONNECT_TYPES = { "connect-json": "application/json", "connect-binary": "application/proto" };
 
 const checks = new Checks("browser");
 
@@ -100,6 +105,29 @@ async function corsHeaders() {
     `got ${JSON.stringify(ok.headers.get("access-control-allow-credentials"))}`,
   );
 
+  // connect-web's Connect protocol sends Connect-Protocol-Version and Connect-Timeout-Ms (and a
+  // non-safelisted Content-Type), so its calls preflight too
+  const connectPreflight = await fetch(`${AK_URL}/${USER_SERVICE}/AddKey`, {
+    method: "OPTIONS",
+    headers: {
+      origin: AK_PAGE_ORIGIN,
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "authorization,connect-protocol-version,connect-timeout-ms,content-type",
+    },
+  });
+  checks.check(
+    "Connect preflight from the allowed origin succeeds",
+    connectPreflight.status >= 200 && connectPreflight.status < 300,
+    `status ${connectPreflight.status}`,
+  );
+  checks.equal("Connect preflight Access-Control-Allow-Origin is the page's origin", connectPreflight.headers.get("access-control-allow-origin"), AK_PAGE_ORIGIN);
+  const connectAllowed = headerList(connectPreflight.headers.get("access-control-allow-headers"));
+  checks.check(
+    "Connect preflight Access-Control-Allow-Headers names authorization, content-type, connect-protocol-version, connect-timeout-ms",
+    ["authorization", "content-type", "connect-protocol-version", "connect-timeout-ms"].every((h) => connectAllowed.includes(h)),
+    `got ${JSON.stringify(connectPreflight.headers.get("access-control-allow-headers"))}`,
+  );
+
   const denied = await preflight(AK_OTHER_ORIGIN);
   checks.equal("preflight from another origin gets no Access-Control-Allow-Origin", denied.headers.get("access-control-allow-origin"), null);
 
@@ -168,6 +196,44 @@ function checkLifecycle(label, r, expiration, grpcWeb) {
   checkFailure(label, "call with an invalid token", r?.badToken, UNAUTHENTICATED, ID_BAD_TOKEN, { grpcWeb });
 }
 
+function checkConnectLifecycle(label, r, expiration, adminOrgId) {
+  checks.equal(`${label}: v1 GetMyOrg over Connect names the admin's org`, r?.getMyOrg?.orgId, adminOrgId);
+  const userId = r?.createUser?.userId;
+  checks.check(`${label}: CreateUser returns a decimal id`, /^[0-9]+$/.test(userId ?? ""), JSON.stringify(r?.createUser));
+  checks.check(`${label}: CreateUser returns a creation date`, !Number.isNaN(Date.parse(r?.createUser?.creationDate ?? "")), JSON.stringify(r?.createUser));
+  const keyId = r?.addKey?.keyId;
+  checks.check(`${label}: AddKey returns a decimal key id`, /^[0-9]+$/.test(keyId ?? ""), JSON.stringify(r?.addKey));
+  checks.check(`${label}: AddKey returns a creation date`, !Number.isNaN(Date.parse(r?.addKey?.creationDate ?? "")), JSON.stringify(r?.addKey));
+  const file = r?.addKey?.keyFile ?? {};
+  checks.equal(`${label}: keyContent is the key file, fields in order`, file.fields, ["type", "keyId", "key", "expirationDate", "userId"]);
+  checks.equal(`${label}: key file type`, file.type, "serviceaccount");
+  checks.equal(`${label}: key file userId is the new user`, file.userId, userId);
+  checks.equal(`${label}: key file keyId is AddKey's keyId`, file.keyId, keyId);
+  checks.check(`${label}: key file key is a PKCS#1 PEM`, file.keyIsPkcs1Pem === true, JSON.stringify(file));
+  checks.check(
+    `${label}: key file expirationDate is the requested one`,
+    typeof file.expirationDate === "string" && Date.parse(file.expirationDate) === Date.parse(expiration),
+    `got ${JSON.stringify(file.expirationDate)}, want ${expiration}`,
+  );
+  const listed = r?.listAfterAdd;
+  checks.equal(`${label}: ListKeys with a userIdFilter: totalResult`, listed?.totalResult, "1");
+  checks.equal(`${label}: ListKeys with a userIdFilter: appliedLimit defaults to 100`, listed?.appliedLimit, "100");
+  checks.equal(`${label}: ListKeys lists exactly the new key`, listed?.keys?.map((k) => k.id), [keyId]);
+  const key = listed?.keys?.[0];
+  checks.equal(`${label}: listed key: userId`, key?.userId, userId);
+  checks.equal(`${label}: listed key: organizationId`, key?.organizationId, adminOrgId);
+  checks.equal(`${label}: listed key: expirationDate`, key?.expirationDate, expiration);
+  checks.equal(`${label}: listed key: creationDate is AddKey's`, key?.creationDate, r?.addKey?.creationDate);
+  checks.check(`${label}: RemoveKey returns a deletion date`, !Number.isNaN(Date.parse(r?.removeKey?.deletionDate ?? "")), JSON.stringify(r?.removeKey));
+  checkFailure(label, "RemoveKey again", r?.removeKeyAgain, NOT_FOUND, ID_REMOVE_NOT_FOUND, { grpcWeb: false });
+  checks.equal(`${label}: ListKeys after RemoveKey: no keys`, r?.listAfterRemove?.ids, []);
+  checks.equal(`${label}: ListKeys after RemoveKey: totalResult 0`, r?.listAfterRemove?.totalResult, "0");
+  checks.check(`${label}: DeleteUser returns a change date`, !Number.isNaN(Date.parse(r?.deleteUser?.changeDate ?? "")), JSON.stringify(r?.deleteUser));
+  checks.equal(`${label}: DeleteUser: resource owner is the org`, r?.deleteUser?.resourceOwner, adminOrgId);
+  checkFailure(label, "ListKeys without a token", r?.noToken, UNAUTHENTICATED, ID_V2_UNAUTHENTICATED, { grpcWeb: false });
+  checkFailure(label, "ListKeys with an invalid token", r?.badToken, UNAUTHENTICATED, ID_V2_UNAUTHENTICATED, { grpcWeb: false });
+}
+
 function checkRest(r) {
   checks.equal("REST: POST .../keys/_search status", r?.search?.status, 200);
   checks.check("REST: answers JSON", (r?.search?.contentType ?? "").startsWith("application/json"), `got ${r?.search?.contentType}`);
@@ -184,7 +250,71 @@ function checkRest(r) {
   );
 }
 
+// What Chromium put on the wire for the Connect clients: the Connect protocol (never gRPC-Web)
+// with the page's Origin, each call carrying Connect-Protocol-Version and Connect-Timeout-Ms,
+// answered in the request's format (errors always as Connect's JSON error body).
+function checkConnectWire(all) {
+  const procedure = /^\/zitadel\.[a-z0-9.]+\.[A-Za-z]+Service\/[A-Za-z]+$/;
+  const connectCalls = all.filter((w) => procedure.test(w.path) && !(w.request["content-type"] ?? "").startsWith("application/grpc"));
+  const want = {
+    "ManagementService/GetMyOrg": [200],
+    "UserService/AddKey": [200],
+    "UserService/CreateUser": [200],
+    "UserService/DeleteUser": [200],
+    "UserService/ListKeys": [200, 200, 401, 401],
+    "UserService/RemoveKey": [200, 404],
+  };
+  for (const [label, type] of Object.entries(CONNECT_TYPES)) {
+    const mine = connectCalls.filter((w) => w.request["content-type"] === type);
+    checks.equal(`wire: ${label}: Connect requests with content-type ${type}`, mine.length, 10);
+    const seen = {};
+    for (const w of mine) (seen[w.path.split(".").pop()] ??= []).push(w.status);
+    for (const statuses of Object.values(seen)) statuses.sort((a, b) => a - b);
+    checks.equal(`${label}: wire: procedures and HTTP statuses`, Object.fromEntries(Object.entries(seen).sort()), want);
+    checks.check(
+      `wire: ${label}: every request is a POST with the page's Origin`,
+      mine.length > 0 && mine.every((w) => w.method === "POST" && w.request.origin === AK_PAGE_ORIGIN),
+      JSON.stringify([...new Set(mine.map((w) => `${w.method} ${w.request.origin}`))]),
+    );
+    checks.check(
+      `wire: ${label}: every request sends connect-protocol-version 1 and connect-timeout-ms`,
+      mine.length > 0 && mine.every((w) => w.request["connect-protocol-version"] === "1" && /^[0-9]{1,10}$/.test(w.request["connect-timeout-ms"] ?? "")),
+      JSON.stringify([...new Set(mine.map((w) => `${w.request["connect-protocol-version"]} ${w.request["connect-timeout-ms"]}`))]),
+    );
+    checks.check(
+      `wire: ${label}: no gRPC-Web headers`,
+      mine.every((w) => !("x-grpc-web" in w.request) && !("grpc-timeout" in w.request)),
+      JSON.stringify(mine.map((w) => Object.keys(w.request)).flat().filter((h) => h.startsWith("grpc") || h === "x-grpc-web")),
+    );
+    const ok = mine.filter((w) => w.status === 200);
+    const failed = mine.filter((w) => w.status !== 200);
+    checks.check(
+      `wire: ${label}: successes are answered as ${type}`,
+      ok.length === 7 && ok.every((w) => (w.response["content-type"] ?? "").split(";")[0].trim() === type),
+      JSON.stringify([...new Set(ok.map((w) => w.response["content-type"]))]),
+    );
+    checks.check(
+      `wire: ${label}: errors are answered as application/json (Connect error body)`,
+      failed.length === 3 && failed.every((w) => (w.response["content-type"] ?? "").split(";")[0].trim() === "application/json"),
+      JSON.stringify([...new Set(failed.map((w) => w.response["content-type"]))]),
+    );
+    checks.check(
+      `wire: ${label}: every answer allows the page's origin`,
+      mine.length > 0 && mine.every((w) => w.response["access-control-allow-origin"] === AK_PAGE_ORIGIN),
+      JSON.stringify([...new Set(mine.map((w) => w.response["access-control-allow-origin"]))]),
+    );
+  }
+  const rest = all.filter((w) => w.path.startsWith("/management/v1/"));
+  checks.equal("wire: REST requests seen", rest.length, 3);
+}
+
 // ---- the page on an origin the server does not allow ---------------------------------------
+
+async function myOrgFromNode(token) {
+  const resp = await fetch(`${AK_URL}/management/v1/orgs/me`, { headers: { authorization: `Bearer ${token}` } });
+  const body = await resp.json().catch(() => null);
+  return body?.org?.id ?? null;
+}
 
 async function addUserFromNode(token, userName) {
   const resp = await fetch(`${AK_URL}/management/v1/users/machine`, {
@@ -210,18 +340,26 @@ function checkBlocked(r, corsMessages, token, userName) {
       !(grpcWeb.metadataKeys ?? []).includes("grpc-status") && (grpcWeb.errorDetails ?? []).length === 0,
     JSON.stringify(grpcWeb),
   );
+  for (const label of Object.keys(CONNECT_TYPES)) {
+    const failure = r?.[label];
+    checks.check(
+      `other origin: ${label} CreateUser fails in fetch, without a Connect error`,
+      /TypeError: Failed to fetch/.test(failure?.cause ?? "") && (failure?.errorDetails ?? []).length === 0,
+      JSON.stringify(failure),
+    );
+  }
   checks.check("other origin: REST fetch fails", /TypeError/.test(r?.rest?.thrown ?? ""), JSON.stringify(r?.rest));
   checks.check(
     "other origin: Chromium reports each call blocked by CORS policy",
-    corsMessages.length >= 3,
+    corsMessages.length >= 5,
     `${corsMessages.length} messages: ${JSON.stringify(corsMessages)}`,
   );
   return Promise.all(
-    ["connect-web", "grpc-web-text"].map(async (label) => {
+    ["connect-web", "grpc-web-text", ...Object.keys(CONNECT_TYPES)].map(async (label) => {
       const name = `${userName}-${label}`;
       const again = await addUserFromNode(token, name);
       checks.check(
-        `other origin: the blocked ${label} AddMachineUser never ran (its user name is still free)`,
+        `other origin: the blocked ${label} ${label in CONNECT_TYPES ? "CreateUser" : "AddMachineUser"} never ran (its user name is still free)`,
         again.status === 200 && /^[0-9]+$/.test(again.body?.userId ?? ""),
         JSON.stringify(again),
       );
@@ -232,6 +370,8 @@ function checkBlocked(r, corsMessages, token, userName) {
 // ---- main ------------------------------------------------------------------------------------
 
 const token = await accessToken(AK_ADMIN_KEY, AK_URL);
+const adminOrgId = await myOrgFromNode(token);
+checks.check("the admin's org id (REST GetMyOrg from node)", /^[0-9]+$/.test(adminOrgId ?? ""), JSON.stringify(adminOrgId));
 await corsHeaders();
 
 const browser = await launch();
@@ -242,14 +382,21 @@ try {
   const consoleErrors = [];
   page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
   page.on("pageerror", (e) => consoleErrors.push(`pageerror: ${e.message}`));
-  // every gRPC-Web exchange of the page, with the headers Chromium really sent and received
+  // every exchange of the page with the server (gRPC-Web, Connect, REST), with the headers
+  // Chromium really sent and received
   const wire = [];
   page.on("requestfinished", (req) => {
-    if (!req.url().startsWith(`${AK_URL}/${SERVICE}/`)) return;
+    if (!req.url().startsWith(`${AK_URL}/`)) return;
     wire.push(
       (async () => {
         const resp = await req.response();
-        return { request: await req.allHeaders(), response: resp ? await resp.allHeaders() : {} };
+        return {
+          method: req.method(),
+          path: new URL(req.url()).pathname,
+          request: await req.allHeaders(),
+          status: resp ? resp.status() : null,
+          response: resp ? await resp.allHeaders() : {},
+        };
       })(),
     );
   });
@@ -267,17 +414,28 @@ try {
   checks.check("page and server are different origins", result.pageOrigin !== result.serverOrigin, result.serverOrigin);
   checkLifecycle("connect-web", result["connect-web"], result.expiration, false);
   checkLifecycle("grpc-web-text", result["grpc-web-text"], result.expiration, true);
+  for (const label of Object.keys(CONNECT_TYPES)) {
+    checkConnectLifecycle(label, result[label], result.expiration, adminOrgId);
+  }
+  checks.check(
+    "connect-json and connect-binary made different users and keys",
+    result["connect-json"]?.userId !== result["connect-binary"]?.userId && result["connect-json"]?.keyId !== result["connect-binary"]?.keyId,
+    JSON.stringify([result["connect-json"]?.keyId, result["connect-binary"]?.keyId]),
+  );
   checkRest(result.rest);
   checkSnippet(result.snippet);
 
   // Playwright reports finished requests asynchronously: wait for all the page made
-  // (10 calls per client, plus 2 connect-web calls setting up the REST part and the README
-  // example's 2).
-  const expected = { binary: 14, text: 10 };
-  for (let i = 0; i < 50 && wire.length < expected.binary + expected.text; i++) {
+  // (gRPC-Web: 10 calls per client, plus 2 connect-web calls setting up the REST part and the
+  // README example's 2; Connect: 10 calls per format; REST: 3).
+  const expected = { binary: 14, text: 10, connect: 10, rest: 3 };
+  const expectedTotal = expected.binary + expected.text + 2 * expected.connect + expected.rest;
+  for (let i = 0; i < 50 && wire.length < expectedTotal; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const exchanges = await Promise.all(wire);
+  const all = await Promise.all(wire);
+  checks.equal("wire: exchanges with the server seen", all.length, expectedTotal);
+  const exchanges = all.filter((w) => (w.request["content-type"] ?? "").startsWith("application/grpc-web"));
   const byType = (t) => exchanges.filter((w) => w.request["content-type"] === t);
   const binary = byType("application/grpc-web+proto");
   const text = byType("application/grpc-web-text");
@@ -299,6 +457,7 @@ try {
     exchanges.length > 0 && exchanges.every((w) => w.request.origin === AK_PAGE_ORIGIN),
     JSON.stringify([...new Set(exchanges.map((w) => w.request.origin))]),
   );
+  checkConnectWire(all);
   const blockedHere = consoleErrors.filter((m) => /CORS policy/.test(m));
   checks.equal("allowed origin: nothing blocked by CORS", blockedHere, []);
 
@@ -311,7 +470,7 @@ try {
   await other.waitForFunction(() => window.akBrowserReady === true);
   const userName = `browser-blocked-${runId}`;
   const blocked = await withTimeout(
-    other.evaluate((args) => window.akBrowser.blocked(args), { serverUrl: AK_URL, token, userName }),
+    other.evaluate((args) => window.akBrowser.blocked(args), { serverUrl: AK_URL, token, userName, orgId: adminOrgId }),
     30000,
     "blocked run",
   );

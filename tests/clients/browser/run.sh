@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end gRPC-Web from a browser on another origin: headless Chromium loads a page (bundled
-# here with esbuild) from a second origin and drives the machine-key API with connect-web and
-# Google's grpc-web; the same page from a third origin, not in AUTHN_KEYS_CORS_ORIGINS, must be
-# blocked.
+# End-to-end gRPC-Web and Connect from a browser on another origin: headless Chromium loads a
+# page (bundled here with esbuild) from a second origin and drives the machine-key API with
+# connect-web and Google's grpc-web (v1, gRPC-Web) and with connect-web's Connect transport (v2
+# UserService, JSON and binary); the same page from a third origin, not in
+# AUTHN_KEYS_CORS_ORIGINS, must be blocked.
 #
 #   AK_BIN=target/debug/authn-keys bash tests/clients/browser/run.sh
 #

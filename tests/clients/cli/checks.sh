@@ -23,7 +23,9 @@ check_grpc_list() {
         grpc.health.v1.Health \
         grpc.reflection.v1.ServerReflection \
         grpc.reflection.v1alpha.ServerReflection \
-        zitadel.management.v1.ManagementService
+        zitadel.application.v2.ApplicationService \
+        zitadel.management.v1.ManagementService \
+        zitadel.user.v2.UserService
     t_json "grpc.health.v1.Health/Check" "$(sed -n '/^{/,$p' <<<"$out")" .status SERVING
 }
 
@@ -117,4 +119,47 @@ check_buf_error() {
     t_json "message" "$(sed -n 2p <<<"$out")" .message "machine key not found (QUERY-Dgr3g)"
     t_json "detail type" "$(sed -n 2p <<<"$out")" '.details[0].type' zitadel.v1.ErrorDetail
     t_eq "buf convert decodes the ErrorDetail" "$(sed -n 3p <<<"$out")" '{"id":"QUERY-Dgr3g","message":"machine key not found"}'
+}
+
+check_buf_connect_list() {
+    t_eq "buf curl --list-methods (Connect reflection) | grep v2" "$(t_out)" "zitadel.application.v2.ApplicationService/CreateApplicationKey
+zitadel.application.v2.ApplicationService/DeleteApplicationKey
+zitadel.application.v2.ApplicationService/GetApplicationKey
+zitadel.application.v2.ApplicationService/ListApplicationKeys
+zitadel.user.v2.UserService/AddKey
+zitadel.user.v2.UserService/CreateUser
+zitadel.user.v2.UserService/DeleteUser
+zitadel.user.v2.UserService/ListKeys
+zitadel.user.v2.UserService/RemoveKey"
+}
+
+check_buf_connect_call() {
+    t_match "ORG_ID" "$ORG_ID" "$CLI_ID_RE"
+    t_json "GetMyOrg over Connect: the admin's org" "$(cat my-org.json)" .org.name DEFAULT
+    t_json "GetMyOrg over Connect: the org owns itself" "$(cat my-org.json)" .org.details.resourceOwner "$ORG_ID"
+    local out
+    out=$(t_out)
+    t_json "ListKeys over Connect: totalResult" "$out" .pagination.totalResult 1
+    t_json "ListKeys over Connect: appliedLimit defaults to 100" "$out" .pagination.appliedLimit 100
+    t_json "ListKeys over Connect: the key buf added over v1" "$out" '[.result[].id] | join(",")' "$BUF_KEY_ID"
+    t_json "ListKeys over Connect: its user" "$out" '.result[0].userId' "$GRPC_USER_ID"
+    t_json "ListKeys over Connect: its organization" "$out" '.result[0].organizationId' "$ORG_ID"
+    t_json "ListKeys over Connect: the v1 key's expiry" "$(cat v2-keys.json)" '.result[0].expirationDate' 9999-12-31T23:59:59Z
+}
+
+check_buf_connect_error() {
+    local out err decoded
+    out=$(t_out)
+    err=$(sed -n 2p <<<"$out")
+    t_eq "buf exits NOT_FOUND × 8" "$(sed -n 1p <<<"$out")" "buf exit status 40"
+    t_json "code" "$err" .code not_found
+    t_json "message" "$err" .message "Machine key could not be found (COMMAND-4m77G)"
+    t_json "one detail" "$err" '.details | length' 1
+    t_json "detail type" "$err" '.details[0].type' zitadel.v1.ErrorDetail
+    t_json "debug: ErrorDetail id" "$err" '.details[0].debug.id' COMMAND-4m77G
+    # the binary value, decoded with the descriptor set from "buf-http1", is what debug says
+    decoded=$(jq -r '.details[0].value + "==" | .[:length - length % 4]' connect-error.json | base64 -d |
+        buf convert management.binpb --type zitadel.v1.ErrorDetail --from -#format=binpb 2>&1)
+    t_json "value: ErrorDetail id" "$decoded" .id COMMAND-4m77G
+    t_eq "value and debug are the same ErrorDetail" "$(jq -cS . <<<"$decoded" 2>&1)" "$(jq -cS '.details[0].debug' connect-error.json)"
 }

@@ -7,8 +7,10 @@
 #    <!-- test: cli NAME -->) run verbatim with set -euo pipefail, with ISSUER and TOKEN set as
 #    the README's walk-through sets them; checks.sh asserts each block's output.
 # 2. Further checks: every RPC listed through both reflection versions, error codes, error ids
-#    and the zitadel.v1.ErrorDetail in grpcurl's and buf's error output (gRPC and gRPC-Web),
-#    exit codes, the transports actually used.
+#    and the zitadel.v1.ErrorDetail in grpcurl's and buf's error output (gRPC, gRPC-Web and
+#    Connect), exit codes, the transports actually used; buf's default protocol, Connect,
+#    against v1 and the v2 UserService (reflection over Connect streaming, unary calls over h2c
+#    and over HTTP/1.1).
 # Needs: curl, jq, node, python3 with pip (grpcurl is fetched once, see tools.sh), and
 # `npm ci` done in tests/clients (buf).
 set -euo pipefail
@@ -185,6 +187,140 @@ buf_status buf-grpcweb-http1-no-token 128 unauthenticated AUTH-7fs1e -- \
 buf_status buf-grpc-precondition 72 failed_precondition COMMAND-bnipwm1 -- \
     --protocol grpc --http2-prior-knowledge "${AUTH[@]}" -d '{"userId":"4242","type":"KEY_TYPE_JSON"}' \
     "$AK_URL/$MGMT/AddMachineKey"
+
+# ---- Connect (buf curl's default protocol) ---------------------------------------------------
+
+USERS=zitadel.user.v2.UserService
+APPS=zitadel.application.v2.ApplicationService
+
+# buf_connect_status NAME WANT_EXIT WANT_CODE WANT_ID -- BUF_CURL_ARGS...
+# buf_status, plus what a Connect error body carries besides: the ErrorDetail as JSON (debug),
+# which must be the decoded binary value.
+buf_connect_status() {
+    buf_status "$@"
+    local decoded
+    decoded=$(jq -r '.details[0].value + "==" | .[:length - length % 4]' err.json | base64 -d |
+        buf convert management.binpb --type zitadel.v1.ErrorDetail --from -#format=binpb 2>&1)
+    t_json "one detail" "$(cat err.json)" '.details | length' 1
+    t_json "debug: ErrorDetail id" "$(cat err.json)" '.details[0].debug.id' "$4"
+    t_eq "debug is the decoded value" "$(jq -cS '.details[0].debug' err.json 2>&1)" "$(jq -cS . <<<"$decoded" 2>&1)"
+}
+
+T_BLOCK=connect-reflection
+for v in grpc-v1 grpc-v1alpha; do
+    services=$(buf curl --reflect-protocol "$v" --list-services "$AK_URL" 2>&1)
+    for svc in "$MGMT" "$USERS" "$APPS" grpc.health.v1.Health; do
+        t_has "Connect, --reflect-protocol $v lists $svc" "$services" "$svc"
+    done
+done
+connect_methods=$(buf curl --list-methods "$AK_URL")
+t_eq "reflection over Connect lists what gRPC lists" "$connect_methods" "$grpc_methods"
+t_eq "--protocol connect is the default" "$(buf curl --protocol connect --list-methods "$AK_URL")" "$connect_methods"
+for rpc in CreateUser DeleteUser AddKey RemoveKey ListKeys; do
+    t_ok "buf lists $USERS/$rpc" grep -qxF "$USERS/$rpc" <<<"$connect_methods"
+done
+for rpc in CreateApplicationKey DeleteApplicationKey GetApplicationKey ListApplicationKeys; do
+    t_ok "buf lists $APPS/$rpc" grep -qxF "$APPS/$rpc" <<<"$connect_methods"
+done
+describe=$(grpcurl -plaintext "$ADDR" describe "$USERS.AddKey")
+t_has "grpcurl describes $USERS.AddKey" "$describe" \
+    "rpc AddKey ( .zitadel.user.v2.AddKeyRequest ) returns ( .zitadel.user.v2.AddKeyResponse ) {"
+t_has "$USERS.AddKey: its REST rule" "$describe" '// POST /v2/users/{user_id}/keys, body "*" [user.write]'
+t_has "$USERS.AddKey: its auth option" "$describe" 'auth_option:<permission:"authenticated">'
+t_has "grpcurl describes AddKeyRequest: expiration_date" \
+    "$(grpcurl -plaintext "$ADDR" describe zitadel.user.v2.AddKeyRequest)" ".google.protobuf.Timestamp expiration_date = 2"
+grpcurl -plaintext -protoset-out users.binpb "$ADDR" describe "$USERS" >/dev/null
+t_ok "grpcurl -protoset-out wrote the v2 schema" test -s users.binpb
+
+T_BLOCK=connect-wire
+# no --protocol: reflection is a Connect stream, the call unary Connect, both over h2c
+v=$(buf curl -v "${AUTH[@]}" "$AK_URL/$MGMT/GetMyOrg" 2>&1 >/dev/null)
+t_has "reflection: a Connect stream" "$v" "> (#1) Content-Type: application/connect+proto"
+t_has "reflection answered as a Connect stream" "$v" "< (#1) Content-Type: application/connect+proto"
+t_has "the call sends Connect-Protocol-Version" "$v" "> (#2) Connect-Protocol-Version: 1"
+t_has "the call is unary Connect, binary" "$v" "> (#2) Content-Type: application/proto"
+t_has "the call went over HTTP/2" "$v" "< (#2) HTTP/2.0 200 OK"
+t_has "answered as application/proto" "$v" "< (#2) Content-Type: application/proto"
+v=$(buf curl -v --protocol connect "${AUTH[@]}" -d '{"filters":[{"userIdFilter":{"id":"1"}}]}' \
+    "$AK_URL/$USERS/ListKeys" 2>&1 >/dev/null)
+t_has "--protocol connect: v2 ListKeys over HTTP/2" "$v" "< (#2) HTTP/2.0 200 OK"
+t_has "--protocol connect: answered as application/proto" "$v" "< (#2) Content-Type: application/proto"
+# with a schema instead of reflection, an http:// URL means HTTP/1.1; buf sets the content type
+v=$(buf curl -v --schema users.binpb "${AUTH[@]}" -d '{"filters":[{"userIdFilter":{"id":"1"}}]}' \
+    "$AK_URL/$USERS/ListKeys" 2>&1)
+t_has "HTTP/1.1 Connect: application/proto sent" "$v" "> (#1) Content-Type: application/proto"
+t_has "HTTP/1.1 Connect: 200 over HTTP/1.1" "$v" "< (#1) HTTP/1.1 200 OK"
+t_has "HTTP/1.1 Connect: answered as application/proto" "$v" "< (#1) Content-Type: application/proto"
+t_json "HTTP/1.1 Connect: an empty list" "$(sed -n '/^{/,$p' <<<"$v")" .pagination.appliedLimit 100
+t_json "HTTP/1.1 Connect, v1 GetMyOrg: the admin's org" \
+    "$(buf curl --schema management.binpb "${AUTH[@]}" "$AK_URL/$MGMT/GetMyOrg")" .org.name DEFAULT
+
+T_BLOCK=connect-v2
+org=$(buf curl "${AUTH[@]}" "$AK_URL/$MGMT/GetMyOrg")
+ORG_ID=$(jq -r .org.id <<<"$org")
+t_match "GetMyOrg over Connect" "$ORG_ID" '^[0-9]+$'
+created=$(buf curl "${AUTH[@]}" -d '{"organizationId":"'"$ORG_ID"'","username":"cli-connect","machine":{"name":"CLI Connect"}}' \
+    "$AK_URL/$USERS/CreateUser")
+V2_USER_ID=$(jq -r .id <<<"$created")
+t_match "CreateUser over Connect: an id" "$V2_USER_ID" '^[0-9]+$'
+t_json "CreateUser over Connect: a creation date" "$created" '.creationDate | test("Z$")' true
+buf_connect_status connect-username-taken 48 already_exists V3-DKcYh -- \
+    "${AUTH[@]}" -d '{"organizationId":"'"$ORG_ID"'","username":"cli-connect","machine":{"name":"again"}}' \
+    "$AK_URL/$USERS/CreateUser"
+T_BLOCK=connect-v2
+added=$(buf curl "${AUTH[@]}" -d '{"userId":"'"$V2_USER_ID"'","expirationDate":"2031-02-03T04:05:06+00:00"}' \
+    "$AK_URL/$USERS/AddKey")
+V2_KEY_ID=$(jq -r .keyId <<<"$added")
+t_match "AddKey over Connect: a key id" "$V2_KEY_ID" '^[0-9]+$'
+keyfile=$(jq -r .keyContent <<<"$added" | base64 -d)
+t_json "AddKey: keyContent names the user" "$keyfile" .userId "$V2_USER_ID"
+t_json "AddKey: keyContent names the key" "$keyfile" .keyId "$V2_KEY_ID"
+t_json "AddKey: keyContent carries the expiry, in UTC" "$keyfile" .expirationDate 2031-02-03T04:05:06Z
+jq -r .keyContent <<<"$added" | base64 -d >v2-key.json
+t_ok "the v2 key file gets a token" node "$ROOT/tests/clients/lib/token.mjs" v2-key.json "$AK_URL"
+listed=$(buf curl "${AUTH[@]}" -d '{"filters":[{"userIdFilter":{"id":"'"$V2_USER_ID"'"}}]}' "$AK_URL/$USERS/ListKeys")
+t_json "ListKeys with a userIdFilter: totalResult" "$listed" .pagination.totalResult 1
+t_json "ListKeys with a userIdFilter: the key" "$listed" '[.result[] | .id, .userId, .organizationId, .expirationDate] | join(" ")' \
+    "$V2_KEY_ID $V2_USER_ID $ORG_ID 2031-02-03T04:05:06Z"
+t_json "v1 ListMachineKeys over Connect lists the v2 key" \
+    "$(buf curl "${AUTH[@]}" -d '{"userId":"'"$V2_USER_ID"'"}' "$AK_URL/$MGMT/ListMachineKeys")" '[.result[].id] | join(",")' "$V2_KEY_ID"
+t_json "RemoveKey over Connect: a deletion date" \
+    "$(buf curl "${AUTH[@]}" -d '{"userId":"'"$V2_USER_ID"'","keyId":"'"$V2_KEY_ID"'"}' "$AK_URL/$USERS/RemoveKey")" \
+    '.deletionDate | test("Z$")' true
+t_has "the removed v2 key gets no token" "$(node "$ROOT/tests/clients/lib/token.mjs" v2-key.json "$AK_URL" 2>&1)" '"error":"invalid_grant"'
+buf_connect_status connect-remove-again 40 not_found COMMAND-4m77G -- \
+    "${AUTH[@]}" -d '{"userId":"'"$V2_USER_ID"'","keyId":"'"$V2_KEY_ID"'"}' "$AK_URL/$USERS/RemoveKey"
+buf_connect_status connect-remove-again-http1 40 not_found COMMAND-4m77G -- \
+    --schema users.binpb "${AUTH[@]}" -d '{"userId":"'"$V2_USER_ID"'","keyId":"'"$V2_KEY_ID"'"}' "$AK_URL/$USERS/RemoveKey"
+buf_connect_status connect-no-token 128 unauthenticated AUTH-7fs1e -- \
+    -d '{"filters":[{"userIdFilter":{"id":"'"$V2_USER_ID"'"}}]}' "$AK_URL/$USERS/ListKeys"
+buf_connect_status connect-bad-token 128 unauthenticated AUTH-7fs1e -- \
+    -H "authorization: Bearer not-a-token" -d '{}' "$AK_URL/$USERS/ListKeys"
+buf_connect_status connect-unknown-user 72 failed_precondition COMMAND-bnipwm1 -- \
+    "${AUTH[@]}" -d '{"userId":"4242","expirationDate":"2031-01-01T00:00:00Z"}' "$AK_URL/$USERS/AddKey"
+buf_connect_status connect-expired 24 invalid_argument DOMAIN-dv3t5 -- \
+    "${AUTH[@]}" -d '{"userId":"'"$V2_USER_ID"'","expirationDate":"2020-01-01T00:00:00Z"}' "$AK_URL/$USERS/AddKey"
+buf_connect_status connect-v1-error 40 not_found QUERY-Dgr3g -- \
+    "${AUTH[@]}" -d '{"userId":"'"$V2_USER_ID"'","keyId":"'"$V2_KEY_ID"'"}' "$AK_URL/$MGMT/GetMachineKeyByIDs"
+
+T_BLOCK=connect-validation
+rc=0
+buf curl "${AUTH[@]}" -d '{"userId":"'"$V2_USER_ID"'"}' "$AK_URL/$USERS/AddKey" >out.json 2>err.json || rc=$?
+t_eq "AddKey without expirationDate: exit INVALID_ARGUMENT × 8" "$rc" 24
+t_json "code" "$(cat err.json)" .code invalid_argument
+t_json "the validate rule's text" "$(cat err.json)" .message "invalid AddKeyRequest.ExpirationDate: value is required"
+t_json "no details" "$(cat err.json)" 'has("details")' false
+
+T_BLOCK=connect-grpc-v2
+# the same v2 error over gRPC, as grpcurl decodes it
+grpc_status grpc-v2-remove-again 69 5 COMMAND-4m77G "Machine key could not be found" -- \
+    "${AUTH[@]}" -d '{"userId":"'"$V2_USER_ID"'","keyId":"'"$V2_KEY_ID"'"}' "$ADDR" "$USERS/RemoveKey"
+
+T_BLOCK=connect-delete-user
+t_json "DeleteUser over Connect: the org's resource" \
+    "$(buf curl "${AUTH[@]}" -d '{"userId":"'"$V2_USER_ID"'"}' "$AK_URL/$USERS/DeleteUser")" .details.resourceOwner "$ORG_ID"
+buf_connect_status connect-delete-again 40 not_found COMMAND-bd4ir1mblj -- \
+    "${AUTH[@]}" -d '{"userId":"'"$V2_USER_ID"'"}' "$AK_URL/$USERS/DeleteUser"
 
 cd "$ROOT"
 t_summary cli
