@@ -175,6 +175,15 @@ pub(crate) fn db_err(e: DbErr) -> Error {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
             Error::unavailable("STORE-Unav1", "the database is not reachable").with_source(e)
         }
+        _ if text.contains("database or disk is full")
+            || text.contains("No space left on device") =>
+        {
+            Error::unavailable(
+                "STORE-Full1",
+                "the database's disk is full; nothing was written",
+            )
+            .with_source(e)
+        }
         _ if unreachable(&text) => {
             Error::unavailable("STORE-Unav2", "the database connection was lost").with_source(e)
         }

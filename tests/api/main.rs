@@ -6,6 +6,7 @@ mod bootstrap;
 mod browsers;
 mod concurrency;
 mod connect;
+mod crashes;
 mod flow;
 mod grpc_web;
 mod helpers;
