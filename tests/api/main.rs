@@ -8,6 +8,7 @@ mod connect;
 mod flow;
 mod grpc_web;
 mod helpers;
+mod hostile;
 mod introspection;
 mod isolation;
 mod listings;
