@@ -169,6 +169,9 @@ fn show(t: i64) -> String {
 pub struct Assertion {
     /// `iss` = `sub`: the user id, or the client id of an app.
     pub subject: String,
+    /// When the assertion stops being acceptable: its `exp`, or earlier when its `iat` grows
+    /// older than the max age. What a replay check must remember, so at most the max age
+    /// (plus skew) from now, whatever `exp` says.
     pub expires_at: i64,
 }
 
@@ -205,7 +208,7 @@ pub fn check_assertion(
     let exp = jwt
         .time_claim("exp")?
         .ok_or_else(|| JwtError::Claims("the assertion has no exp claim".into()))?;
-    if exp + skew <= now {
+    if exp.saturating_add(skew) <= now {
         return Err(JwtError::Claims(format!(
             "the assertion expired at {}",
             show(exp)
@@ -214,22 +217,23 @@ pub fn check_assertion(
     let iat = jwt
         .time_claim("iat")?
         .ok_or_else(|| JwtError::Claims("the assertion has no iat claim".into()))?;
-    if iat > now + skew {
+    if iat > now.saturating_add(skew) {
         return Err(JwtError::Claims(format!(
             "the assertion's iat {} is in the future (allowed clock skew {skew}s)",
             show(iat)
         )));
     }
-    if iat + rules.max_age.num_seconds() + skew < now {
+    let max_age = rules.max_age.num_seconds();
+    if iat.saturating_add(max_age).saturating_add(skew) < now {
         return Err(JwtError::Claims(format!(
             "the assertion was issued at {}, more than {}s ago",
             show(iat),
-            rules.max_age.num_seconds()
+            max_age
         )));
     }
     Ok(Assertion {
         subject: sub.to_string(),
-        expires_at: exp,
+        expires_at: exp.min(iat.saturating_add(max_age)),
     })
 }
 
@@ -365,6 +369,16 @@ mod tests {
         assert!(err(claims(json!({"iat": NOW - 3700}))).contains("ago"));
         assert!(err(claims(json!({"exp": null}))).contains("no exp"));
         assert!(err(claims(json!({"iat": "yesterday"}))).contains("not a number"));
+        // An exp past i64 (or chrono's range) is far in the future, not an overflow; what
+        // must be remembered of the assertion ends with its max age.
+        for exp in [json!(1e300), json!(u64::MAX), json!(8_210_266_876_799i64)] {
+            assert_eq!(
+                check(claims(json!({"exp": exp}))).unwrap().expires_at,
+                NOW + 3600
+            );
+        }
+        assert!(err(claims(json!({"exp": -1e300}))).contains("expired"));
+        assert!(err(claims(json!({"iat": -1e300}))).contains("ago"));
     }
 
     #[test]

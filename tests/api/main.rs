@@ -10,6 +10,7 @@ mod crashes;
 mod flow;
 mod grpc_web;
 mod helpers;
+mod hostile;
 mod introspection;
 mod isolation;
 mod listings;

@@ -1,7 +1,10 @@
 //! Checks the gRPC framing of a unary request before the service decodes it: a body whose
-//! length-prefixed message is cut short is INVALID_ARGUMENT with our error detail (tonic
-//! would answer INTERNAL). Sits inside tonic-web's layer, so it sees gRPC-Web requests
-//! already translated to gRPC frames, and native gRPC ones alike.
+//! length-prefixed message is cut short, a body with no message at all, and a frame whose
+//! flag byte is not 0 (or 1 under a `grpc-encoding`) are INVALID_ARGUMENT with our error
+//! detail (tonic would answer INTERNAL). Sits inside tonic-web's layer, so it sees gRPC-Web
+//! requests already translated to gRPC frames, and native gRPC ones alike. For a service
+//! built on tonic's own codec (tonic-health), it also decodes each message, so a malformed
+//! one is INVALID_ARGUMENT there too, as our codec makes it for our services.
 use std::{
     convert::Infallible,
     future::Future,
@@ -23,8 +26,33 @@ use crate::error::Error;
 /// Largest request body accepted (tonic's default decoding limit plus the frame header).
 const MAX_BODY: usize = 4 * 1024 * 1024 + 5;
 
+/// Whether a message decodes as a service's request type.
+type Decodes = fn(&[u8]) -> Result<(), prost::DecodeError>;
+
 #[derive(Clone)]
-pub struct FrameCheck<S>(pub S);
+pub struct FrameCheck<S> {
+    inner: S,
+    /// Whether an uncompressed message decodes as the request type, for services whose own
+    /// codec would answer INTERNAL when it does not.
+    decodes: Option<Decodes>,
+}
+
+impl<S> FrameCheck<S> {
+    pub fn new(inner: S) -> Self {
+        FrameCheck {
+            inner,
+            decodes: None,
+        }
+    }
+
+    /// Also checks that each message decodes as `M`.
+    pub fn decoding<M: prost::Message + Default>(inner: S) -> Self {
+        FrameCheck {
+            inner,
+            decodes: Some(|bytes| M::decode(bytes).map(drop)),
+        }
+    }
+}
 
 impl<S: NamedService> NamedService for FrameCheck<S> {
     const NAME: &'static str = S::NAME;
@@ -45,6 +73,36 @@ pub fn frames_complete(mut body: &[u8]) -> bool {
     true
 }
 
+/// The first uncompressed message of a complete `body` that `decodes` refuses.
+fn bad_message(mut body: &[u8], decodes: Decodes) -> Option<prost::DecodeError> {
+    while body.len() >= 5 {
+        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        let message = body.get(5..5 + len)?;
+        if body[0] == 0
+            && let Err(e) = decodes(message)
+        {
+            return Some(e);
+        }
+        body = &body[5 + len..];
+    }
+    None
+}
+
+/// The first frame flag of a complete `body` that is neither 0 (plain) nor, when the request
+/// names a `grpc-encoding`, 1 (compressed).
+fn bad_flag(mut body: &[u8], encoded: bool) -> Option<u8> {
+    while body.len() >= 5 {
+        match body[0] {
+            0 => {}
+            1 if encoded => {}
+            flag => return Some(flag),
+        }
+        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        body = body.get(5 + len..)?;
+    }
+    None
+}
+
 impl<S> Service<Request<Body>> for FrameCheck<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
@@ -58,12 +116,13 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let clone = self.0.clone();
-        let mut inner = std::mem::replace(&mut self.0, clone);
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let decodes = self.decodes;
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let bytes = match Limited::new(body, MAX_BODY).collect().await {
@@ -80,6 +139,33 @@ where
                 return Ok(to_status(Error::invalid_argument(
                     "GRPC-Frm01",
                     "the request's gRPC frame is truncated: its length prefix promises more bytes than were sent",
+                ))
+                .into_http());
+            }
+            if bytes.is_empty() {
+                return Ok(to_status(Error::invalid_argument(
+                    "GRPC-Frm02",
+                    "the request carries no gRPC message; a unary call sends exactly one",
+                ))
+                .into_http());
+            }
+            let encoded = parts
+                .headers
+                .get("grpc-encoding")
+                .is_some_and(|v| v.as_bytes() != b"identity");
+            if let Some(flag) = bad_flag(&bytes, encoded) {
+                return Ok(to_status(Error::invalid_argument(
+                    "GRPC-Frm03",
+                    format!(
+                        "a gRPC frame has flag {flag:#04x}: messages are flagged 0, or 1 (compressed) under a grpc-encoding header"
+                    ),
+                ))
+                .into_http());
+            }
+            if let Some(e) = decodes.and_then(|d| bad_message(&bytes, d)) {
+                return Ok(to_status(Error::invalid_argument(
+                    "GRPC-Dec01",
+                    format!("the request is not a valid protobuf message: {e}"),
                 ))
                 .into_http());
             }
@@ -101,5 +187,8 @@ mod tests {
         assert!(frames_complete(&[0, 0, 0, 0, 2, 8, 1]));
         assert!(!frames_complete(&[0, 0, 0, 0, 100, 1, 2, 3]));
         assert!(!frames_complete(&[0, 0, 0]));
+        assert_eq!(bad_flag(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0], false), Some(1));
+        assert_eq!(bad_flag(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0], true), None);
+        assert_eq!(bad_flag(&[0x80, 0, 0, 0, 0], true), Some(0x80));
     }
 }
