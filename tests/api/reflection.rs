@@ -51,6 +51,62 @@ fn scalar(t: Type) -> &'static str {
     }
 }
 
+/// What reflection serves, by full name: messages (nested ones too), enums, methods, and the
+/// file of each top-level definition.
+struct Served {
+    messages: HashMap<String, prost_types::DescriptorProto>,
+    enums: HashMap<String, prost_types::EnumDescriptorProto>,
+    file_of: HashMap<String, String>,
+}
+
+/// Indexes the served files, and checks that every method of the contract is served with its
+/// request and response types.
+fn index_and_check_methods(all: &[FileDescriptorProto], contract: &Value) -> Served {
+    let mut served = Served {
+        messages: HashMap::new(),
+        enums: HashMap::new(),
+        file_of: HashMap::new(),
+    };
+    let mut methods = HashMap::new();
+    for f in all {
+        let pkg = f.package();
+        index_messages(pkg, &f.message_type, &mut served.messages);
+        for m in &f.message_type {
+            served
+                .file_of
+                .insert(format!("{pkg}.{}", m.name()), f.name().to_owned());
+        }
+        for e in &f.enum_type {
+            served
+                .enums
+                .insert(format!("{pkg}.{}", e.name()), e.clone());
+            served
+                .file_of
+                .insert(format!("{pkg}.{}", e.name()), f.name().to_owned());
+        }
+        for s in &f.service {
+            for m in &s.method {
+                methods.insert(format!("/{pkg}.{}/{}", s.name(), m.name()), m.clone());
+            }
+        }
+    }
+    for (name, m) in contract["methods"].as_object().unwrap() {
+        let path = m["grpcPath"].as_str().unwrap();
+        let method: &prost_types::MethodDescriptorProto = methods
+            .get(path)
+            .unwrap_or_else(|| panic!("{name} ({path}) is not served"));
+        assert_eq!(
+            method.input_type(),
+            format!(".{}", m["request"].as_str().unwrap())
+        );
+        assert_eq!(
+            method.output_type(),
+            format!(".{}", m["response"].as_str().unwrap())
+        );
+    }
+    served
+}
+
 #[tokio::test]
 async fn served_descriptors_match_the_contract() {
     let app = TestApp::spawn().await;
@@ -70,38 +126,9 @@ async fn served_descriptors_match_the_contract() {
     ] {
         all.extend(files(&app, symbol).await);
     }
-    // Index messages and enums by full name, and the service's methods.
-    let mut messages = HashMap::new();
-    let mut enums = HashMap::new();
-    let mut methods = HashMap::new();
-    for f in &all {
-        let pkg = f.package();
-        for m in &f.message_type {
-            messages.insert(format!("{pkg}.{}", m.name()), m.clone());
-        }
-        for e in &f.enum_type {
-            enums.insert(format!("{pkg}.{}", e.name()), e.clone());
-        }
-        for s in &f.service {
-            for m in &s.method {
-                methods.insert(format!("/{pkg}.{}/{}", s.name(), m.name()), m.clone());
-            }
-        }
-    }
-    for (name, m) in contract["methods"].as_object().unwrap() {
-        let path = m["grpcPath"].as_str().unwrap();
-        let served = methods
-            .get(path)
-            .unwrap_or_else(|| panic!("{name} ({path}) is not served"));
-        assert_eq!(
-            served.input_type(),
-            format!(".{}", m["request"].as_str().unwrap())
-        );
-        assert_eq!(
-            served.output_type(),
-            format!(".{}", m["response"].as_str().unwrap())
-        );
-    }
+    let Served {
+        messages, enums, ..
+    } = index_and_check_methods(&all, &contract);
     let mut checked = 0;
     for (full, fields) in contract["messages"].as_object().unwrap() {
         let served = messages
@@ -263,40 +290,11 @@ async fn served_v2_descriptors_match_contract_v2() {
     let app = TestApp::spawn().await;
     let contract: Value = serde_json::from_str(include_str!("contract-v2.json")).unwrap();
     let all = v2_files(&app, &contract).await;
-    let mut messages = HashMap::new();
-    let mut enums = HashMap::new();
-    let mut methods = HashMap::new();
-    let mut file_of = HashMap::new();
-    for f in &all {
-        let pkg = f.package();
-        index_messages(pkg, &f.message_type, &mut messages);
-        for m in &f.message_type {
-            file_of.insert(format!("{pkg}.{}", m.name()), f.name().to_owned());
-        }
-        for e in &f.enum_type {
-            enums.insert(format!("{pkg}.{}", e.name()), e.clone());
-            file_of.insert(format!("{pkg}.{}", e.name()), f.name().to_owned());
-        }
-        for s in &f.service {
-            for m in &s.method {
-                methods.insert(format!("/{pkg}.{}/{}", s.name(), m.name()), m.clone());
-            }
-        }
-    }
-    for (name, m) in contract["methods"].as_object().unwrap() {
-        let path = m["grpcPath"].as_str().unwrap();
-        let served = methods
-            .get(path)
-            .unwrap_or_else(|| panic!("{name} ({path}) is not served"));
-        assert_eq!(
-            served.input_type(),
-            format!(".{}", m["request"].as_str().unwrap())
-        );
-        assert_eq!(
-            served.output_type(),
-            format!(".{}", m["response"].as_str().unwrap())
-        );
-    }
+    let Served {
+        messages,
+        enums,
+        file_of,
+    } = index_and_check_methods(&all, &contract);
     let mut checked = 0;
     for (full, spec) in contract["messages"].as_object().unwrap() {
         let served = messages
