@@ -16,7 +16,11 @@ impl Timestamp {
     /// The instant, if seconds and nanos are within the range the type allows
     /// (0001-01-01 to 9999-12-31, nanos 0..1e9).
     pub fn to_datetime(self) -> Option<DateTime<Utc>> {
-        if !(0..1_000_000_000).contains(&self.nanos) {
+        // The well-known type's range. Beyond it, years have five digits: SQLite keeps times as
+        // text, where "+10000-…" would sort before today.
+        const MIN: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
+        const MAX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        if !(0..1_000_000_000).contains(&self.nanos) || !(MIN..=MAX).contains(&self.seconds) {
             return None;
         }
         DateTime::from_timestamp(self.seconds, self.nanos as u32)
@@ -74,6 +78,16 @@ mod tests {
         );
         let offset: Timestamp = serde_json::from_str("\"1970-01-01T01:00:01+01:00\"").unwrap();
         assert_eq!(offset.seconds, 1);
+    }
+
+    #[test]
+    fn the_well_known_range_only() {
+        let at = |seconds, nanos| Timestamp { seconds, nanos }.to_datetime();
+        assert!(at(253_402_300_799, 999_999_999).is_some());
+        assert!(at(253_402_300_800, 0).is_none());
+        assert!(at(-62_135_596_800, 0).is_some());
+        assert!(at(-62_135_596_801, 0).is_none());
+        assert!(at(0, 1_000_000_000).is_none());
     }
 
     #[test]

@@ -426,3 +426,46 @@ async fn keys_come_from_the_pool_and_each_is_handed_out_once() {
         app.token_for(&file).await;
     }
 }
+
+#[tokio::test]
+async fn expirations_beyond_year_9999_are_refused() {
+    use authn_keys::proto::{
+        wkt::Timestamp,
+        zitadel::user::v2::{AddKeyRequest, user_service_client::UserServiceClient},
+    };
+    let app = TestApp::spawn().await;
+    let t = app.admin_token().await;
+    let beyond = Some(Timestamp {
+        seconds: 253_402_300_800, // 10000-01-01T00:00:00Z
+        nanos: 0,
+    });
+    let v1 = app
+        .grpc()
+        .await
+        .add_machine_key(authed(
+            &t,
+            None,
+            AddMachineKeyRequest {
+                user_id: app.admin_id.clone(),
+                r#type: 1,
+                expiration_date: beyond,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(v1.code(), tonic::Code::InvalidArgument, "{v1:?}");
+    let v2 = UserServiceClient::new(app.channel().await)
+        .add_key(authed(
+            &t,
+            None,
+            AddKeyRequest {
+                user_id: app.admin_id.clone(),
+                expiration_date: beyond,
+                public_key: Vec::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(v2.code(), tonic::Code::InvalidArgument, "{v2:?}");
+}
