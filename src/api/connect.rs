@@ -457,6 +457,33 @@ impl Connect {
         }
     }
 
+    /// The same call as gRPC, with the caller's headers and address, answered in-process by
+    /// the gRPC services; `None` when the request cannot be built.
+    async fn grpc_call(
+        &self,
+        path: &str,
+        parts: &axum::http::request::Parts,
+        body: Body,
+    ) -> Option<Response> {
+        let mut grpc = axum::http::Request::builder()
+            .method(HttpMethod::POST)
+            .uri(path)
+            .version(axum::http::Version::HTTP_2)
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .header(header::TE, "trailers");
+        for (name, value) in parts.headers.iter().filter(|(n, _)| call_header(n)) {
+            grpc = grpc.header(name, value);
+        }
+        let mut grpc = grpc.body(body).ok()?;
+        if let Some(peer) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
+            grpc.extensions_mut().insert(*peer);
+        }
+        match self.grpc.clone().oneshot(grpc).await {
+            Ok(resp) => Some(resp),
+            Err(never) => match never {},
+        }
+    }
+
     /// A streaming call: the envelopes pass both ways unchanged (Connect's envelope is gRPC's
     /// length-prefixed message), and the gRPC trailers become Connect's end-of-stream message.
     async fn stream(&self, path: &str, req: Request) -> Response {
@@ -471,24 +498,8 @@ impl Connect {
                 "compressed Connect streams are not supported; send identity",
             ));
         }
-        let mut grpc = axum::http::Request::builder()
-            .method(HttpMethod::POST)
-            .uri(path)
-            .version(axum::http::Version::HTTP_2)
-            .header(header::CONTENT_TYPE, "application/grpc")
-            .header(header::TE, "trailers");
-        for (name, value) in parts.headers.iter().filter(|(n, _)| call_header(n)) {
-            grpc = grpc.header(name, value);
-        }
-        let Ok(mut grpc) = grpc.body(body) else {
+        let Some(answer) = self.grpc_call(path, &parts, body).await else {
             return stream_end_only(&tonic::Status::internal("cannot build the call"));
-        };
-        if let Some(peer) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
-            grpc.extensions_mut().insert(*peer);
-        }
-        let answer = match self.grpc.clone().oneshot(grpc).await {
-            Ok(resp) => resp,
-            Err(never) => match never {},
         };
         let (head, body) = answer.into_parts();
         if head.headers.contains_key("grpc-status") || head.status == StatusCode::NOT_FOUND {
@@ -590,24 +601,8 @@ impl Connect {
         frame.push(0);
         frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
         frame.extend_from_slice(&message);
-        let mut grpc = axum::http::Request::builder()
-            .method(HttpMethod::POST)
-            .uri(method.path)
-            .version(axum::http::Version::HTTP_2)
-            .header(header::CONTENT_TYPE, "application/grpc")
-            .header(header::TE, "trailers");
-        for (name, value) in parts.headers.iter().filter(|(n, _)| call_header(n)) {
-            grpc = grpc.header(name, value);
-        }
-        let Ok(mut grpc) = grpc.body(Body::from(frame)) else {
+        let Some(answer) = self.grpc_call(method.path, &parts, Body::from(frame)).await else {
             return error_response(Error::internal("CONNECT-Req01", "cannot build the call"));
-        };
-        if let Some(peer) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
-            grpc.extensions_mut().insert(*peer);
-        }
-        let answer = match self.grpc.clone().oneshot(grpc).await {
-            Ok(resp) => resp,
-            Err(never) => match never {},
         };
         let (head, body) = answer.into_parts();
         let collected = match body.collect().await {

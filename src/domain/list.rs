@@ -229,16 +229,8 @@ pub enum Visible {
     },
 }
 
-/// A v2 listing's page: offset, limit, order (descending unless `asc`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub offset: u64,
-    pub limit: u64,
-    pub asc: bool,
-}
-
-/// v2's paging rules: limit 0 means 100, more than 1000 is refused.
-pub fn v2_window(offset: u64, limit: u32, asc: bool) -> Result<Window, Error> {
+/// v2's paging rules: limit 0 means 100, more than 1000 is refused (with v2's error id).
+pub fn v2_window(offset: u64, limit: u32, asc: bool) -> Result<Page, Error> {
     const DEFAULT: u32 = 100;
     const MAX: u32 = 1000;
     let limit = match limit {
@@ -251,7 +243,7 @@ pub fn v2_window(offset: u64, limit: u32, asc: bool) -> Result<Window, Error> {
         }
         n => n,
     };
-    Ok(Window {
+    Ok(Page {
         offset,
         limit: u64::from(limit),
         asc,

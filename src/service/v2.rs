@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::{Ctx, Services, machine_keys::NewMachineKey, users::NewMachineUser};
 use crate::{
     domain::{
-        list::{KeyFilter, KeyOrder, Visible, Window},
+        list::{KeyFilter, KeyOrder, Page, Visible},
         model::{AuthnKey, User},
         principal::Permission,
         validate,
@@ -219,7 +219,7 @@ impl Services {
         caller: &User,
         filters: &[KeyFilter],
         order: KeyOrder,
-        window: Window,
+        window: Page,
     ) -> Result<KeyPage<AuthnKey>> {
         let visible = match self
             .where_permitted(&caller.id, Permission::UserRead)
@@ -231,12 +231,11 @@ impl Services {
                 own_user: Some(caller.id.clone()),
             },
         };
-        let (total, items) =
-            repo::find_machine_keys(&self.db, &visible, filters, order, window).await?;
+        let found = repo::find_machine_keys(&self.db, &visible, filters, order, window).await?;
         Ok(KeyPage {
-            total,
+            total: found.total,
             limit: window.limit,
-            items,
+            items: found.items,
         })
     }
 
@@ -317,17 +316,16 @@ impl Services {
         caller: &User,
         filters: &[KeyFilter],
         order: KeyOrder,
-        window: Window,
+        window: Page,
     ) -> Result<KeyPage<repo::AppKeyRow>> {
         let visible = self
             .where_permitted(&caller.id, Permission::ProjectAppRead)
             .await?;
-        let (total, items) =
-            repo::find_app_keys(&self.db, &visible, filters, order, window).await?;
+        let found = repo::find_app_keys(&self.db, &visible, filters, order, window).await?;
         Ok(KeyPage {
-            total,
+            total: found.total,
             limit: window.limit,
-            items,
+            items: found.items,
         })
     }
 }

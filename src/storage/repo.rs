@@ -13,7 +13,7 @@ use crate::{
     domain::{
         list::{
             Compare, KeyFilter, KeyOrder, Page, TextMatch, TextMethod, UserOrder, UserQuery,
-            Visible, Window,
+            Visible,
         },
         model::{
             AccessToken, AccessTokenType, ApiAuthMethod, App, AuthnKey, Member, NewEvent, Org,
@@ -414,6 +414,16 @@ pub struct PageOf<T> {
     pub items: Vec<T>,
 }
 
+impl<T> PageOf<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> PageOf<U> {
+        PageOf {
+            total: self.total,
+            latest_position: self.latest_position,
+            items: self.items.into_iter().map(f).collect(),
+        }
+    }
+}
+
 /// A row of a listing with the statement-wide figures attached.
 struct WithTotals<M> {
     model: M,
@@ -546,12 +556,9 @@ pub async fn list_users(
         UserOrder::CreationDate => user::Column::CreatedAt,
         UserOrder::UserName => user::Column::UserName,
     };
-    let p = paged(db, query, order, user::Column::Id, page).await?;
-    Ok(PageOf {
-        total: p.total,
-        latest_position: p.latest_position,
-        items: p.items.into_iter().map(user_from).collect(),
-    })
+    Ok(paged(db, query, order, user::Column::Id, page)
+        .await?
+        .map(user_from))
 }
 
 /// One page of an org's projects, optionally by name.
@@ -574,11 +581,7 @@ pub async fn list_projects(
         page,
     )
     .await?;
-    Ok(PageOf {
-        total: p.total,
-        latest_position: p.latest_position,
-        items: p.items.into_iter().map(project_from).collect(),
-    })
+    Ok(p.map(project_from))
 }
 
 /// One page of a project's apps, optionally by name.
@@ -596,12 +599,11 @@ pub async fn list_apps(
     for m in names {
         query = query.filter(text_condition(backend, app::Column::Name, m));
     }
-    let p = paged(db, query, app::Column::CreatedAt, app::Column::Id, page).await?;
-    Ok(PageOf {
-        total: p.total,
-        latest_position: p.latest_position,
-        items: p.items.into_iter().map(app_from).collect(),
-    })
+    Ok(
+        paged(db, query, app::Column::CreatedAt, app::Column::Id, page)
+            .await?
+            .map(app_from),
+    )
 }
 
 fn compare<C: IntoColumnRef + Copy>(col: C, how: Compare, at: DateTime<Utc>) -> Expr {
@@ -615,15 +617,74 @@ fn compare<C: IntoColumnRef + Copy>(col: C, how: Compare, at: DateTime<Utc>) -> 
     }
 }
 
-/// Machine keys matching every filter among those `visible`, one window of them in `order`
-/// (ties by id), and the count of all of them: v2 ListKeys.
+/// The columns of a key table that the v2 filters and sorting name.
+struct KeyColumns<C> {
+    id: C,
+    owner: C,
+    org: C,
+    /// Machine keys belong to no project.
+    project: Option<C>,
+    created: C,
+    expires: C,
+}
+
+impl<C: ColumnTrait + IntoColumnRef + Copy> KeyColumns<C> {
+    fn condition(&self, f: &KeyFilter) -> Expr {
+        match f {
+            KeyFilter::KeyId(id) => self.id.eq(id.clone()),
+            KeyFilter::OwnerId(id) => self.owner.eq(id.clone()),
+            KeyFilter::OrgId(id) => self.org.eq(id.clone()),
+            KeyFilter::ProjectId(id) => match self.project {
+                Some(project) => project.eq(id.clone()),
+                None => Expr::val(1).eq(0),
+            },
+            KeyFilter::Created(how, at) => compare(self.created, *how, *at),
+            KeyFilter::Expires(how, at) => compare(self.expires, *how, *at),
+        }
+    }
+
+    /// The sort column; ties break by id in the same direction.
+    fn order(&self, order: KeyOrder) -> C {
+        match order {
+            KeyOrder::Created => self.created,
+            KeyOrder::Id => self.id,
+            KeyOrder::OwnerId => self.owner,
+            KeyOrder::ProjectId => self.project.unwrap_or(self.id),
+            KeyOrder::OrgId => self.org,
+            KeyOrder::Expiration => self.expires,
+        }
+    }
+}
+
+/// One page of the keys matching every filter among those `visible`, in `order`, and the
+/// count of all of them (v2 ListKeys and ListApplicationKeys).
+async fn find_keys<E>(
+    db: &impl ConnectionTrait,
+    mut query: sea_orm::Select<E>,
+    columns: KeyColumns<E::Column>,
+    filters: &[KeyFilter],
+    order: KeyOrder,
+    page: Page,
+) -> Result<PageOf<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    E::Column: IntoColumnRef + Copy,
+{
+    for f in filters {
+        query = query.filter(columns.condition(f));
+    }
+    paged(db, query, columns.order(order), columns.id, page).await
+}
+
+/// v2 ListKeys: machine keys of the visible orgs, or the caller's own.
 pub async fn find_machine_keys(
     db: &impl ConnectionTrait,
     visible: &Visible,
     filters: &[KeyFilter],
     order: KeyOrder,
-    window: Window,
-) -> Result<(u64, Vec<AuthnKey>)> {
+    page: Page,
+) -> Result<PageOf<AuthnKey>> {
     use machine_key::Column as C;
     let mut query = machine_key::Entity::find();
     if let Visible::Some { orgs, own_user } = visible {
@@ -633,85 +694,51 @@ pub async fn find_machine_keys(
         }
         query = query.filter(any);
     }
-    for f in filters {
-        query = match f {
-            KeyFilter::KeyId(id) => query.filter(C::Id.eq(id.clone())),
-            KeyFilter::OwnerId(id) => query.filter(C::UserId.eq(id.clone())),
-            KeyFilter::OrgId(id) => query.filter(C::OrgId.eq(id.clone())),
-            // Machine keys belong to no project.
-            KeyFilter::ProjectId(_) => query.filter(Expr::val(1).eq(0)),
-            KeyFilter::Created(how, at) => query.filter(compare(C::CreatedAt, *how, *at)),
-            KeyFilter::Expires(how, at) => query.filter(compare(C::ExpiresAt, *how, *at)),
-        };
-    }
-    let column = match order {
-        KeyOrder::Created => C::CreatedAt,
-        KeyOrder::Id => C::Id,
-        KeyOrder::OwnerId => C::UserId,
-        KeyOrder::OrgId => C::OrgId,
-        KeyOrder::Expiration => C::ExpiresAt,
-        KeyOrder::ProjectId => C::Id,
+    let columns = KeyColumns {
+        id: C::Id,
+        owner: C::UserId,
+        org: C::OrgId,
+        project: None,
+        created: C::CreatedAt,
+        expires: C::ExpiresAt,
     };
-    let page = Page {
-        offset: window.offset,
-        limit: window.limit,
-        asc: window.asc,
-    };
-    let p = paged(db, query, column, C::Id, page).await?;
-    Ok((p.total, p.items.into_iter().map(machine_key_from).collect()))
+    Ok(find_keys(db, query, columns, filters, order, page)
+        .await?
+        .map(machine_key_from))
 }
 
 /// An app key with its project: (key, project id).
 pub type AppKeyRow = (AuthnKey, String);
 
-/// App keys matching every filter among those `visible` (by the org of their project), one
-/// window in `order`, and the count: v2 ListApplicationKeys.
+fn app_key_row(m: app_key::Model) -> AppKeyRow {
+    let project = m.project_id.clone();
+    (app_key_from(m), project)
+}
+
+/// v2 ListApplicationKeys: app keys of the visible orgs.
 pub async fn find_app_keys(
     db: &impl ConnectionTrait,
     visible: &Visible,
     filters: &[KeyFilter],
     order: KeyOrder,
-    window: Window,
-) -> Result<(u64, Vec<AppKeyRow>)> {
+    page: Page,
+) -> Result<PageOf<AppKeyRow>> {
     use app_key::Column as C;
     let mut query = app_key::Entity::find();
     if let Visible::Some { orgs, .. } = visible {
         query = query.filter(C::OrgId.is_in(orgs.iter().cloned()));
     }
-    for f in filters {
-        query = match f {
-            KeyFilter::KeyId(id) => query.filter(C::Id.eq(id.clone())),
-            KeyFilter::OwnerId(id) => query.filter(C::AppId.eq(id.clone())),
-            KeyFilter::ProjectId(id) => query.filter(C::ProjectId.eq(id.clone())),
-            KeyFilter::OrgId(id) => query.filter(C::OrgId.eq(id.clone())),
-            KeyFilter::Created(how, at) => query.filter(compare(C::CreatedAt, *how, *at)),
-            KeyFilter::Expires(how, at) => query.filter(compare(C::ExpiresAt, *how, *at)),
-        };
-    }
-    let column = match order {
-        KeyOrder::Created => C::CreatedAt,
-        KeyOrder::Id => C::Id,
-        KeyOrder::OwnerId => C::AppId,
-        KeyOrder::ProjectId => C::ProjectId,
-        KeyOrder::OrgId => C::OrgId,
-        KeyOrder::Expiration => C::ExpiresAt,
+    let columns = KeyColumns {
+        id: C::Id,
+        owner: C::AppId,
+        org: C::OrgId,
+        project: Some(C::ProjectId),
+        created: C::CreatedAt,
+        expires: C::ExpiresAt,
     };
-    let page = Page {
-        offset: window.offset,
-        limit: window.limit,
-        asc: window.asc,
-    };
-    let p = paged(db, query, column, C::Id, page).await?;
-    Ok((
-        p.total,
-        p.items
-            .into_iter()
-            .map(|m| {
-                let project = m.project_id.clone();
-                (app_key_from(m), project)
-            })
-            .collect(),
-    ))
+    Ok(find_keys(db, query, columns, filters, order, page)
+        .await?
+        .map(app_key_row))
 }
 
 /// An app key with its project, wherever it is.
@@ -723,10 +750,7 @@ pub async fn find_app_key_with_project(
         .one(db)
         .await
         .map_err(db_err)?
-        .map(|m| {
-            let project = m.project_id.clone();
-            (app_key_from(m), project)
-        }))
+        .map(app_key_row))
 }
 
 // ---- machine keys and app keys ---------------------------------------------------------------
@@ -801,11 +825,7 @@ pub async fn list_machine_keys(
         page,
     )
     .await?;
-    Ok(PageOf {
-        total: p.total,
-        latest_position: p.latest_position,
-        items: p.items.into_iter().map(machine_key_from).collect(),
-    })
+    Ok(p.map(machine_key_from))
 }
 
 /// Removes the key and every access token obtained with it; returns whether the key existed.
@@ -879,11 +899,7 @@ pub async fn list_app_keys(
         page,
     )
     .await?;
-    Ok(PageOf {
-        total: p.total,
-        latest_position: p.latest_position,
-        items: p.items.into_iter().map(app_key_from).collect(),
-    })
+    Ok(p.map(app_key_from))
 }
 
 pub async fn delete_app_key(
