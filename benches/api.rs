@@ -1,6 +1,7 @@
 //! End-to-end request costs against a real server on loopback, each reported as a ratio to a
 //! baseline measured in the same run (gRPC Healthz: transport only, no auth, no database).
-//! Run: `cargo bench --bench api` (SQLite), or with DATABASE_URL=postgres://… for PostgreSQL.
+//! Run: `cargo bench --bench api` (SQLite), or with DATABASE_URL=postgres://… or mysql://… for
+//! PostgreSQL or MySQL.
 //! Figures are printed, never asserted.
 #[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
@@ -183,11 +184,7 @@ async fn main() {
         n: keygen_n,
     });
 
-    let backend = if app.db_url.starts_with("postgres") {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+    let backend = database_name(&app.db_url);
     println!("authn-keys request costs on {backend} (median of n calls, one client, loopback)\n");
     println!("| operation | n | median | × baseline |");
     println!("|---|---|---|---|");

@@ -1,5 +1,5 @@
-//! The load generator: starts the real server (release build, SQLite, or PostgreSQL when
-//! DATABASE_URL names one) and drives it over real sockets with N connections × M concurrent
+//! The load generator: starts the real server (release build, SQLite, or PostgreSQL or MySQL
+//! when DATABASE_URL names one) and drives it over real sockets with N connections × M concurrent
 //! streams for a fixed time per operation — gRPC on N HTTP/2 connections with M streams each;
 //! gRPC-Web and REST over HTTP/1.1 with N × M keep-alive connections (HTTP/1.1 has no
 //! streams). It prints requests/s and p50/p90/p99 for each, the baselines measured in the same
@@ -263,11 +263,7 @@ async fn main() {
     let o = opts();
     let dur = Duration::from_secs_f64(o.seconds);
     let workers = o.connections * o.streams;
-    let backend = if std::env::var("DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+    let backend = database_name(&database_server().unwrap_or_default());
     // The raw generation rate first, while nothing else runs.
     let (one_key, raw_rate) = tokio::task::spawn_blocking(|| raw_keygen(4.0))
         .await

@@ -64,7 +64,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
     let backend = Backend::of_url(&config.database_url).ok_or_else(|| {
         Error::invalid_argument(
             "CONFIG-Db002",
-            "AUTHN_KEYS_DATABASE_URL must start with sqlite: or postgres://",
+            "AUTHN_KEYS_DATABASE_URL must start with sqlite:, postgres:// or mysql://",
         )
     })?;
     let domain = url::Url::parse(&issuer)
@@ -374,9 +374,9 @@ fn master_key(config: &Config, backend: Backend, holds_encrypted: bool) -> Resul
         return MasterKey::parse(text);
     }
     match (backend, sqlite_file(&config.database_url)) {
-        (Backend::Postgres, _) => Err(Error::invalid_argument(
+        (Backend::Postgres | Backend::Mysql, _) => Err(Error::invalid_argument(
             "CONFIG-Mkey2",
-            "AUTHN_KEYS_MASTER_KEY (32 characters) is required with PostgreSQL: every server process must share it",
+            "AUTHN_KEYS_MASTER_KEY (32 characters) is required with PostgreSQL and MySQL: every server process must share it",
         )),
         (Backend::Sqlite, None) => {
             tracing::warn!(

@@ -556,18 +556,12 @@ const RECORD_GONE: &str = "STORE-Fk001";
 /// key or user was removed meanwhile, the tokens are written one by one, so only those whose
 /// key or user is gone fail.
 async fn write_batch(db: &crate::storage::Db, tokens: &[AccessToken]) -> Vec<Result<()>> {
-    use crate::storage::TransactionTrait;
-    let together = async {
-        let tx = db.begin().await.map_err(crate::storage::db_err)?;
-        repo::insert_access_tokens(&tx, tokens).await?;
-        tx.commit().await.map_err(crate::storage::db_err)
-    };
-    match together.await {
+    match write_tokens(db, tokens).await {
         Ok(()) => tokens.iter().map(|_| Ok(())).collect(),
         Err(e) if e.id == RECORD_GONE && tokens.len() > 1 => {
             let mut results = Vec::with_capacity(tokens.len());
             for token in tokens {
-                results.push(repo::insert_access_tokens(db, std::slice::from_ref(token)).await);
+                results.push(write_tokens(db, std::slice::from_ref(token)).await);
             }
             results
         }
@@ -578,6 +572,13 @@ async fn write_batch(db: &crate::storage::Db, tokens: &[AccessToken]) -> Vec<Res
             std::iter::once(Err(e)).chain(copies).collect()
         }
     }
+}
+
+async fn write_tokens(db: &crate::storage::Db, tokens: &[AccessToken]) -> Result<()> {
+    use crate::storage::TransactionTrait;
+    let tx = db.begin().await.map_err(crate::storage::db_err)?;
+    repo::insert_access_tokens(&tx, tokens).await?;
+    tx.commit().await.map_err(crate::storage::db_err)
 }
 
 /// Whether `scopes` include the management API scope.

@@ -1,4 +1,8 @@
 //! SeaORM entities, one module a table. They never leave `storage/`.
+//!
+//! Times are `DateTime<FixedOffset>` (always UTC) rather than `DateTime<Utc>`: sqlx hands the
+//! latter to MySQL as a TIMESTAMP parameter, whose range ends in 2038, and keys without an
+//! expiration expire in 9999. On SQLite and PostgreSQL both are written alike.
 #![allow(clippy::derive_partial_eq_without_eq)]
 
 macro_rules! no_relations {
@@ -19,8 +23,8 @@ pub mod org {
         pub name: String,
         pub primary_domain: String,
         pub sequence: i64,
-        pub created_at: ChronoDateTimeUtc,
-        pub changed_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeWithTimeZone,
+        pub changed_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -38,8 +42,8 @@ pub mod user {
         pub description: String,
         pub access_token_type: i32,
         pub sequence: i64,
-        pub created_at: ChronoDateTimeUtc,
-        pub changed_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeWithTimeZone,
+        pub changed_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -55,9 +59,9 @@ pub mod machine_key {
         pub org_id: String,
         pub key_type: i32,
         pub public_key: String,
-        pub expires_at: ChronoDateTimeUtc,
+        pub expires_at: ChronoDateTimeWithTimeZone,
         pub sequence: i64,
-        pub created_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -72,8 +76,8 @@ pub mod org_member {
         #[sea_orm(primary_key, auto_increment = false)]
         pub user_id: String,
         pub roles: String,
-        pub created_at: ChronoDateTimeUtc,
-        pub changed_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeWithTimeZone,
+        pub changed_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -86,7 +90,7 @@ pub mod instance_member {
         #[sea_orm(primary_key, auto_increment = false)]
         pub user_id: String,
         pub roles: String,
-        pub created_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -105,8 +109,8 @@ pub mod project {
         pub has_project_check: bool,
         pub private_labeling_setting: i32,
         pub sequence: i64,
-        pub created_at: ChronoDateTimeUtc,
-        pub changed_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeWithTimeZone,
+        pub changed_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -125,8 +129,8 @@ pub mod app {
         pub auth_method: i32,
         pub secret_hash: Option<String>,
         pub sequence: i64,
-        pub created_at: ChronoDateTimeUtc,
-        pub changed_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeWithTimeZone,
+        pub changed_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -143,9 +147,9 @@ pub mod app_key {
         pub org_id: String,
         pub key_type: i32,
         pub public_key: String,
-        pub expires_at: ChronoDateTimeUtc,
+        pub expires_at: ChronoDateTimeWithTimeZone,
         pub sequence: i64,
-        pub created_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -164,8 +168,8 @@ pub mod access_token {
         pub scopes: String,
         pub audience: String,
         pub projects: String,
-        pub expires_at: ChronoDateTimeUtc,
-        pub created_at: ChronoDateTimeUtc,
+        pub expires_at: ChronoDateTimeWithTimeZone,
+        pub created_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -177,7 +181,7 @@ pub mod used_assertion {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
-        pub expires_at: ChronoDateTimeUtc,
+        pub expires_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -192,7 +196,7 @@ pub mod signing_key {
         pub algorithm: String,
         pub public_key: String,
         pub private_key_enc: Vec<u8>,
-        pub created_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -204,7 +208,7 @@ pub mod event {
     pub struct Model {
         #[sea_orm(primary_key)]
         pub position: i64,
-        pub created_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeWithTimeZone,
         pub org_id: String,
         pub aggregate_type: String,
         pub aggregate_id: String,
@@ -223,7 +227,7 @@ pub mod node {
     pub struct Model {
         #[sea_orm(primary_key)]
         pub id: i64,
-        pub started_at: ChronoDateTimeUtc,
+        pub started_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }
@@ -237,7 +241,7 @@ pub mod instance {
         pub id: i32,
         pub default_org_id: String,
         pub admin_user_id: String,
-        pub created_at: ChronoDateTimeUtc,
+        pub created_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }

@@ -21,6 +21,8 @@ pub use sea_orm::{
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// MySQL 8 or MariaDB 10.6 and later.
+    Mysql,
 }
 
 impl Backend {
@@ -29,6 +31,8 @@ impl Backend {
             Some(Backend::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Some(Backend::Postgres)
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            Some(Backend::Mysql)
         } else {
             None
         }
@@ -42,12 +46,17 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         Error::invalid_argument(
             "CONFIG-Db001",
             format!(
-                "unsupported database URL {:?}: use sqlite://… or postgres://…",
+                "unsupported database URL {:?}: use sqlite://…, postgres://… or mysql://…",
                 redact_url(url)
             ),
         )
     })?;
-    let mut options = ConnectOptions::new(url.to_owned());
+    // sqlx knows MariaDB by the MySQL scheme only.
+    let url = match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => url.to_owned(),
+    };
+    let mut options = ConnectOptions::new(url.clone());
     options
         .sqlx_logging(false)
         // A database that is gone must fail requests fast (UNAVAILABLE), well before the
@@ -70,14 +79,37 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         Backend::Postgres => {
             options.max_connections(max_connections.max(1));
         }
+        Backend::Mysql => {
+            options
+                .max_connections(max_connections.max(1))
+                .map_sqlx_mysql_pool_opts(|pool| {
+                    pool.after_connect(|conn, _| Box::pin(mysql_session(conn)))
+                });
+        }
     }
     Database::connect(options).await.map_err(|e| {
         Error::unavailable(
             "STORE-Conn1",
-            format!("cannot open the database {}", redact_url(url)),
+            format!("cannot open the database {}", redact_url(&url)),
         )
         .with_source(e)
     })
+}
+
+/// Every MySQL session reads committed data, as PostgreSQL's do: InnoDB's default
+/// (repeatable read) takes gap locks on the deletes and inserts of concurrent key writes and
+/// then deadlocks where PostgreSQL simply waits. Row locks still serialize the writes that
+/// must be (a user's sequence, the instance row). A lock wait gives up after 10 s (InnoDB's
+/// default is 50), well before the request timeout.
+async fn mysql_session(
+    conn: &mut sea_orm::sqlx::MySqlConnection,
+) -> Result<(), sea_orm::sqlx::Error> {
+    use sea_orm::sqlx::Executor;
+    conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .await?;
+    conn.execute("SET SESSION innodb_lock_wait_timeout = 10")
+        .await?;
+    Ok(())
 }
 
 /// Opens the pool after applying pending migrations over a connection of their own: schema
@@ -101,25 +133,49 @@ pub async fn connect_migrated(
 
 /// Serializes migrations of processes sharing a PostgreSQL database (an arbitrary constant).
 const MIGRATION_LOCK: i64 = 0x6175_7468_6e6b_6579;
+/// The same on MySQL, whose named locks belong to the server, not to a database: the
+/// database's name is part of it.
+const MYSQL_MIGRATION_LOCK: &str = "authn_keys_migrations";
 
-/// Applies all pending migrations. `db` must be a pool of one connection: on PostgreSQL the
-/// migrations run under a session advisory lock, so that processes started at once on an
+/// Applies all pending migrations. `db` must be a pool of one connection: on PostgreSQL and
+/// MySQL the migrations run under a session lock, so that processes started at once on an
 /// empty database apply them one after the other (the later ones then find nothing to do).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
-    let postgres = db.get_database_backend() == sea_orm::DbBackend::Postgres;
-    if postgres {
-        db.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+    let backend = db.get_database_backend();
+    let (lock, unlock) = match backend {
+        sea_orm::DbBackend::Postgres => (
+            format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"),
+            format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"),
+        ),
+        sea_orm::DbBackend::MySql => {
+            let name = format!("CONCAT(DATABASE(), '.{MYSQL_MIGRATION_LOCK}')");
+            (
+                // Waits up to 10 minutes; 1 means taken, 0 a timeout.
+                format!("SELECT GET_LOCK({name}, 600)"),
+                format!("SELECT RELEASE_LOCK({name})"),
+            )
+        }
+        _ => (String::new(), String::new()),
+    };
+    if !lock.is_empty() {
+        let taken = db
+            .query_one_raw(sea_orm::Statement::from_string(backend, lock))
             .await
-            .map_err(db_err)?;
+            .map_err(db_err)?
+            .and_then(|row| row.try_get_by_index::<Option<i64>>(0).ok().flatten());
+        if backend == sea_orm::DbBackend::MySql && taken != Some(1) {
+            return Err(Error::unavailable(
+                "STORE-Migr2",
+                "another process held the migration lock for 10 minutes",
+            ));
+        }
     }
     let applied = migration::Migrator::up(db, None).await.map_err(|e| {
         Error::internal("STORE-Migr1", "applying database migrations failed").with_source(e)
     });
-    if postgres {
+    if !unlock.is_empty() {
         // Ending the session would release it too; unlocking lets a reused pool go on.
-        let _ = db
-            .execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
-            .await;
+        let _ = db.execute_unprepared(&unlock).await;
     }
     applied
 }
@@ -134,6 +190,10 @@ pub fn pool_use(db: &DatabaseConnection) -> (u32, usize, u32) {
     match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => {
             let p = db.get_postgres_connection_pool();
+            (p.size(), p.num_idle(), p.options().get_max_connections())
+        }
+        sea_orm::DbBackend::MySql => {
+            let p = db.get_mysql_connection_pool();
             (p.size(), p.num_idle(), p.options().get_max_connections())
         }
         _ => {
@@ -170,13 +230,19 @@ pub(crate) fn db_err(e: DbErr) -> Error {
         _ => {}
     }
     let text = e.to_string();
-    let busy = text.contains("database is locked");
+    // SQLite's writer lock; InnoDB's lock waits that time out or deadlock (1205, 1213).
+    let busy = text.contains("database is locked")
+        || text.contains("Lock wait timeout exceeded")
+        || text.contains("Deadlock found");
     match e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
             Error::unavailable("STORE-Unav1", "the database is not reachable").with_source(e)
         }
         _ if text.contains("database or disk is full")
-            || text.contains("No space left on device") =>
+            || text.contains("No space left on device")
+            // MySQL's "The table is full" (1114) and "Disk full" (1021).
+            || text.contains("is full")
+            || text.contains("Disk full") =>
         {
             Error::unavailable(
                 "STORE-Full1",
@@ -197,7 +263,7 @@ pub(crate) fn db_err(e: DbErr) -> Error {
 /// Whether a database error says the server went away (network, shutdown, restart) rather
 /// than that the statement failed. sea-orm hands sqlx's errors over as text.
 fn unreachable(text: &str) -> bool {
-    const SIGNS: [&str; 8] = [
+    const SIGNS: [&str; 10] = [
         "error communicating with database",
         "pool timed out",
         "closed pool",
@@ -207,6 +273,9 @@ fn unreachable(text: &str) -> bool {
         // PostgreSQL shutting down or restarting (57P01, 57P02, 57P03).
         "terminating connection due to administrator command",
         "the database system is",
+        // MySQL shutting down, or the connection dropped (1053, 2006, 2013).
+        "server shutdown in progress",
+        "server has gone away",
     ];
     let lower = text.to_ascii_lowercase();
     SIGNS.iter().any(|s| lower.contains(s))
@@ -245,6 +314,7 @@ pub fn is_closed(db: &DatabaseConnection) -> bool {
     match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => db.get_postgres_connection_pool().is_closed(),
         sea_orm::DbBackend::Sqlite => db.get_sqlite_connection_pool().is_closed(),
+        sea_orm::DbBackend::MySql => db.get_mysql_connection_pool().is_closed(),
         _ => false,
     }
 }

@@ -33,7 +33,7 @@ fn u(v: i64) -> u64 {
 /// Registers this process and returns its node number for the id generator (16 bits).
 pub async fn register_node(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u16> {
     let res = node::Entity::insert(node::ActiveModel {
-        started_at: Set(now),
+        started_at: Set(now.fixed_offset()),
         ..Default::default()
     })
     .exec(db)
@@ -61,7 +61,7 @@ pub async fn insert_instance(
         id: Set(1),
         default_org_id: Set(org_id.into()),
         admin_user_id: Set(admin_id.into()),
-        created_at: Set(now),
+        created_at: Set(now.fixed_offset()),
     })
     .exec_without_returning(db)
     .await
@@ -104,7 +104,7 @@ pub async fn instance_role_holders(db: &impl ConnectionTrait, role: Role) -> Res
 pub async fn append_event(db: &impl ConnectionTrait, e: NewEvent) -> Result<()> {
     event::Entity::insert(event::ActiveModel {
         position: Default::default(),
-        created_at: Set(e.created_at),
+        created_at: Set(e.created_at.fixed_offset()),
         org_id: Set(e.org_id),
         aggregate_type: Set(e.aggregate_type.into()),
         aggregate_id: Set(e.aggregate_id),
@@ -143,8 +143,8 @@ fn org_from(m: org::Model) -> Org {
         name: m.name,
         primary_domain: m.primary_domain,
         sequence: u(m.sequence),
-        created_at: m.created_at,
-        changed_at: m.changed_at,
+        created_at: m.created_at.to_utc(),
+        changed_at: m.changed_at.to_utc(),
     }
 }
 
@@ -154,8 +154,8 @@ pub async fn insert_org(db: &impl ConnectionTrait, o: &Org) -> Result<()> {
         name: Set(o.name.clone()),
         primary_domain: Set(o.primary_domain.clone()),
         sequence: Set(o.sequence as i64),
-        created_at: Set(o.created_at),
-        changed_at: Set(o.changed_at),
+        created_at: Set(o.created_at.fixed_offset()),
+        changed_at: Set(o.changed_at.fixed_offset()),
     })
     .exec_without_returning(db)
     .await
@@ -182,7 +182,7 @@ pub async fn bump_org(
             org::Column::Sequence,
             Expr::col(org::Column::Sequence).add(1),
         )
-        .col_expr(org::Column::ChangedAt, Expr::value(now))
+        .col_expr(org::Column::ChangedAt, Expr::value(now.fixed_offset()))
         .filter(org::Column::Id.eq(id))
         .exec(db)
         .await
@@ -205,8 +205,8 @@ fn user_from(m: user::Model) -> User {
         access_token_type: AccessTokenType::from_i32(m.access_token_type)
             .unwrap_or(AccessTokenType::Bearer),
         sequence: u(m.sequence),
-        created_at: m.created_at,
-        changed_at: m.changed_at,
+        created_at: m.created_at.to_utc(),
+        changed_at: m.changed_at.to_utc(),
     }
 }
 
@@ -219,8 +219,8 @@ pub async fn insert_user(db: &impl ConnectionTrait, x: &User) -> Result<()> {
         description: Set(x.description.clone()),
         access_token_type: Set(x.access_token_type as i32),
         sequence: Set(x.sequence as i64),
-        created_at: Set(x.created_at),
-        changed_at: Set(x.changed_at),
+        created_at: Set(x.created_at.fixed_offset()),
+        changed_at: Set(x.changed_at.fixed_offset()),
     })
     .exec_without_returning(db)
     .await
@@ -272,7 +272,7 @@ pub async fn bump_user(
             user::Column::Sequence,
             Expr::col(user::Column::Sequence).add(1),
         )
-        .col_expr(user::Column::ChangedAt, Expr::value(now))
+        .col_expr(user::Column::ChangedAt, Expr::value(now.fixed_offset()))
         .filter(user::Column::Id.eq(id))
         .filter(user::Column::OrgId.eq(org_id))
         .exec(db)
@@ -333,7 +333,7 @@ pub async fn insert_instance_member(
     instance_member::Entity::insert(instance_member::ActiveModel {
         user_id: Set(user_id.into()),
         roles: Set(roles_to_text(roles)),
-        created_at: Set(now),
+        created_at: Set(now.fixed_offset()),
     })
     .exec_without_returning(db)
     .await
@@ -384,8 +384,8 @@ pub async fn insert_org_member(
         org_id: Set(m.org_id.clone()),
         user_id: Set(m.user_id.clone()),
         roles: Set(roles_to_text(&m.roles)),
-        created_at: Set(now),
-        changed_at: Set(now),
+        created_at: Set(now.fixed_offset()),
+        changed_at: Set(now.fixed_offset()),
     })
     .exec_without_returning(db)
     .await
@@ -608,6 +608,7 @@ pub async fn list_apps(
 
 fn compare<C: IntoColumnRef + Copy>(col: C, how: Compare, at: DateTime<Utc>) -> Expr {
     let col = Expr::col(col);
+    let at = at.fixed_offset();
     match how {
         Compare::Equals => col.eq(at),
         Compare::After => col.gt(at),
@@ -762,9 +763,9 @@ fn machine_key_from(m: machine_key::Model) -> AuthnKey {
         org_id: m.org_id,
         key_type: m.key_type,
         public_key: m.public_key,
-        expires_at: m.expires_at,
+        expires_at: m.expires_at.to_utc(),
         sequence: u(m.sequence),
-        created_at: m.created_at,
+        created_at: m.created_at.to_utc(),
     }
 }
 
@@ -775,9 +776,9 @@ fn app_key_from(m: app_key::Model) -> AuthnKey {
         org_id: m.org_id,
         key_type: m.key_type,
         public_key: m.public_key,
-        expires_at: m.expires_at,
+        expires_at: m.expires_at.to_utc(),
         sequence: u(m.sequence),
-        created_at: m.created_at,
+        created_at: m.created_at.to_utc(),
     }
 }
 
@@ -788,9 +789,9 @@ pub async fn insert_machine_key(db: &impl ConnectionTrait, k: &AuthnKey) -> Resu
         org_id: Set(k.org_id.clone()),
         key_type: Set(k.key_type),
         public_key: Set(k.public_key.clone()),
-        expires_at: Set(k.expires_at),
+        expires_at: Set(k.expires_at.fixed_offset()),
         sequence: Set(k.sequence as i64),
-        created_at: Set(k.created_at),
+        created_at: Set(k.created_at.fixed_offset()),
     })
     .exec_without_returning(db)
     .await
@@ -864,9 +865,9 @@ pub async fn insert_app_key(
         org_id: Set(k.org_id.clone()),
         key_type: Set(k.key_type),
         public_key: Set(k.public_key.clone()),
-        expires_at: Set(k.expires_at),
+        expires_at: Set(k.expires_at.fixed_offset()),
         sequence: Set(k.sequence as i64),
-        created_at: Set(k.created_at),
+        created_at: Set(k.created_at.fixed_offset()),
     })
     .exec_without_returning(db)
     .await
@@ -930,8 +931,8 @@ fn project_from(m: project::Model) -> Project {
         has_project_check: m.has_project_check,
         private_labeling_setting: m.private_labeling_setting,
         sequence: u(m.sequence),
-        created_at: m.created_at,
-        changed_at: m.changed_at,
+        created_at: m.created_at.to_utc(),
+        changed_at: m.changed_at.to_utc(),
     }
 }
 
@@ -945,8 +946,8 @@ pub async fn insert_project(db: &impl ConnectionTrait, p: &Project) -> Result<()
         has_project_check: Set(p.has_project_check),
         private_labeling_setting: Set(p.private_labeling_setting),
         sequence: Set(p.sequence as i64),
-        created_at: Set(p.created_at),
-        changed_at: Set(p.changed_at),
+        created_at: Set(p.created_at.fixed_offset()),
+        changed_at: Set(p.changed_at.fixed_offset()),
     })
     .exec_without_returning(db)
     .await
@@ -981,7 +982,7 @@ pub async fn bump_project(
             project::Column::Sequence,
             Expr::col(project::Column::Sequence).add(1),
         )
-        .col_expr(project::Column::ChangedAt, Expr::value(now))
+        .col_expr(project::Column::ChangedAt, Expr::value(now.fixed_offset()))
         .filter(project::Column::Id.eq(id))
         .filter(project::Column::OrgId.eq(org_id))
         .exec(db)
@@ -1022,8 +1023,8 @@ fn app_from(m: app::Model) -> App {
         auth_method: ApiAuthMethod::from_i32(m.auth_method).unwrap_or(ApiAuthMethod::PrivateKeyJwt),
         secret_hash: m.secret_hash,
         sequence: u(m.sequence),
-        created_at: m.created_at,
-        changed_at: m.changed_at,
+        created_at: m.created_at.to_utc(),
+        changed_at: m.changed_at.to_utc(),
     }
 }
 
@@ -1037,8 +1038,8 @@ pub async fn insert_app(db: &impl ConnectionTrait, a: &App) -> Result<()> {
         auth_method: Set(a.auth_method as i32),
         secret_hash: Set(a.secret_hash.clone()),
         sequence: Set(a.sequence as i64),
-        created_at: Set(a.created_at),
-        changed_at: Set(a.changed_at),
+        created_at: Set(a.created_at.fixed_offset()),
+        changed_at: Set(a.changed_at.fixed_offset()),
     })
     .exec_without_returning(db)
     .await
@@ -1121,9 +1122,28 @@ fn from_json_list(text: &str) -> Vec<String> {
 }
 
 /// Records tokens, several in one statement.
+/// Records access tokens; call it in a transaction. On MySQL their users are share-locked
+/// first: InnoDB inserts a row before it checks the row's foreign key, so a grant racing the
+/// user's removal (which holds the user row, then deletes the user's tokens) would deadlock
+/// otherwise. Locked first, the grant simply waits for the removal, or the removal for it.
 pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessToken]) -> Result<()> {
     if tokens.is_empty() {
         return Ok(());
+    }
+    if db.get_database_backend() == sea_orm::DbBackend::MySql {
+        let mut users: Vec<&str> = tokens.iter().map(|t| t.user_id.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::Id.is_in(users))
+            .order_by(user::Column::Id, Order::Asc)
+            .lock_shared()
+            .into_tuple::<String>()
+            .all(db)
+            .await
+            .map_err(db_err)?;
     }
     access_token::Entity::insert_many(tokens.iter().map(|t| access_token::ActiveModel {
         id: Set(t.id.clone()),
@@ -1134,8 +1154,8 @@ pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessTok
         scopes: Set(json_list(&t.scopes)),
         audience: Set(json_list(&t.audience)),
         projects: Set(json_list(&t.projects)),
-        expires_at: Set(t.expires_at),
-        created_at: Set(t.created_at),
+        expires_at: Set(t.expires_at.fixed_offset()),
+        created_at: Set(t.created_at.fixed_offset()),
     }))
     .exec_without_returning(db)
     .await
@@ -1161,8 +1181,8 @@ pub async fn find_access_token(
             scopes: from_json_list(&m.scopes),
             audience: from_json_list(&m.audience),
             projects: from_json_list(&m.projects),
-            expires_at: m.expires_at,
-            created_at: m.created_at,
+            expires_at: m.expires_at.to_utc(),
+            created_at: m.created_at.to_utc(),
         }))
 }
 
@@ -1170,12 +1190,12 @@ pub async fn find_access_token(
 /// many rows went.
 pub async fn purge_expired_tokens(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64> {
     let tokens = access_token::Entity::delete_many()
-        .filter(access_token::Column::ExpiresAt.lt(before))
+        .filter(access_token::Column::ExpiresAt.lt(before.fixed_offset()))
         .exec(db)
         .await
         .map_err(db_err)?;
     let assertions = used_assertion::Entity::delete_many()
-        .filter(used_assertion::Column::ExpiresAt.lt(before))
+        .filter(used_assertion::Column::ExpiresAt.lt(before.fixed_offset()))
         .exec(db)
         .await
         .map_err(db_err)?;
@@ -1190,7 +1210,7 @@ pub async fn remember_assertion(
 ) -> Result<bool> {
     let res = used_assertion::Entity::insert(used_assertion::ActiveModel {
         id: Set(id.to_owned()),
-        expires_at: Set(expires_at),
+        expires_at: Set(expires_at.fixed_offset()),
     })
     .exec_without_returning(db)
     .await;
@@ -1224,7 +1244,7 @@ pub async fn list_signing_keys(db: &impl ConnectionTrait) -> Result<Vec<SigningK
             algorithm: m.algorithm,
             public_key: m.public_key,
             private_key_enc: m.private_key_enc,
-            created_at: m.created_at,
+            created_at: m.created_at.to_utc(),
         })
         .collect())
 }
@@ -1235,7 +1255,7 @@ pub async fn insert_signing_key(db: &impl ConnectionTrait, k: &SigningKeyRow) ->
         algorithm: Set(k.algorithm.clone()),
         public_key: Set(k.public_key.clone()),
         private_key_enc: Set(k.private_key_enc.clone()),
-        created_at: Set(k.created_at),
+        created_at: Set(k.created_at.fixed_offset()),
     })
     .exec_without_returning(db)
     .await

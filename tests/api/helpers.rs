@@ -1,5 +1,6 @@
 //! The test harness: a real server on 127.0.0.1:0 with its own database (SQLite file, or a
-//! fresh PostgreSQL database when DATABASE_URL names a server), and real clients for it.
+//! fresh PostgreSQL or MySQL database when DATABASE_URL names a server), and real clients for
+//! it.
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use authn_keys::{
@@ -106,17 +107,17 @@ impl TestApp {
     /// A test server whose config `adjust` changes first.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let db_url = match std::env::var("DATABASE_URL") {
-            Ok(url) if url.starts_with("postgres") => fresh_postgres(&url).await,
-            _ => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+        let db_url = match database_server() {
+            Some(url) => fresh_database(&url).await,
+            None => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
         };
         Self::start(db_url, dir, adjust, None).await
     }
 
-    /// A test server on a fresh database of the PostgreSQL server at `server_url`.
-    pub async fn spawn_on_postgres(server_url: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    /// A test server on a fresh database of the PostgreSQL or MySQL server at `server_url`.
+    pub async fn spawn_on_server(server_url: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let db_url = fresh_postgres(server_url).await;
+        let db_url = fresh_database(server_url).await;
         Self::start(db_url, dir, adjust, None).await
     }
 
@@ -399,7 +400,30 @@ impl Drop for TestApp {
     }
 }
 
-pub async fn fresh_postgres(server_url: &str) -> String {
+/// The database server DATABASE_URL names (PostgreSQL or MySQL); none means SQLite files.
+pub fn database_server() -> Option<String> {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| is_server_url(url))
+}
+
+/// The database a URL names, as the benches print it.
+pub fn database_name(url: &str) -> &'static str {
+    match url.split(':').next() {
+        Some("postgres" | "postgresql") => "PostgreSQL",
+        Some("mysql" | "mariadb") => "MySQL",
+        _ => "SQLite",
+    }
+}
+
+pub fn is_server_url(url: &str) -> bool {
+    ["postgres://", "postgresql://", "mysql://", "mariadb://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+}
+
+/// A new, empty database on the PostgreSQL or MySQL server at `server_url`.
+pub async fn fresh_database(server_url: &str) -> String {
     let name = format!(
         "ak_test_{}_{}",
         std::process::id(),
@@ -407,7 +431,7 @@ pub async fn fresh_postgres(server_url: &str) -> String {
     );
     let admin = storage::connect(server_url, 1)
         .await
-        .expect("PostgreSQL from DATABASE_URL is reachable");
+        .expect("the database server DATABASE_URL names is reachable");
     admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
         .await

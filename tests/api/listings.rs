@@ -342,3 +342,91 @@ async fn listings_over_rest_and_across_orgs() {
         .await;
     assert_eq!(status, 403, "{body}");
 }
+
+/// Text is compared exactly on every database: MySQL's default collations would ignore case
+/// and accents, so ids and names differing only in those would collide or match each other.
+#[tokio::test]
+async fn ids_and_names_differing_in_case_or_accent_stay_apart() {
+    let app = TestApp::spawn().await;
+    let t = app.admin_token().await;
+    let mut c = app.grpc().await;
+    let p = unique("cs");
+    let mut ids = Vec::new();
+    for (id, name) in [
+        (format!("{p}Ab"), format!("Exact-{p}")),
+        (format!("{p}ab"), format!("exact-{p}")),
+        (format!("{p}aB"), format!("ëxact-{p}")),
+    ] {
+        let req = AddMachineUserRequest {
+            user_id: Some(id.clone()),
+            user_name: name,
+            name: "case".into(),
+            ..Default::default()
+        };
+        let added = c.add_machine_user(authed(&t, None, req)).await.unwrap();
+        assert_eq!(added.into_inner().user_id, id);
+        ids.push(id);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let user = c
+            .get_user_by_id(authed(&t, None, GetUserByIdRequest { id: id.clone() }))
+            .await
+            .unwrap()
+            .into_inner()
+            .user
+            .unwrap();
+        assert_eq!(&user.id, id);
+        assert_eq!(user.user_name.chars().next(), ['E', 'e', 'ë'][i].into());
+    }
+    let equals = |name: String, method: i32| {
+        let mut c = c.clone();
+        let t = t.clone();
+        async move {
+            let found = c
+                .list_users(authed(
+                    &t,
+                    None,
+                    ListUsersRequest {
+                        queries: vec![by_name(&name, method)],
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut ids: Vec<String> = found.result.into_iter().map(|u| u.id).collect();
+            ids.sort();
+            ids
+        }
+    };
+    const EQUALS: i32 = 0;
+    const EQUALS_IGNORE_CASE: i32 = 1;
+    assert_eq!(
+        equals(format!("exact-{p}"), EQUALS).await,
+        vec![ids[1].clone()]
+    );
+    assert_eq!(
+        equals(format!("ëxact-{p}"), EQUALS).await,
+        vec![ids[2].clone()]
+    );
+    let mut folded = vec![ids[0].clone(), ids[1].clone()];
+    folded.sort();
+    assert_eq!(
+        equals(format!("EXACT-{p}"), EQUALS_IGNORE_CASE).await,
+        folded
+    );
+    // The very same id is still taken.
+    let again = AddMachineUserRequest {
+        user_id: Some(ids[0].clone()),
+        user_name: unique("dup"),
+        name: "case".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        c.add_machine_user(authed(&t, None, again))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::AlreadyExists
+    );
+}

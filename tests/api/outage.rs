@@ -1,8 +1,8 @@
-//! A database outage: with its PostgreSQL stopped, the server stays up, answers fast with
-//! UNAVAILABLE / 503 (never holding a request until its timeout), says it is not ready, and
-//! serves again as soon as the database is back — without a restart. The test makes, stops
-//! and starts a PostgreSQL cluster of its own (never the shared one).
-use std::{path::PathBuf, process::Command, time::Duration};
+//! A database outage: with its PostgreSQL or MariaDB stopped, the server stays up, answers
+//! fast with UNAVAILABLE / 503 (never holding a request until its timeout), says it is not
+//! ready, and serves again as soon as the database is back — without a restart. The test
+//! makes, stops and starts a database server of its own (never the shared one).
+use std::{path::PathBuf, process::Command, sync::Mutex, time::Duration};
 
 use authn_keys::proto::zitadel::management::v1::*;
 use tonic::Code;
@@ -27,7 +27,7 @@ fn postgres_bin() -> PathBuf {
     versions.pop().expect("an initdb under /usr/lib/postgresql")
 }
 
-fn as_postgres(cmd: &mut Command) {
+fn run(cmd: &mut Command) {
     let status = cmd.status().unwrap();
     assert!(status.success(), "{cmd:?} failed: {status}");
 }
@@ -38,20 +38,16 @@ impl Cluster {
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
         // PostgreSQL refuses to run as root: its folders belong to postgres.
-        as_postgres(
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path()),
-        );
+        run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path()));
         let bin = postgres_bin();
-        as_postgres(
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(bin.join("initdb"))
-                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
-                .arg(&data)
-                .stdout(std::process::Stdio::null()),
-        );
+        run(Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .stdout(std::process::Stdio::null()));
         let cluster = Cluster {
             bin,
             data,
@@ -61,21 +57,19 @@ impl Cluster {
         cluster.start();
         cluster
     }
+}
 
+/// A database server the test may stop and start.
+trait Outage {
+    fn url(&self) -> String;
+    fn start(&self);
+    /// Stops at once, as a crash or a power cut would.
+    fn stop(&self);
+}
+
+impl Outage for Cluster {
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn pg_ctl(&self, args: &[&str]) {
-        as_postgres(
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(self.bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(&self.data)
-                .args(args)
-                .stdout(std::process::Stdio::null()),
-        );
     }
 
     fn start(&self) {
@@ -93,6 +87,18 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    fn pg_ctl(&self, args: &[&str]) {
+        run(Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(args)
+            .stdout(std::process::Stdio::null()));
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = Command::new("runuser")
@@ -107,14 +113,94 @@ impl Drop for Cluster {
     }
 }
 
+/// A throwaway MariaDB server on its own port and data folder. Without grant tables root may
+/// connect without a password, so no system tables need installing.
+struct Mariadb {
+    data: PathBuf,
+    port: u16,
+    child: Mutex<Option<std::process::Child>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Mariadb {
+    fn create() -> Mariadb {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        run(Command::new("chown")
+            .args(["-R", "mysql:mysql"])
+            .arg(dir.path()));
+        let server = Mariadb {
+            data,
+            port: free_port(),
+            child: Mutex::new(None),
+            _dir: dir,
+        };
+        server.start();
+        server
+    }
+}
+
+impl Outage for Mariadb {
+    fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/", self.port)
+    }
+
+    fn start(&self) {
+        let child = Command::new("/usr/sbin/mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", self.data.display()))
+            .arg(format!("--socket={}", self.data.join("sock").display()))
+            .arg(format!(
+                "--log-error={}",
+                self.data.join("server.log").display()
+            ))
+            .arg(format!("--port={}", self.port))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--user=mysql",
+                "--skip-grant-tables",
+                "--innodb-buffer-pool-size=16M",
+                "--innodb-log-file-size=8M",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("MariaDB's server binary is installed (Debian's mariadb-server)");
+        *self.child.lock().unwrap() = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("MariaDB did not listen on {addr} within 30 s");
+    }
+
+    fn stop(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Mariadb {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 #[tokio::test]
 async fn a_database_outage_fails_fast_and_heals() {
-    // Needs PostgreSQL's server binaries: part of the PostgreSQL run.
-    if !std::env::var("DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")) {
-        return;
-    }
-    let cluster = Cluster::create();
-    let app = TestApp::spawn_on_postgres(&cluster.url(), |_| {}).await;
+    // Needs the database's server binaries: part of the PostgreSQL and MariaDB runs.
+    let server: Box<dyn Outage> = match database_server() {
+        Some(url) if url.starts_with("postgres") => Box::new(Cluster::create()),
+        Some(_) => Box::new(Mariadb::create()),
+        None => return,
+    };
+    let app = TestApp::spawn_on_server(&server.url(), |_| {}).await;
     let token = app.admin_token().await;
     let mut c = app.grpc().await;
     let list = |c: &mut authn_keys::proto::zitadel::management::v1::management_service_client::ManagementServiceClient<tonic::transport::Channel>| {
@@ -131,7 +217,7 @@ async fn a_database_outage_fails_fast_and_heals() {
     };
     list(&mut c).await.unwrap();
 
-    cluster.stop();
+    server.stop();
     // Reads that miss the cache, REST and readiness: each answers, and fast.
     // The first finds its pooled connection dead, the next waits for a new one.
     for _ in 0..2 {
@@ -164,7 +250,7 @@ async fn a_database_outage_fails_fast_and_heals() {
     let (status, _) = app.rest("GET", "/healthz", None, None, None).await;
     assert_eq!(status, 200, "the process stays up");
 
-    cluster.start();
+    server.start();
     let mut healed = false;
     for _ in 0..60 {
         if list(&mut c).await.is_ok() {

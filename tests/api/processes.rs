@@ -1,4 +1,4 @@
-//! Two server processes (the real binary, twice) on one PostgreSQL database: both started at
+//! Two server processes (the real binary, twice) on one PostgreSQL or MySQL database: both started at
 //! once on an empty database leave one instance, one admin and one schema; a key added through
 //! one is read, used and removed through the other; a token issued by one is accepted, and
 //! after revocation refused, by the other; ids minted concurrently by both never collide.
@@ -38,13 +38,10 @@ async fn rest(
 
 #[tokio::test]
 async fn two_processes_share_one_database() {
-    let Ok(server) = std::env::var("DATABASE_URL") else {
+    let Some(server) = database_server() else {
         return;
     };
-    if !server.starts_with("postgres") {
-        return;
-    }
-    let db_url = fresh_postgres(&server).await;
+    let db_url = fresh_database(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let issuer = "http://authn-keys.test";
     // Both at once, on the empty database.

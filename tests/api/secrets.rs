@@ -50,34 +50,54 @@ async fn database_contents(app: &TestApp) -> Vec<u8> {
         return all;
     }
     let db = &app.services.db;
-    let tables = db
-        .query_all_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
-        ))
-        .await
-        .unwrap();
-    let mut all = String::new();
+    let backend = db.get_database_backend();
+    let query = |sql: String| async move {
+        db.query_all_raw(sea_orm::Statement::from_string(backend, sql))
+            .await
+            .unwrap()
+    };
+    let mysql = backend == sea_orm::DbBackend::MySql;
+    let tables = query(if mysql {
+        "SELECT table_name AS table_name FROM information_schema.tables WHERE table_schema = DATABASE()".into()
+    } else {
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'".into()
+    })
+    .await;
+    let mut all = Vec::new();
     for row in tables {
         let table: String = row.try_get("", "table_name").unwrap();
-        let rows = db
-            .query_all_raw(sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                format!("SELECT t::text AS row FROM \"{table}\" t"),
+        // Each row as one text: PostgreSQL casts a row to text; MySQL joins its columns.
+        let select = if mysql {
+            let columns: Vec<String> = query(format!(
+                "SELECT column_name AS c FROM information_schema.columns \
+                 WHERE table_schema = DATABASE() AND table_name = '{table}'"
             ))
             .await
-            .unwrap();
-        for r in rows {
-            let text: String = r.try_get("", "row").unwrap();
-            all.push_str(&text);
-            all.push('\n');
+            .iter()
+            .map(|r| format!("`{}`", r.try_get::<String>("", "c").unwrap()))
+            .collect();
+            format!(
+                "SELECT CONCAT_WS('|', {}) AS `row` FROM `{table}`",
+                columns.join(", ")
+            )
+        } else {
+            format!("SELECT t::text AS row FROM \"{table}\" t")
+        };
+        for r in query(select).await {
+            // MySQL's join is binary where a column is (the sealed signing keys).
+            let bytes = match mysql {
+                true => r.try_get::<Vec<u8>>("", "row").unwrap(),
+                false => r.try_get::<String>("", "row").unwrap().into_bytes(),
+            };
+            all.extend(bytes);
+            all.push(b'\n');
         }
     }
     assert!(
-        all.contains("user.machine.key.added"),
+        String::from_utf8_lossy(&all).contains("user.machine.key.added"),
         "the dump holds the events"
     );
-    all.into_bytes()
+    all
 }
 
 /// Runs [`full_flow_at_trace`] in a process of its own: a log subscriber for the whole

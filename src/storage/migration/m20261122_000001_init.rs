@@ -2,6 +2,8 @@
 //! tokens, token signing keys, the audit event log, id nodes and the instance row.
 use sea_orm_migration::{prelude::*, schema::*};
 
+use super::Dialect;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -37,21 +39,20 @@ fn index(table: &'static str, cols: &[&'static str], unique: bool) -> IndexCreat
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let d = Dialect::of(m).await?;
         m.create_table(
-            Table::create()
-                .table("orgs")
+            d.table("orgs")
                 .col(string_len("id", ID).primary_key())
                 .col(string_len("name", 200).unique_key())
                 .col(string_len("primary_domain", 255))
                 .col(big_integer("sequence"))
-                .col(timestamp_with_time_zone("created_at"))
-                .col(timestamp_with_time_zone("changed_at"))
+                .col(d.time("created_at"))
+                .col(d.time("changed_at"))
                 .to_owned(),
         )
         .await?;
         m.create_table(
-            Table::create()
-                .table("users")
+            d.table("users")
                 .col(string_len("id", ID).primary_key())
                 .col(string_len("org_id", ID))
                 .col(string_len("user_name", 200))
@@ -59,8 +60,8 @@ impl MigrationTrait for Migration {
                 .col(string_len("description", 500))
                 .col(integer("access_token_type"))
                 .col(big_integer("sequence"))
-                .col(timestamp_with_time_zone("created_at"))
-                .col(timestamp_with_time_zone("changed_at"))
+                .col(d.time("created_at"))
+                .col(d.time("changed_at"))
                 .foreign_key(&mut fk("users", "org_id", "orgs", "id"))
                 .to_owned(),
         )
@@ -68,16 +69,15 @@ impl MigrationTrait for Migration {
         m.create_index(index("users", &["org_id", "user_name"], true))
             .await?;
         m.create_table(
-            Table::create()
-                .table("machine_keys")
+            d.table("machine_keys")
                 .col(string_len("id", ID).primary_key())
                 .col(string_len("user_id", ID))
                 .col(string_len("org_id", ID))
                 .col(integer("key_type"))
                 .col(text("public_key"))
-                .col(timestamp_with_time_zone("expires_at"))
+                .col(d.time("expires_at"))
                 .col(big_integer("sequence"))
-                .col(timestamp_with_time_zone("created_at"))
+                .col(d.time("created_at"))
                 .foreign_key(&mut fk("machine_keys", "user_id", "users", "id"))
                 .to_owned(),
         )
@@ -85,13 +85,12 @@ impl MigrationTrait for Migration {
         m.create_index(index("machine_keys", &["user_id", "created_at"], false))
             .await?;
         m.create_table(
-            Table::create()
-                .table("org_members")
+            d.table("org_members")
                 .col(string_len("org_id", ID))
                 .col(string_len("user_id", ID))
                 .col(text("roles"))
-                .col(timestamp_with_time_zone("created_at"))
-                .col(timestamp_with_time_zone("changed_at"))
+                .col(d.time("created_at"))
+                .col(d.time("changed_at"))
                 .primary_key(Index::create().col("org_id").col("user_id"))
                 .foreign_key(&mut fk("org_members", "org_id", "orgs", "id"))
                 .foreign_key(&mut fk("org_members", "user_id", "users", "id"))
@@ -99,18 +98,16 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_table(
-            Table::create()
-                .table("instance_members")
+            d.table("instance_members")
                 .col(string_len("user_id", ID).primary_key())
                 .col(text("roles"))
-                .col(timestamp_with_time_zone("created_at"))
+                .col(d.time("created_at"))
                 .foreign_key(&mut fk("instance_members", "user_id", "users", "id"))
                 .to_owned(),
         )
         .await?;
         m.create_table(
-            Table::create()
-                .table("projects")
+            d.table("projects")
                 .col(string_len("id", ID).primary_key())
                 .col(string_len("org_id", ID))
                 .col(string_len("name", 200))
@@ -119,8 +116,8 @@ impl MigrationTrait for Migration {
                 .col(boolean("has_project_check"))
                 .col(integer("private_labeling_setting"))
                 .col(big_integer("sequence"))
-                .col(timestamp_with_time_zone("created_at"))
-                .col(timestamp_with_time_zone("changed_at"))
+                .col(d.time("created_at"))
+                .col(d.time("changed_at"))
                 .foreign_key(&mut fk("projects", "org_id", "orgs", "id"))
                 .to_owned(),
         )
@@ -128,8 +125,7 @@ impl MigrationTrait for Migration {
         m.create_index(index("projects", &["org_id"], false))
             .await?;
         m.create_table(
-            Table::create()
-                .table("apps")
+            d.table("apps")
                 .col(string_len("id", ID).primary_key())
                 .col(string_len("project_id", ID))
                 .col(string_len("org_id", ID))
@@ -138,8 +134,8 @@ impl MigrationTrait for Migration {
                 .col(integer("auth_method"))
                 .col(text_null("secret_hash"))
                 .col(big_integer("sequence"))
-                .col(timestamp_with_time_zone("created_at"))
-                .col(timestamp_with_time_zone("changed_at"))
+                .col(d.time("created_at"))
+                .col(d.time("changed_at"))
                 .foreign_key(&mut fk("apps", "project_id", "projects", "id"))
                 .to_owned(),
         )
@@ -147,17 +143,16 @@ impl MigrationTrait for Migration {
         m.create_index(index("apps", &["project_id"], false))
             .await?;
         m.create_table(
-            Table::create()
-                .table("app_keys")
+            d.table("app_keys")
                 .col(string_len("id", ID).primary_key())
                 .col(string_len("app_id", ID))
                 .col(string_len("project_id", ID))
                 .col(string_len("org_id", ID))
                 .col(integer("key_type"))
                 .col(text("public_key"))
-                .col(timestamp_with_time_zone("expires_at"))
+                .col(d.time("expires_at"))
                 .col(big_integer("sequence"))
-                .col(timestamp_with_time_zone("created_at"))
+                .col(d.time("created_at"))
                 .foreign_key(&mut fk("app_keys", "app_id", "apps", "id"))
                 .to_owned(),
         )
@@ -165,16 +160,15 @@ impl MigrationTrait for Migration {
         m.create_index(index("app_keys", &["app_id", "created_at"], false))
             .await?;
         m.create_table(
-            Table::create()
-                .table("access_tokens")
+            d.table("access_tokens")
                 .col(string_len("id", ID).primary_key())
                 .col(string_len("token_hash", 64).unique_key())
                 .col(string_len("user_id", ID))
                 .col(string_len("org_id", ID))
                 .col(text("scopes"))
                 .col(text("audience"))
-                .col(timestamp_with_time_zone("expires_at"))
-                .col(timestamp_with_time_zone("created_at"))
+                .col(d.time("expires_at"))
+                .col(d.time("created_at"))
                 .foreign_key(&mut fk("access_tokens", "user_id", "users", "id"))
                 .to_owned(),
         )
@@ -184,21 +178,19 @@ impl MigrationTrait for Migration {
         m.create_index(index("access_tokens", &["expires_at"], false))
             .await?;
         m.create_table(
-            Table::create()
-                .table("signing_keys")
+            d.table("signing_keys")
                 .col(string_len("id", ID).primary_key())
                 .col(string_len("algorithm", 16))
                 .col(text("public_key"))
                 .col(blob("private_key_enc"))
-                .col(timestamp_with_time_zone("created_at"))
+                .col(d.time("created_at"))
                 .to_owned(),
         )
         .await?;
         m.create_table(
-            Table::create()
-                .table("events")
+            d.table("events")
                 .col(big_pk_auto("position"))
-                .col(timestamp_with_time_zone("created_at"))
+                .col(d.time("created_at"))
                 .col(string_len("org_id", ID))
                 .col(string_len("aggregate_type", 32))
                 .col(string_len("aggregate_id", ID))
@@ -216,20 +208,18 @@ impl MigrationTrait for Migration {
         ))
         .await?;
         m.create_table(
-            Table::create()
-                .table("id_nodes")
+            d.table("id_nodes")
                 .col(big_pk_auto("id"))
-                .col(timestamp_with_time_zone("started_at"))
+                .col(d.time("started_at"))
                 .to_owned(),
         )
         .await?;
         m.create_table(
-            Table::create()
-                .table("instance")
+            d.table("instance")
                 .col(integer("id").primary_key())
                 .col(string_len("default_org_id", ID))
                 .col(string_len("admin_user_id", ID))
-                .col(timestamp_with_time_zone("created_at"))
+                .col(d.time("created_at"))
                 .to_owned(),
         )
         .await?;

@@ -7,6 +7,8 @@
 //! holders request new ones (the JWT-profile grant is non-interactive).
 use sea_orm_migration::{prelude::*, schema::*};
 
+use super::Dialect;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -15,11 +17,11 @@ const ID: u32 = 200;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let d = Dialect::of(m).await?;
         m.drop_table(Table::drop().table("access_tokens").to_owned())
             .await?;
         m.create_table(
-            Table::create()
-                .table("access_tokens")
+            d.table("access_tokens")
                 .col(string_len("id", ID).primary_key())
                 .col(string_len("token_hash", 64).unique_key())
                 .col(string_len("user_id", ID))
@@ -29,8 +31,8 @@ impl MigrationTrait for Migration {
                 .col(text("scopes"))
                 .col(text("audience"))
                 .col(text("projects"))
-                .col(timestamp_with_time_zone("expires_at"))
-                .col(timestamp_with_time_zone("created_at"))
+                .col(d.time("expires_at"))
+                .col(d.time("created_at"))
                 .foreign_key(
                     ForeignKey::create()
                         .name("fk_access_tokens_user_id")
@@ -52,11 +54,10 @@ impl MigrationTrait for Migration {
             .await?;
         }
         m.create_table(
-            Table::create()
-                .table("used_assertions")
+            d.table("used_assertions")
                 // SHA-256 (hex) of key id and jti.
                 .col(string_len("id", 64).primary_key())
-                .col(timestamp_with_time_zone("expires_at"))
+                .col(d.time("expires_at"))
                 .to_owned(),
         )
         .await?;

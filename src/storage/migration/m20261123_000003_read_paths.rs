@@ -23,13 +23,15 @@ fn drop(table: &'static str, name: &'static str) -> IndexDropStatement {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_index(drop("machine_keys", "ix_machine_keys_user_id_created_at"))
-            .await?;
+        // The wider index first: MySQL refuses to drop the index a foreign key uses until
+        // another one serves it.
         m.create_index(index("machine_keys", &["user_id", "created_at", "id"]))
             .await?;
-        m.drop_index(drop("app_keys", "ix_app_keys_app_id_created_at"))
+        m.drop_index(drop("machine_keys", "ix_machine_keys_user_id_created_at"))
             .await?;
         m.create_index(index("app_keys", &["app_id", "created_at", "id"]))
+            .await?;
+        m.drop_index(drop("app_keys", "ix_app_keys_app_id_created_at"))
             .await?;
         m.create_index(index("app_keys", &["project_id"])).await?;
         m.create_index(index("org_members", &["user_id"])).await?;
@@ -41,17 +43,17 @@ impl MigrationTrait for Migration {
             .await?;
         m.drop_index(drop("app_keys", "ix_app_keys_project_id"))
             .await?;
+        m.create_index(index("app_keys", &["app_id", "created_at"]))
+            .await?;
         m.drop_index(drop("app_keys", "ix_app_keys_app_id_created_at_id"))
             .await?;
-        m.create_index(index("app_keys", &["app_id", "created_at"]))
+        m.create_index(index("machine_keys", &["user_id", "created_at"]))
             .await?;
         m.drop_index(drop(
             "machine_keys",
             "ix_machine_keys_user_id_created_at_id",
         ))
         .await?;
-        m.create_index(index("machine_keys", &["user_id", "created_at"]))
-            .await?;
         Ok(())
     }
 }
