@@ -11,7 +11,8 @@ pub enum Kind {
     FailedPrecondition,
     PermissionDenied,
     Unauthenticated,
-    /// A rate limit or quota: retry later (see [`Error::retry_after_secs`]).
+    /// A rate limit or quota (retry later, see [`Error::retry_after_secs`]), or a message
+    /// over the size limit (gRPC's RESOURCE_EXHAUSTED).
     ResourceExhausted,
     Unavailable,
     Unimplemented,

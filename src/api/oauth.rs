@@ -105,6 +105,23 @@ async fn jwks(State(svc): State<Services>) -> Response {
     }
 }
 
+/// A body over the size limit is 413 (RFC 9110), still with RFC 6749's error JSON:
+/// `invalid_request`, as any client expects from this endpoint.
+fn oversized<T>(form: &Result<Form<T>, FormRejection>) -> Option<Response> {
+    let Err(rejection) = form else {
+        return None;
+    };
+    if rejection.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return None;
+    }
+    let mut resp = oauth_error(OAuthError::new(
+        OAuthErrorCode::InvalidRequest,
+        "the request body is larger than the server accepts",
+    ));
+    *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    Some(resp)
+}
+
 fn form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, OAuthError> {
     form.map(|Form(f)| f).map_err(|e| {
         OAuthError::new(
@@ -153,6 +170,9 @@ async fn introspect(
     headers: HeaderMap,
     body: Result<Form<IntrospectRequest>, FormRejection>,
 ) -> Response {
+    if let Some(resp) = oversized(&body) {
+        return resp;
+    }
     let answer = async {
         let req = form(body)?;
         let basic = basic_auth(&headers)?;
@@ -178,6 +198,9 @@ async fn token(
     peer: Peer,
     body: Result<Form<TokenRequest>, FormRejection>,
 ) -> Response {
+    if let Some(resp) = oversized(&body) {
+        return resp;
+    }
     let answer = async { svc.token(form(body)?, peer_ip(peer)).await };
     match answer.await {
         Ok(resp) => {

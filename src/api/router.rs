@@ -127,20 +127,24 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         .max_decoding_message_size(limits.max_body_bytes)
         .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
     // The Connect gateway calls the plain gRPC services in-process.
-    let in_process = Routes::new(FrameCheck::new(management.clone()))
-        .add_service(FrameCheck::new(user_service.clone()))
-        .add_service(FrameCheck::new(application_service.clone()))
-        .add_service(FrameCheck::decoding::<HealthCheckRequest>(health.clone()))
+    let limit = limits.max_body_bytes;
+    let in_process = Routes::new(FrameCheck::new(management.clone(), limit))
+        .add_service(FrameCheck::new(user_service.clone(), limit))
+        .add_service(FrameCheck::new(application_service.clone(), limit))
+        .add_service(FrameCheck::decoding::<HealthCheckRequest>(
+            health.clone(),
+            limit,
+        ))
         .add_service(reflection_v1.clone())
         .add_service(reflection_v1alpha.clone())
         .prepare()
         .into_axum_router();
     let connect = Arc::new(Connect::new(in_process, limits.max_body_bytes));
     let routes = Routes::from(plain)
-        .add_service(web.layer(FrameCheck::new(management)))
-        .add_service(web.layer(FrameCheck::new(user_service)))
-        .add_service(web.layer(FrameCheck::new(application_service)))
-        .add_service(web.layer(FrameCheck::decoding::<HealthCheckRequest>(health)))
+        .add_service(web.layer(FrameCheck::new(management, limit)))
+        .add_service(web.layer(FrameCheck::new(user_service, limit)))
+        .add_service(web.layer(FrameCheck::new(application_service, limit)))
+        .add_service(web.layer(FrameCheck::decoding::<HealthCheckRequest>(health, limit)))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));
     // Outermost first: CORS answers preflights; observation gives every other request its id

@@ -1487,8 +1487,8 @@ fn huge_declarations_and_bombs_meet_the_limits() {
         let web = [header("content-type", "application/grpc-web"), auth.clone()];
         let id_of = |a: &Answer| a.grpc_status().map(|st| (st.code(), error_id(&st)));
 
-        // A frame declaring 4 GiB, a few bytes sent: truncated, on gRPC and gRPC-Web.
-        let declared = vec![0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3];
+        // A frame declaring 100 bytes, 3 sent: truncated, on gRPC and gRPC-Web.
+        let declared = vec![0, 0, 0, 0, 100, 1, 2, 3];
         for (http2, headers) in [(true, &grpc[..]), (false, &web[..])] {
             let a = s.send(http2, m, headers, declared.clone()).await.unwrap();
             assert_eq!(
@@ -1497,20 +1497,47 @@ fn huge_declarations_and_bombs_meet_the_limits() {
                 "{a:?}"
             );
         }
-        // A whole message over the 64 KiB limit: tonic's OUT_OF_RANGE.
+        // A whole message over the 64 KiB limit, sent in full or only declared, and a body
+        // of many small frames outgrowing one message: RESOURCE_EXHAUSTED (as grpc-go
+        // answers), on gRPC and gRPC-Web, before more than the limit is buffered.
         let mut big = vec![0];
         big.extend_from_slice(&(1u32 << 20).to_be_bytes());
         big.extend(std::iter::repeat_n(0u8, 1 << 20));
-        let a = s.send(true, m, &grpc, big.clone()).await.unwrap();
-        assert_eq!(id_of(&a).map(|(c, _)| c), Some(Code::OutOfRange), "{a:?}");
-        // Over the 4 MiB the frame check buffers at most.
-        let mut huge = vec![0];
-        huge.extend_from_slice(&(5u32 << 20).to_be_bytes());
-        huge.extend(std::iter::repeat_n(0u8, 5 << 20));
-        let a = s.send(true, m, &grpc, huge).await.unwrap();
+        let mut small_frames = Vec::new();
+        for _ in 0..20_000 {
+            small_frames.extend_from_slice(&[0, 0, 0, 0, 0]);
+        }
+        let just_over = {
+            let mut f = vec![0];
+            f.extend_from_slice(&(65_537u32).to_be_bytes());
+            f.extend(std::iter::repeat_n(0u8, 65_537));
+            f
+        };
+        let four_gib = vec![0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3];
+        for body in [
+            big.clone(),
+            big[..5].to_vec(),
+            four_gib,
+            small_frames,
+            just_over,
+        ] {
+            for (http2, headers) in [(true, &grpc[..]), (false, &web[..])] {
+                let a = s.send(http2, m, headers, body.clone()).await.unwrap();
+                assert_eq!(
+                    id_of(&a),
+                    Some((Code::ResourceExhausted, "GRPC-Size1".into())),
+                    "{a:?}"
+                );
+            }
+        }
+        // Exactly at the limit is read and decoded (zero bytes are not a valid message).
+        let mut at_limit = vec![0];
+        at_limit.extend_from_slice(&(65_536u32).to_be_bytes());
+        at_limit.extend(std::iter::repeat_n(0u8, 65_536));
+        let a = s.send(true, m, &grpc, at_limit).await.unwrap();
         assert_eq!(
-            id_of(&a),
-            Some((Code::InvalidArgument, "GRPC-Body1".into())),
+            id_of(&a).map(|(c, _)| c),
+            Some(Code::InvalidArgument),
             "{a:?}"
         );
 
@@ -1577,7 +1604,7 @@ fn huge_declarations_and_bombs_meet_the_limits() {
             assert_eq!(a.json().unwrap()["details"][0]["id"], "REST-Json1");
         }
 
-        // 1 MB bodies: REST 413 REST-Body1; OAuth invalid_request.
+        // 1 MB bodies: REST 413 REST-Body1; OAuth 413 invalid_request.
         let a = s
             .send(
                 false,
@@ -1603,7 +1630,7 @@ fn huge_declarations_and_bombs_meet_the_limits() {
                 .unwrap();
             assert_eq!(
                 (a.status, a.json().unwrap()["error"].clone()),
-                (400, json!("invalid_request")),
+                (413, json!("invalid_request")),
                 "{path}"
             );
         }

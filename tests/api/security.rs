@@ -776,7 +776,7 @@ async fn private_answers_are_not_cached_and_requests_are_bounded() {
         .unwrap();
     assert_eq!(resp.headers()["cache-control"], "no-store");
 
-    // Bodies over the limit: a clear 413 on REST, RESOURCE_EXHAUSTED... or OUT_OF_RANGE on gRPC.
+    // Bodies over the limit: a clear 413 on REST, RESOURCE_EXHAUSTED on gRPC.
     let big = "A".repeat(8192);
     let (status, body) = app
         .rest(
@@ -804,7 +804,8 @@ async fn private_answers_are_not_cached_and_requests_are_bounded() {
         ))
         .await
         .expect_err("too large");
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert_eq!(error_id(&err), "GRPC-Size1");
 
     // Too many scopes.
     let scopes = (0..40)

@@ -5,6 +5,10 @@
 //! requests already translated to gRPC frames, and native gRPC ones alike. For a service
 //! built on tonic's own codec (tonic-health), it also decodes each message, so a malformed
 //! one is INVALID_ARGUMENT there too, as our codec makes it for our services.
+//!
+//! It buffers no more than the message limit: a frame that declares more, or a body that
+//! grows past one message of that size, is RESOURCE_EXHAUSTED at once (as grpc-go, and so
+//! ZITADEL, answers; tonic's own check would say OUT_OF_RANGE, after reading the message).
 use std::{
     convert::Infallible,
     future::Future,
@@ -12,7 +16,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use tonic::{
     body::Body,
     codegen::http::{Request, Response},
@@ -21,10 +25,11 @@ use tonic::{
 use tower::Service;
 
 use super::status::to_status;
-use crate::error::Error;
+use crate::error::{Error, Kind};
 
-/// Largest request body accepted (tonic's default decoding limit plus the frame header).
-const MAX_BODY: usize = 4 * 1024 * 1024 + 5;
+/// What a body may hold beyond its one message and that message's header: room for a
+/// compressed message's overhead.
+const BODY_SLACK: usize = 1024 + 5;
 
 /// Whether a message decodes as a service's request type.
 type Decodes = fn(&[u8]) -> Result<(), prost::DecodeError>;
@@ -32,23 +37,28 @@ type Decodes = fn(&[u8]) -> Result<(), prost::DecodeError>;
 #[derive(Clone)]
 pub struct FrameCheck<S> {
     inner: S,
+    /// The largest message accepted (the server's decoding limit).
+    limit: usize,
     /// Whether an uncompressed message decodes as the request type, for services whose own
     /// codec would answer INTERNAL when it does not.
     decodes: Option<Decodes>,
 }
 
 impl<S> FrameCheck<S> {
-    pub fn new(inner: S) -> Self {
+    /// Checks requests for `inner`, whose messages may be up to `limit` bytes.
+    pub fn new(inner: S, limit: usize) -> Self {
         FrameCheck {
             inner,
+            limit,
             decodes: None,
         }
     }
 
     /// Also checks that each message decodes as `M`.
-    pub fn decoding<M: prost::Message + Default>(inner: S) -> Self {
+    pub fn decoding<M: prost::Message + Default>(inner: S, limit: usize) -> Self {
         FrameCheck {
             inner,
+            limit,
             decodes: Some(|bytes| M::decode(bytes).map(drop)),
         }
     }
@@ -71,6 +81,53 @@ pub fn frames_complete(mut body: &[u8]) -> bool {
         body = &body[5 + len..];
     }
     true
+}
+
+/// The length the first frame of `body` declares, once its header is there.
+fn declared_len(body: &[u8]) -> Option<usize> {
+    let header = body.get(..5)?;
+    Some(u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize)
+}
+
+fn too_large(limit: usize, what: String) -> Response<Body> {
+    to_status(Error::new(
+        Kind::ResourceExhausted,
+        "GRPC-Size1",
+        format!("{what}; a request message may have at most {limit} bytes"),
+    ))
+    .into_http()
+}
+
+/// Reads a request body, giving up as soon as it is plainly over `limit`: its first frame
+/// declares more, or the body outgrows one message of that size.
+async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, Response<Body>> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            to_status(Error::invalid_argument(
+                "GRPC-Body1",
+                "the request body could not be read",
+            ))
+            .into_http()
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        bytes.extend_from_slice(&data);
+        if let Some(len) = declared_len(&bytes).filter(|len| *len > limit) {
+            return Err(too_large(
+                limit,
+                format!("the request message has {len} bytes"),
+            ));
+        }
+        if bytes.len() > limit.saturating_add(BODY_SLACK) {
+            return Err(too_large(
+                limit,
+                format!("the request body exceeds {} bytes", limit + BODY_SLACK),
+            ));
+        }
+    }
+    Ok(bytes)
 }
 
 /// The first uncompressed message of a complete `body` that `decodes` refuses.
@@ -123,17 +180,12 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let decodes = self.decodes;
+        let limit = self.limit;
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let bytes = match Limited::new(body, MAX_BODY).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => {
-                    return Ok(to_status(Error::invalid_argument(
-                        "GRPC-Body1",
-                        "the request body could not be read or exceeds 4 MiB",
-                    ))
-                    .into_http());
-                }
+            let bytes = match read_body(body, limit).await {
+                Ok(bytes) => tonic::codegen::Bytes::from(bytes),
+                Err(answer) => return Ok(answer),
             };
             if !frames_complete(&bytes) {
                 return Ok(to_status(Error::invalid_argument(
