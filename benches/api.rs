@@ -1,7 +1,8 @@
 //! End-to-end request costs against a real server on loopback, each reported as a ratio to a
 //! baseline measured in the same run (gRPC Healthz: transport only, no auth, no database).
 //! Run: `cargo bench --bench api` (SQLite), or with DATABASE_URL=postgres://… or mysql://… for
-//! PostgreSQL or MySQL.
+//! PostgreSQL or MySQL. `BENCH_DATABASES="sqlite postgres://… mysql://…"` measures each in
+//! turn in one run and adds a table comparing every database with the first.
 //! Figures are printed, never asserted.
 #[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
@@ -40,7 +41,72 @@ where
 
 #[tokio::main]
 async fn main() {
-    let app = TestApp::spawn().await;
+    let databases: Vec<Option<String>> = match std::env::var("BENCH_DATABASES") {
+        Ok(list) => list
+            .split_whitespace()
+            .map(|db| (db != "sqlite").then(|| db.to_owned()))
+            .collect(),
+        Err(_) => vec![database_server()],
+    };
+    let mut runs = Vec::new();
+    for db in &databases {
+        let app = TestApp::spawn_on_database(db.as_deref(), |_| {}).await;
+        let backend =
+            authn_keys::storage::Backend::of_url(&app.db_url).map_or("SQLite", |b| b.name());
+        let rows = measure_all(&app).await;
+        print_table(backend, &rows);
+        runs.push((backend, rows));
+    }
+    if runs.len() > 1 {
+        compare(&runs);
+    }
+}
+
+/// Each database against the first, operation by operation: the ratio of the medians, and of
+/// their ratios to each run's own baseline (which cancels a change in the machine's speed
+/// between the runs).
+fn compare(runs: &[(&str, Vec<Row>)]) {
+    let (first, base_rows) = &runs[0];
+    println!(
+        "\nthe databases against {first} (median ratio; in brackets, the ratio of the × baseline figures)\n"
+    );
+    let names: Vec<&str> = runs.iter().skip(1).map(|(n, _)| *n).collect();
+    println!("| operation | {} |", names.join(" | "));
+    println!("|---|{}", "---|".repeat(names.len()));
+    let baseline = |rows: &[Row]| rows[0].per_op.as_secs_f64();
+    for (i, row) in base_rows.iter().enumerate().skip(1) {
+        let cells: Vec<String> = runs
+            .iter()
+            .skip(1)
+            .map(|(_, rows)| {
+                let plain = rows[i].per_op.as_secs_f64() / row.per_op.as_secs_f64();
+                let relative = plain * baseline(base_rows) / baseline(rows);
+                format!("{plain:.2}× ({relative:.2}×)")
+            })
+            .collect();
+        println!("| {} | {} |", row.name, cells.join(" | "));
+    }
+}
+
+fn print_table(backend: &str, rows: &[Row]) {
+    let baseline = rows[0].per_op;
+    println!("authn-keys request costs on {backend} (median of n calls, one client, loopback)\n");
+    println!("| operation | n | median | × baseline |");
+    println!("|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {:.3} ms | {:.1}× |",
+            r.name,
+            r.n,
+            r.per_op.as_secs_f64() * 1e3,
+            r.per_op.as_secs_f64() / baseline.as_secs_f64()
+        );
+    }
+    println!();
+}
+
+/// The operations, the baseline first.
+async fn measure_all(app: &TestApp) -> Vec<Row> {
     let admin = app.admin_token().await;
     let grpc = app.grpc().await;
     let (user_id, key) = app.member_with_key(&admin, 0, "ORG_USER_VIEWER").await;
@@ -162,6 +228,57 @@ async fn main() {
         .await,
         n: basic_n,
     });
+    // Database-bound: a listing read from the database, and a write pair without key
+    // generation (an uploaded public key added, then removed).
+    rows.push(Row {
+        name: "gRPC ListMachineKeys",
+        per_op: measure(n, || {
+            let mut c = grpc.clone();
+            let req = authed(
+                &admin,
+                None,
+                ListMachineKeysRequest {
+                    user_id: user_id.clone(),
+                    query: None,
+                },
+            );
+            async move {
+                c.list_machine_keys(req).await.unwrap();
+            }
+        })
+        .await,
+        n,
+    });
+    let uploaded = public_pem();
+    rows.push(Row {
+        name: "AddMachineKey (uploaded) + RemoveMachineKey",
+        per_op: measure(n / 2, || {
+            let mut c = grpc.clone();
+            let add = authed(
+                &admin,
+                None,
+                AddMachineKeyRequest {
+                    user_id: user_id.clone(),
+                    r#type: 1,
+                    public_key: uploaded.as_bytes().to_vec(),
+                    ..Default::default()
+                },
+            );
+            let (admin, user_id) = (admin.clone(), user_id.clone());
+            async move {
+                let key_id = c.add_machine_key(add).await.unwrap().into_inner().key_id;
+                c.remove_machine_key(authed(
+                    &admin,
+                    None,
+                    RemoveMachineKeyRequest { user_id, key_id },
+                ))
+                .await
+                .unwrap();
+            }
+        })
+        .await,
+        n: n / 2,
+    });
     let keygen_n = 20;
     rows.push(Row {
         name: "AddMachineKey, generated RSA-2048",
@@ -184,17 +301,5 @@ async fn main() {
         n: keygen_n,
     });
 
-    let backend = database_name(&app.db_url);
-    println!("authn-keys request costs on {backend} (median of n calls, one client, loopback)\n");
-    println!("| operation | n | median | × baseline |");
-    println!("|---|---|---|---|");
-    for r in &rows {
-        println!(
-            "| {} | {} | {:.3} ms | {:.1}× |",
-            r.name,
-            r.n,
-            r.per_op.as_secs_f64() * 1e3,
-            r.per_op.as_secs_f64() / baseline.as_secs_f64()
-        );
-    }
+    rows
 }

@@ -263,7 +263,9 @@ async fn main() {
     let o = opts();
     let dur = Duration::from_secs_f64(o.seconds);
     let workers = o.connections * o.streams;
-    let backend = database_name(&database_server().unwrap_or_default());
+    let backend = database_server()
+        .and_then(|url| authn_keys::storage::Backend::of_url(&url))
+        .map_or("SQLite", |b| b.name());
     // The raw generation rate first, while nothing else runs.
     let (one_key, raw_rate) = tokio::task::spawn_blocking(|| raw_keygen(4.0))
         .await

@@ -40,14 +40,7 @@ async fn two_hundred_clients_leave_a_consistent_database() {
     let (project, app_id, _, _) = app.project_with_app(&admin, 1).await;
     let app_key = Arc::new(app.app_key(&admin, &project, &app_id).await);
     // One uploaded public key serves many key records.
-    let uploaded_pem = {
-        use rsa::pkcs8::{EncodePublicKey, LineEnding};
-        let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-        private
-            .to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .unwrap()
-    };
+    let uploaded_pem = public_pem();
     let channels: Vec<_> = {
         let mut v = Vec::new();
         for _ in 0..4 {

@@ -47,15 +47,6 @@ async fn serving(base: &str) {
     panic!("{base} did not start");
 }
 
-fn public_pem() -> String {
-    use rsa::pkcs8::{EncodePublicKey, LineEnding};
-    rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
-        .unwrap()
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .unwrap()
-}
-
 /// The database URL for this run: a fresh PostgreSQL or MySQL database when DATABASE_URL
 /// names a server, else a SQLite file in `dir`.
 async fn database(dir: &std::path::Path) -> String {

@@ -106,18 +106,20 @@ impl TestApp {
 
     /// A test server whose config `adjust` changes first.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let db_url = match database_server() {
-            Some(url) => fresh_database(&url).await,
-            None => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
-        };
-        Self::start(db_url, dir, adjust, None).await
+        Self::spawn_on_database(database_server().as_deref(), adjust).await
     }
 
-    /// A test server on a fresh database of the PostgreSQL or MySQL server at `server_url`.
-    pub async fn spawn_on_server(server_url: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    /// A test server on a fresh database of the server at `server_url`, or on a SQLite file
+    /// of its own.
+    pub async fn spawn_on_database(
+        server_url: Option<&str>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let db_url = fresh_database(server_url).await;
+        let db_url = match server_url {
+            Some(url) => fresh_database(url).await,
+            None => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+        };
         Self::start(db_url, dir, adjust, None).await
     }
 
@@ -407,15 +409,6 @@ pub fn database_server() -> Option<String> {
         .filter(|url| is_server_url(url))
 }
 
-/// The database a URL names, as the benches print it.
-pub fn database_name(url: &str) -> &'static str {
-    match url.split(':').next() {
-        Some("postgres" | "postgresql") => "PostgreSQL",
-        Some("mysql" | "mariadb") => "MySQL",
-        _ => "SQLite",
-    }
-}
-
 pub fn is_server_url(url: &str) -> bool {
     ["postgres://", "postgresql://", "mysql://", "mariadb://"]
         .iter()
@@ -443,6 +436,16 @@ pub async fn fresh_database(server_url: &str) -> String {
     let mut url = url::Url::parse(server_url).unwrap();
     url.set_path(&name);
     url.to_string()
+}
+
+/// The PEM public key of a new RSA-2048 key pair, for uploads.
+pub fn public_pem() -> String {
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+        .unwrap()
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap()
 }
 
 /// AddMachineKey for `user_id` with a generated key (no expiry).

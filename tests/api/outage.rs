@@ -200,7 +200,7 @@ async fn a_database_outage_fails_fast_and_heals() {
         Some(_) => Box::new(Mariadb::create()),
         None => return,
     };
-    let app = TestApp::spawn_on_server(&server.url(), |_| {}).await;
+    let app = TestApp::spawn_on_database(Some(&server.url()), |_| {}).await;
     let token = app.admin_token().await;
     let mut c = app.grpc().await;
     let list = |c: &mut authn_keys::proto::zitadel::management::v1::management_service_client::ManagementServiceClient<tonic::transport::Channel>| {
