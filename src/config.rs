@@ -15,7 +15,8 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
-    /// `sqlite://FILE?mode=rwc` (default, created if missing) or `postgres://USER@HOST/DB`.
+    /// `sqlite://FILE?mode=rwc` (default, created if missing), `postgres://USER@HOST/DB` or
+    /// `mysql://USER@HOST/DB` (MySQL 8, MariaDB).
     #[arg(
         long,
         global = true,
