@@ -115,6 +115,12 @@ async fn mysql_session(
     use sea_orm::sqlx::Executor;
     conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         .await?;
+    // Pattern queries escape with a backslash (`LIKE … ESCAPE '\\'`), which a server running
+    // with NO_BACKSLASH_ESCAPES would read differently: drop that mode for our sessions.
+    conn.execute(
+        "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ','))",
+    )
+    .await?;
     conn.execute("SET SESSION innodb_lock_wait_timeout = 10")
         .await?;
     Ok(())
@@ -141,8 +147,8 @@ pub async fn connect_migrated(
 
 /// Serializes migrations of processes sharing a PostgreSQL database (an arbitrary constant).
 const MIGRATION_LOCK: i64 = 0x6175_7468_6e6b_6579;
-/// The same on MySQL, whose named locks belong to the server, not to a database: the
-/// database's name is part of it.
+/// The same on MySQL, whose named locks belong to the server, not to a database: the lock
+/// is named by a hash of the database's name and this (names are at most 64 characters).
 const MYSQL_MIGRATION_LOCK: &str = "authn_keys_migrations";
 
 /// Applies all pending migrations. `db` must be a pool of one connection: on PostgreSQL and
@@ -156,7 +162,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
             format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"),
         ),
         sea_orm::DbBackend::MySql => {
-            let name = format!("CONCAT(DATABASE(), '.{MYSQL_MIGRATION_LOCK}')");
+            let name = format!("SHA1(CONCAT(DATABASE(), '.{MYSQL_MIGRATION_LOCK}'))");
             (
                 // Waits up to 10 minutes; 1 means taken, 0 a timeout.
                 format!("SELECT GET_LOCK({name}, 600)"),
@@ -166,16 +172,29 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
         _ => (String::new(), String::new()),
     };
     if !lock.is_empty() {
-        let taken = db
+        let answer = db
             .query_one_raw(sea_orm::Statement::from_string(backend, lock))
             .await
-            .map_err(db_err)?
-            .and_then(|row| row.try_get_by_index::<Option<i64>>(0).ok().flatten());
-        if backend == sea_orm::DbBackend::MySql && taken != Some(1) {
-            return Err(Error::unavailable(
-                "STORE-Migr2",
-                "another process held the migration lock for 10 minutes",
-            ));
+            .map_err(db_err)?;
+        if backend == sea_orm::DbBackend::MySql {
+            // 1: taken; 0: timed out; NULL: an error (no database selected, say).
+            match answer.map(|row| row.try_get_by_index::<Option<i64>>(0)) {
+                Some(Ok(Some(1))) => {}
+                Some(Ok(Some(0))) => {
+                    return Err(Error::unavailable(
+                        "STORE-Migr2",
+                        "another process held the migration lock for 10 minutes",
+                    ));
+                }
+                other => {
+                    return Err(Error::internal(
+                        "STORE-Migr3",
+                        format!(
+                            "taking the migration lock failed (GET_LOCK answered {other:?}); does the URL name a database?"
+                        ),
+                    ));
+                }
+            }
         }
     }
     let applied = migration::Migrator::up(db, None).await.map_err(|e| {
@@ -248,8 +267,8 @@ pub(crate) fn db_err(e: DbErr) -> Error {
         }
         _ if text.contains("database or disk is full")
             || text.contains("No space left on device")
-            // MySQL's "The table is full" (1114) and "Disk full" (1021).
-            || text.contains("is full")
+            // MySQL's "The table '…' is full" (1114) and "Disk full" (1021).
+            || (text.contains("The table '") && text.contains("is full"))
             || text.contains("Disk full") =>
         {
             Error::unavailable(
@@ -271,7 +290,7 @@ pub(crate) fn db_err(e: DbErr) -> Error {
 /// Whether a database error says the server went away (network, shutdown, restart) rather
 /// than that the statement failed. sea-orm hands sqlx's errors over as text.
 fn unreachable(text: &str) -> bool {
-    const SIGNS: [&str; 10] = [
+    const SIGNS: [&str; 12] = [
         "error communicating with database",
         "pool timed out",
         "closed pool",
@@ -281,9 +300,11 @@ fn unreachable(text: &str) -> bool {
         // PostgreSQL shutting down or restarting (57P01, 57P02, 57P03).
         "terminating connection due to administrator command",
         "the database system is",
-        // MySQL shutting down, or the connection dropped (1053, 2006, 2013).
+        // MySQL shutting down, or the connection dropped or killed (1053, 2006, 2013, 1927).
         "server shutdown in progress",
         "server has gone away",
+        "lost connection",
+        "connection was killed",
     ];
     let lower = text.to_ascii_lowercase();
     SIGNS.iter().any(|s| lower.contains(s))
@@ -301,8 +322,8 @@ pub fn db_time(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc
 pub const CHANGES_CHANNEL: &str = "authn_keys_changes";
 
 /// Queues a change notice inside the writing transaction: PostgreSQL delivers it to every
-/// listening process when (and only if) the transaction commits. Nothing on SQLite, whose
-/// processes cannot listen; they bound staleness by time instead.
+/// listening process when (and only if) the transaction commits. Nothing on SQLite and MySQL,
+/// whose processes cannot listen; they bound staleness by time instead.
 pub async fn notify(db: &impl ConnectionTrait, payload: &str) -> Result<(), Error> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(());

@@ -70,7 +70,7 @@ pub async fn insert_instance(
 }
 
 /// Takes the instance row's write lock for the rest of the transaction (a row lock on
-/// PostgreSQL, the database write lock on SQLite), so checks that span rows — "is another
+/// PostgreSQL and MySQL, the database write lock on SQLite), so checks that span rows — "is another
 /// IAM_OWNER left?", "is a signing key due?" — cannot race between processes.
 pub async fn lock_instance(db: &impl ConnectionTrait) -> Result<()> {
     instance::Entity::update_many()
@@ -608,7 +608,9 @@ pub async fn list_apps(
 
 fn compare<C: IntoColumnRef + Copy>(col: C, how: Compare, at: DateTime<Utc>) -> Expr {
     let col = Expr::col(col);
-    let at = at.fixed_offset();
+    // Cut to the stored precision, so every database compares the same instant (MySQL
+    // would round a finer one).
+    let at = crate::storage::db_time(at).fixed_offset();
     match how {
         Compare::Equals => col.eq(at),
         Compare::After => col.gt(at),
@@ -1121,8 +1123,7 @@ fn from_json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-/// Records tokens, several in one statement.
-/// Records access tokens; call it in a transaction. On MySQL their users are share-locked
+/// Records access tokens, several in one statement; call it in a transaction. On MySQL their users are share-locked
 /// first: InnoDB inserts a row before it checks the row's foreign key, so a grant racing the
 /// user's removal (which holds the user row, then deletes the user's tokens) would deadlock
 /// otherwise. Locked first, the grant simply waits for the removal, or the removal for it.

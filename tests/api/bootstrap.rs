@@ -66,3 +66,24 @@ async fn a_database_whose_master_key_file_is_missing_is_refused() {
     assert_eq!(err.id, "CONFIG-Mkey5");
     assert!(!key_file.exists());
 }
+
+/// A MySQL URL that names no database cannot be migrated: a clear error at start, not a
+/// lock that is never taken.
+#[tokio::test]
+async fn a_mysql_url_without_a_database_is_refused_clearly() {
+    let Some(server) = database_server().filter(|url| url.starts_with("mysql")) else {
+        return;
+    };
+    let mut url = url::Url::parse(&server).unwrap();
+    url.set_path("/");
+    let dir = tempfile::tempdir().unwrap();
+    let err = App::build(Config::for_tests(
+        url.as_str(),
+        dir.path().join("admin-key.json"),
+    ))
+    .await
+    .err()
+    .expect("refused");
+    assert_eq!(err.id, "STORE-Migr3", "{}", err.message);
+    assert!(err.message.contains("name a database"), "{}", err.message);
+}
