@@ -159,6 +159,31 @@ async fn measure_all(app: &TestApp) -> Vec<Row> {
         .await,
         n,
     });
+    // The same call through the Connect gateway (JSON), which hands it to the gRPC service
+    // in-process.
+    let connect_url = format!(
+        "{}/zitadel.management.v1.ManagementService/GetMachineKeyByIDs",
+        app.base
+    );
+    let connect_body = json!({"userId": user_id, "keyId": key.key_id}).to_string();
+    rows.push(Row {
+        name: "Connect GetMachineKeyByIDs (JSON)",
+        per_op: measure(n, || async {
+            let resp = app
+                .http
+                .post(&connect_url)
+                .bearer_auth(&admin)
+                .header("content-type", "application/json")
+                .body(connect_body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.unwrap();
+        })
+        .await,
+        n,
+    });
     let assertion = app.assertion(&key, json!({}));
     let grant = [
         ("grant_type", JWT_BEARER),
