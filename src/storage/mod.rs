@@ -115,10 +115,14 @@ async fn mysql_session(
     use sea_orm::sqlx::Executor;
     conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         .await?;
-    // Pattern queries escape with a backslash (`LIKE … ESCAPE '\\'`), which a server running
-    // with NO_BACKSLASH_ESCAPES would read differently: drop that mode for our sessions.
+    // The server's SQL mode, with two changes for our sessions: pattern queries escape with a
+    // backslash (`LIKE … ESCAPE '\\'`), which NO_BACKSLASH_ESCAPES would read differently, so
+    // that mode goes; and a value that does not fit must be refused, never cut or zeroed
+    // quietly, so strict mode is on whatever the server's default.
     conn.execute(
-        "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ','))",
+        "SET SESSION sql_mode = CONCAT_WS(',', \
+           NULLIF(TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ',')), ''), \
+           'STRICT_ALL_TABLES')",
     )
     .await?;
     conn.execute("SET SESSION innodb_lock_wait_timeout = 10")

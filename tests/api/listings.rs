@@ -430,3 +430,61 @@ async fn ids_and_names_differing_in_case_or_accent_stay_apart() {
         Code::AlreadyExists
     );
 }
+
+/// A MySQL server whose own SQL mode is NO_BACKSLASH_ESCAPES (and not strict) still gets
+/// literal pattern matches and strict writes: the sessions set their own mode.
+#[tokio::test]
+async fn a_mysql_servers_own_sql_mode_changes_nothing() {
+    use crate::outage::{Mariadb, Outage};
+    use authn_keys::storage::ConnectionTrait;
+    if !database_server().is_some_and(|url| url.starts_with("mysql")) {
+        return;
+    }
+    let server = Mariadb::create(&["--sql-mode=NO_BACKSLASH_ESCAPES"]);
+    let app = TestApp::spawn_on_database(Some(&server.url()), |_| {}).await;
+    let t = app.admin_token().await;
+    let mut c = app.grpc().await;
+    let p = unique("esc");
+    let mut ids = Vec::new();
+    for name in [format!("{p}_1"), format!("{p}a1")] {
+        let req = AddMachineUserRequest {
+            user_name: name,
+            name: "escapes".into(),
+            ..Default::default()
+        };
+        ids.push(
+            c.add_machine_user(authed(&t, None, req))
+                .await
+                .unwrap()
+                .into_inner()
+                .user_id,
+        );
+    }
+    let found = c
+        .list_users(authed(
+            &t,
+            None,
+            ListUsersRequest {
+                queries: vec![by_name(&format!("{p}_"), STARTS_WITH)],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let found: Vec<String> = found.result.into_iter().map(|u| u.id).collect();
+    assert_eq!(found, vec![ids[0].clone()], "`_` matched as a wildcard");
+    let db = &app.services.db;
+    let mode: String = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT @@SESSION.sql_mode AS m",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "m")
+        .unwrap();
+    assert!(!mode.contains("NO_BACKSLASH_ESCAPES"), "{mode}");
+    assert!(mode.contains("STRICT_ALL_TABLES"), "{mode}");
+}

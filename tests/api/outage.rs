@@ -60,7 +60,7 @@ impl Cluster {
 }
 
 /// A database server the test may stop and start.
-trait Outage {
+pub trait Outage {
     fn url(&self) -> String;
     fn start(&self);
     /// Stops at once, as a crash or a power cut would.
@@ -115,15 +115,17 @@ impl Drop for Cluster {
 
 /// A throwaway MariaDB server on its own port and data folder. Without grant tables root may
 /// connect without a password, so no system tables need installing.
-struct Mariadb {
+pub struct Mariadb {
     data: PathBuf,
     port: u16,
+    /// Server options beyond the ones every test server gets.
+    options: Vec<String>,
     child: Mutex<Option<std::process::Child>>,
     _dir: tempfile::TempDir,
 }
 
 impl Mariadb {
-    fn create() -> Mariadb {
+    pub fn create(options: &[&str]) -> Mariadb {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
@@ -133,6 +135,7 @@ impl Mariadb {
         let server = Mariadb {
             data,
             port: free_port(),
+            options: options.iter().map(|o| o.to_string()).collect(),
             child: Mutex::new(None),
             _dir: dir,
         };
@@ -163,6 +166,7 @@ impl Outage for Mariadb {
                 "--innodb-buffer-pool-size=16M",
                 "--innodb-log-file-size=8M",
             ])
+            .args(&self.options)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -197,7 +201,7 @@ async fn a_database_outage_fails_fast_and_heals() {
     // Needs the database's server binaries: part of the PostgreSQL and MariaDB runs.
     let server: Box<dyn Outage> = match database_server() {
         Some(url) if url.starts_with("postgres") => Box::new(Cluster::create()),
-        Some(_) => Box::new(Mariadb::create()),
+        Some(_) => Box::new(Mariadb::create(&[])),
         None => return,
     };
     let app = TestApp::spawn_on_database(Some(&server.url()), |_| {}).await;
