@@ -70,8 +70,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn migrate(config: &Config) -> authn_keys::error::Result<()> {
-    let db = storage::connect(&config.database_url, 1).await?;
-    storage::migrate(&db).await?;
+    let db = storage::connect_migrated(&config.database_url, 1).await?;
     // Closing checkpoints SQLite's WAL into the database file.
     let _ = db.close().await;
     tracing::info!(database = %storage::redact_url(&config.database_url), "migrations applied");

@@ -130,13 +130,94 @@ async fn mysql_session(
     Ok(())
 }
 
+/// The database MySQL URLs without one use.
+pub const DEFAULT_MYSQL_DATABASE: &str = "authn_keys";
+
+/// Makes the database a server URL names ready to open, and returns the URL to open: a MySQL
+/// URL without a database uses [`DEFAULT_MYSQL_DATABASE`], and a database that does not exist
+/// yet is created, when the user may (as SQLite's `mode=rwc` creates its file). SQLite URLs
+/// are returned as they are.
+pub async fn prepare_database(url: &str) -> Result<String, Error> {
+    let backend = Backend::of_url(url);
+    if matches!(backend, None | Some(Backend::Sqlite)) {
+        return Ok(url.to_owned());
+    }
+    let mysql = backend == Some(Backend::Mysql);
+    let bad_url = || {
+        Error::invalid_argument(
+            "CONFIG-Db003",
+            format!("the database URL {} is not a URL", redact_url(url)),
+        )
+    };
+    let mut named = url::Url::parse(url).map_err(|_| bad_url())?;
+    let mut name = named.path().trim_start_matches('/').to_owned();
+    if name.is_empty() {
+        if !mysql {
+            return Ok(url.to_owned()); // PostgreSQL uses the user's database
+        }
+        name = DEFAULT_MYSQL_DATABASE.to_owned();
+        named.set_path(&format!("/{name}"));
+    }
+    let named = named.to_string();
+    let missing = match connect(&named, 1).await {
+        Ok(db) => {
+            let _ = db.close().await;
+            return Ok(named);
+        }
+        Err(e) => {
+            let cause = e.cause_chain();
+            let gone = cause.contains("Unknown database") // MySQL 1049
+                || (cause.contains("database \"") && cause.contains("\" does not exist")); // 3D000
+            if !gone {
+                return Err(e);
+            }
+            e
+        }
+    };
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        || name.len() > 63
+    {
+        return Err(missing);
+    }
+    // Created over a connection to the server itself (PostgreSQL: its `postgres` database).
+    let mut server = url::Url::parse(&named).map_err(|_| bad_url())?;
+    server.set_path(if mysql { "/" } else { "/postgres" });
+    let admin = connect(server.as_str(), 1).await?;
+    let create = if mysql {
+        format!("CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
+    } else {
+        format!("CREATE DATABASE \"{name}\"")
+    };
+    let created = admin.execute_unprepared(&create).await;
+    let _ = admin.close().await;
+    match created {
+        Ok(_) => tracing::info!(database = %name, "created the database"),
+        // Another process created it meanwhile (PostgreSQL has no IF NOT EXISTS).
+        Err(e) if e.to_string().contains("already exists") => {}
+        Err(e) => {
+            return Err(Error::unavailable(
+                "STORE-Creat",
+                format!(
+                    "the database {name} does not exist, and creating it failed; create it, or grant the user the right to"
+                ),
+            )
+            .with_source(e));
+        }
+    }
+    Ok(named)
+}
+
 /// Opens the pool after applying pending migrations over a connection of their own: schema
 /// changes spread over several pooled SQLite connections see stale schemas (a dropped
 /// table's index "already exists"). In-memory SQLite has one connection, which is migrated.
+/// The database is prepared first ([`prepare_database`]).
 pub async fn connect_migrated(
     url: &str,
     max_connections: u32,
 ) -> Result<DatabaseConnection, Error> {
+    let url = &prepare_database(url).await?;
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     if in_memory {
         let db = connect(url, 1).await?;

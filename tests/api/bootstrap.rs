@@ -67,23 +67,48 @@ async fn a_database_whose_master_key_file_is_missing_is_refused() {
     assert!(!key_file.exists());
 }
 
-/// A MySQL URL that names no database cannot be migrated: a clear error at start, not a
-/// lock that is never taken.
+/// A database the URL names that does not exist yet is created at start (as SQLite's file
+/// is), and found by the next start.
 #[tokio::test]
-async fn a_mysql_url_without_a_database_is_refused_clearly() {
-    let Some(server) = database_server().filter(|url| url.starts_with("mysql")) else {
+async fn a_missing_server_database_is_created() {
+    let Some(server) = database_server() else {
         return;
     };
     let mut url = url::Url::parse(&server).unwrap();
-    url.set_path("/");
+    url.set_path(&format!("/ak_test_created_{}", std::process::id()));
     let dir = tempfile::tempdir().unwrap();
-    let err = App::build(Config::for_tests(
-        url.as_str(),
-        dir.path().join("admin-key.json"),
-    ))
-    .await
-    .err()
-    .expect("refused");
-    assert_eq!(err.id, "STORE-Migr3", "{}", err.message);
-    assert!(err.message.contains("name a database"), "{}", err.message);
+    let first = App::build(Config::for_tests(url.as_str(), dir.path().join("a.json")))
+        .await
+        .expect("creates the database");
+    assert!(first.instance.created);
+    drop(first);
+    let again = App::build(Config::for_tests(url.as_str(), dir.path().join("b.json")))
+        .await
+        .unwrap();
+    assert!(!again.instance.created);
+}
+
+/// A MySQL URL that names no database uses (and creates) `authn_keys`; on a server of its
+/// own, so the shared one keeps no such database.
+#[tokio::test]
+async fn a_mysql_url_without_a_database_uses_authn_keys() {
+    use crate::outage::{Mariadb, Outage};
+    if !database_server().is_some_and(|url| url.starts_with("mysql")) {
+        return;
+    }
+    let server = Mariadb::create(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::build(Config::for_tests(&server.url(), dir.path().join("a.json")))
+        .await
+        .expect("starts");
+    assert!(app.instance.created);
+    let named = format!(
+        "{}{}",
+        server.url(),
+        authn_keys::storage::DEFAULT_MYSQL_DATABASE
+    );
+    let again = App::build(Config::for_tests(&named, dir.path().join("b.json")))
+        .await
+        .unwrap();
+    assert!(!again.instance.created, "the same database");
 }
