@@ -147,7 +147,8 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         .add_service(web.layer(FrameCheck::decoding::<HealthCheckRequest>(health, limit)))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));
-    // Outermost first: CORS answers preflights; observation gives every other request its id
+    // Outermost first: HTTP/1.1 answers that leave a body unread close their connection;
+    // CORS answers preflights; observation gives every other request its id
     // and counts it, shed or not; the limits layer sheds and times out; Connect requests are
     // answered by the gateway, everything else routed; extractors refuse bodies over the limit.
     Ok(routes
@@ -166,7 +167,10 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
             metrics,
             observe::layer,
         ))
-        .layer(cors::layer(&limits.cors_origins)))
+        .layer(cors::layer(&limits.cors_origins))
+        .layer(axum::middleware::from_fn(
+            super::limits::close_after_unread_body,
+        )))
 }
 
 /// Ready when the database answers within two seconds: a probe must not hang on a database

@@ -1528,6 +1528,11 @@ fn huge_declarations_and_bombs_meet_the_limits() {
                     Some((Code::ResourceExhausted, "GRPC-Size1".into())),
                     "{a:?}"
                 );
+                // Over HTTP/1.1 the rest of a 1 MiB body is left unread: the connection
+                // closes, and says so, so a client does not reuse it.
+                if !http2 && body.len() > 1 << 20 {
+                    assert_eq!(a.headers["connection"], "close", "{a:?}");
+                }
             }
         }
         // Exactly at the limit is read and decoded (zero bytes are not a valid message).
@@ -1573,6 +1578,20 @@ fn huge_declarations_and_bombs_meet_the_limits() {
             (a.status, a.json().unwrap()["code"].clone()),
             (429, json!("resource_exhausted"))
         );
+        assert_eq!(a.headers["connection"], "close", "{a:?}");
+
+        // A body read to its end keeps the connection open.
+        let a = s
+            .send(
+                false,
+                "/zitadel.management.v1.ManagementService/ListUsers",
+                &[header("content-type", "application/json"), auth.clone()],
+                b"{}".to_vec(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(a.status, 200, "{a:?}");
+        assert!(a.headers.get("connection").is_none(), "{a:?}");
 
         // Deep nesting (60,000 levels, within the body limit): a 400, on Connect and REST.
         let deep = "[".repeat(60_000).into_bytes();
@@ -1616,6 +1635,7 @@ fn huge_declarations_and_bombs_meet_the_limits() {
             .unwrap();
         assert_eq!(a.status, 413);
         assert_eq!(a.json().unwrap()["details"][0]["id"], "REST-Body1");
+        assert_eq!(a.headers["connection"], "close", "{a:?}");
         for path in ["/oauth/v2/token", "/oauth/v2/introspect"] {
             let mut form = b"assertion=".to_vec();
             form.extend(vec![b'a'; 1 << 20]);
@@ -1633,6 +1653,7 @@ fn huge_declarations_and_bombs_meet_the_limits() {
                 (413, json!("invalid_request")),
                 "{path}"
             );
+            assert_eq!(a.headers["connection"], "close", "{a:?}");
         }
 
         // 1 MB of headers: 431 on HTTP/1.1. On HTTP/2 the block arrives as dozens of
