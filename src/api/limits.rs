@@ -6,6 +6,9 @@
 //!
 //! tower's `ConcurrencyLimit`/`LoadShed`/`Timeout` turn these cases into opaque errors that
 //! would still need a protocol-aware handler; one small middleware is clearer.
+//!
+//! Beside it, [`close_after_unread_body`] marks HTTP/1.1 answers that leave a request body
+//! unread (any refusal of an oversized body) as closing their connection.
 use std::{sync::Arc, time::Duration};
 
 use axum::{

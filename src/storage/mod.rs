@@ -133,56 +133,53 @@ async fn mysql_session(
 /// The database MySQL URLs without one use.
 pub const DEFAULT_MYSQL_DATABASE: &str = "authn_keys";
 
-/// Makes the database a server URL names ready to open, and returns the URL to open: a MySQL
-/// URL without a database uses [`DEFAULT_MYSQL_DATABASE`], and a database that does not exist
-/// yet is created, when the user may (as SQLite's `mode=rwc` creates its file). SQLite URLs
-/// are returned as they are.
-pub async fn prepare_database(url: &str) -> Result<String, Error> {
-    let backend = Backend::of_url(url);
-    if matches!(backend, None | Some(Backend::Sqlite)) {
+/// The URL to open: a MySQL URL without a database names [`DEFAULT_MYSQL_DATABASE`]; any
+/// other URL as it is.
+fn database_url(url: &str) -> Result<String, Error> {
+    if Backend::of_url(url) != Some(Backend::Mysql) {
         return Ok(url.to_owned());
     }
-    let mysql = backend == Some(Backend::Mysql);
-    let bad_url = || {
+    let mut parsed = url::Url::parse(url).map_err(|_| {
         Error::invalid_argument(
             "CONFIG-Db003",
             format!("the database URL {} is not a URL", redact_url(url)),
         )
-    };
-    let mut named = url::Url::parse(url).map_err(|_| bad_url())?;
-    let mut name = named.path().trim_start_matches('/').to_owned();
-    if name.is_empty() {
-        if !mysql {
-            return Ok(url.to_owned()); // PostgreSQL uses the user's database
-        }
-        name = DEFAULT_MYSQL_DATABASE.to_owned();
-        named.set_path(&format!("/{name}"));
+    })?;
+    if parsed.path().trim_start_matches('/').is_empty() {
+        parsed.set_path(&format!("/{DEFAULT_MYSQL_DATABASE}"));
     }
-    let named = named.to_string();
-    let missing = match connect(&named, 1).await {
-        Ok(db) => {
-            let _ = db.close().await;
-            return Ok(named);
-        }
-        Err(e) => {
-            let cause = e.cause_chain();
-            let gone = cause.contains("Unknown database") // MySQL 1049
-                || (cause.contains("database \"") && cause.contains("\" does not exist")); // 3D000
-            if !gone {
-                return Err(e);
-            }
-            e
-        }
+    Ok(parsed.to_string())
+}
+
+/// Whether opening failed because the named database does not exist (MySQL 1049,
+/// PostgreSQL 3D000).
+fn missing_database(e: &Error) -> bool {
+    let cause = e.cause_chain();
+    cause.contains("Unknown database")
+        || (cause.contains("database \"") && cause.contains("\" does not exist"))
+}
+
+/// Opens one connection to the database `url` names, creating the database first when it
+/// does not exist yet and the user may (as SQLite's `mode=rwc` creates its file).
+async fn connect_creating(url: &str) -> Result<DatabaseConnection, Error> {
+    let missing = match connect(url, 1).await {
+        Err(e) if missing_database(&e) => e,
+        opened => return opened,
     };
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    let Ok(mut server) = url::Url::parse(url) else {
+        return Err(missing);
+    };
+    let name = server.path().trim_start_matches('/').to_owned();
+    if name.is_empty()
         || name.len() > 63
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
         return Err(missing);
     }
     // Created over a connection to the server itself (PostgreSQL: its `postgres` database).
-    let mut server = url::Url::parse(&named).map_err(|_| bad_url())?;
+    let mysql = Backend::of_url(url) == Some(Backend::Mysql);
     server.set_path(if mysql { "/" } else { "/postgres" });
     let admin = connect(server.as_str(), 1).await?;
     let create = if mysql {
@@ -206,25 +203,26 @@ pub async fn prepare_database(url: &str) -> Result<String, Error> {
             .with_source(e));
         }
     }
-    Ok(named)
+    connect(url, 1).await
 }
 
 /// Opens the pool after applying pending migrations over a connection of their own: schema
 /// changes spread over several pooled SQLite connections see stale schemas (a dropped
 /// table's index "already exists"). In-memory SQLite has one connection, which is migrated.
-/// The database is prepared first ([`prepare_database`]).
+/// A MySQL URL without a database uses [`DEFAULT_MYSQL_DATABASE`]; a server database that
+/// does not exist yet is created.
 pub async fn connect_migrated(
     url: &str,
     max_connections: u32,
 ) -> Result<DatabaseConnection, Error> {
-    let url = &prepare_database(url).await?;
+    let url = &database_url(url)?;
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     if in_memory {
         let db = connect(url, 1).await?;
         migrate(&db).await?;
         return Ok(db);
     }
-    let once = connect(url, 1).await?;
+    let once = connect_creating(url).await?;
     migrate(&once).await?;
     let _ = once.close().await;
     connect(url, max_connections).await
@@ -241,24 +239,24 @@ const MYSQL_MIGRATION_LOCK: &str = "authn_keys_migrations";
 /// empty database apply them one after the other (the later ones then find nothing to do).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
     let backend = db.get_database_backend();
-    let (lock, unlock) = match backend {
-        sea_orm::DbBackend::Postgres => (
+    let lock = match backend {
+        sea_orm::DbBackend::Postgres => Some((
             format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"),
             format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"),
-        ),
+        )),
         sea_orm::DbBackend::MySql => {
             let name = format!("SHA1(CONCAT(DATABASE(), '.{MYSQL_MIGRATION_LOCK}'))");
-            (
+            Some((
                 // Waits up to 10 minutes; 1 means taken, 0 a timeout.
                 format!("SELECT GET_LOCK({name}, 600)"),
                 format!("SELECT RELEASE_LOCK({name})"),
-            )
+            ))
         }
-        _ => (String::new(), String::new()),
+        _ => None,
     };
-    if !lock.is_empty() {
+    if let Some((take, _)) = &lock {
         let answer = db
-            .query_one_raw(sea_orm::Statement::from_string(backend, lock))
+            .query_one_raw(sea_orm::Statement::from_string(backend, take.clone()))
             .await
             .map_err(db_err)?;
         if backend == sea_orm::DbBackend::MySql {
@@ -285,9 +283,9 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
     let applied = migration::Migrator::up(db, None).await.map_err(|e| {
         Error::internal("STORE-Migr1", "applying database migrations failed").with_source(e)
     });
-    if !unlock.is_empty() {
+    if let Some((_, release)) = &lock {
         // Ending the session would release it too; unlocking lets a reused pool go on.
-        let _ = db.execute_unprepared(&unlock).await;
+        let _ = db.execute_unprepared(release).await;
     }
     applied
 }

@@ -410,9 +410,7 @@ pub fn database_server() -> Option<String> {
 }
 
 pub fn is_server_url(url: &str) -> bool {
-    ["postgres://", "postgresql://", "mysql://", "mariadb://"]
-        .iter()
-        .any(|scheme| url.starts_with(scheme))
+    storage::Backend::of_url(url).is_some_and(|b| b != storage::Backend::Sqlite)
 }
 
 /// A new, empty database on the PostgreSQL or MySQL server at `server_url`.
