@@ -131,6 +131,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
             clock_skew: chrono::Duration::seconds(config.clock_skew_secs.into()),
             assertion_max_age: chrono::Duration::seconds(config.assertion_max_age_secs.into()),
             access_token_lifetime,
+            access_token_typ: config.access_token_typ.header(),
             list_limits: ListLimits {
                 default_limit: config
                     .list_default_limit

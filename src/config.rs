@@ -93,6 +93,17 @@ pub struct Config {
     )]
     pub access_token_lifetime_secs: u32,
 
+    /// The `typ` header of JWT access tokens: `JWT`, as ZITADEL signs them (libraries built for
+    /// ZITADEL check it), or `at+jwt` (RFC 9068).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_ACCESS_TOKEN_TYP",
+        value_enum,
+        default_value_t = AccessTokenTyp::Jwt
+    )]
+    pub access_token_typ: AccessTokenTyp,
+
     /// Page size of list calls that give no limit.
     #[arg(
         long,
@@ -289,6 +300,23 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccessTokenTyp {
+    #[value(name = "JWT")]
+    Jwt,
+    #[value(name = "at+jwt")]
+    AtJwt,
+}
+
+impl AccessTokenTyp {
+    pub fn header(self) -> &'static str {
+        match self {
+            AccessTokenTyp::Jwt => "JWT",
+            AccessTokenTyp::AtJwt => "at+jwt",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -326,6 +354,7 @@ impl Config {
             clock_skew_secs: 5,
             assertion_max_age_secs: 3600,
             access_token_lifetime_secs: 43200,
+            access_token_typ: AccessTokenTyp::Jwt,
             list_default_limit: 1000,
             list_max_limit: 1000,
             db_max_connections: 5,

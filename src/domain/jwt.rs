@@ -42,8 +42,7 @@ pub struct Header {
     pub alg: String,
     #[serde(default)]
     pub kid: Option<String>,
-    /// The media type (RFC 7515 §4.1.9): `at+jwt` on our access tokens (RFC 9068), so an ID
-    /// token can never pass for one.
+    /// The media type (RFC 7515 §4.1.9).
     #[serde(default)]
     pub typ: Option<String>,
 }
@@ -243,9 +242,6 @@ struct SignHeader<'a> {
     typ: &'a str,
     kid: &'a str,
 }
-
-/// The `typ` of our access tokens (RFC 9068); ID tokens carry `JWT`.
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not sign the JWT: {0}")]

@@ -44,6 +44,8 @@ pub struct Settings {
     pub clock_skew: chrono::Duration,
     pub assertion_max_age: chrono::Duration,
     pub access_token_lifetime: chrono::Duration,
+    /// The `typ` header of JWT access tokens.
+    pub access_token_typ: &'static str,
     pub list_limits: ListLimits,
 }
 

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use super::{Services, auth::API_SCOPE, cache::CachedKey, throttle};
 use crate::{
     domain::{
-        jwt::{self, ACCESS_TOKEN_TYP, Algorithm, JwtError, TimeRules, UnverifiedJwt},
+        jwt::{self, Algorithm, JwtError, TimeRules, UnverifiedJwt},
         model::{AccessToken, AccessTokenType},
     },
     error::{Error, Kind, Result},
@@ -404,7 +404,7 @@ impl Services {
                 };
                 jwt::sign(
                     Algorithm::RS256,
-                    ACCESS_TOKEN_TYP,
+                    self.settings.access_token_typ,
                     &signer.kid,
                     &claims,
                     &signer.key,

@@ -852,6 +852,31 @@ async fn requests_over_the_concurrency_cap_are_shed() {
 }
 
 #[tokio::test]
+async fn access_token_typ_follows_the_setting() {
+    let app = TestApp::spawn_with(|c| {
+        c.access_token_typ = authn_keys::config::AccessTokenTyp::AtJwt;
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let (_, key) = app.member_with_key(&admin, 1, "ORG_OWNER").await;
+    let (status, body) = app.grant(&key, "openid").await;
+    assert_eq!(status, 200, "{body}");
+    let typ = |jwt: &str| -> Value {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(jwt.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        header["typ"].clone()
+    };
+    assert_eq!(typ(body["access_token"].as_str().unwrap()), "at+jwt");
+    // ID tokens stay `JWT`.
+    assert_eq!(typ(body["id_token"].as_str().unwrap()), "JWT");
+}
+
+#[tokio::test]
 async fn signing_keys_rotate_and_retired_keys_keep_verifying() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
@@ -865,7 +890,8 @@ async fn signing_keys_rotate_and_retired_keys_keep_verifying() {
                 .unwrap(),
         )
         .unwrap();
-        assert_eq!(header["typ"], "at+jwt");
+        // ZITADEL's `typ`, which libraries built for ZITADEL insist on.
+        assert_eq!(header["typ"], "JWT");
         header["kid"].as_str().unwrap().to_owned()
     };
     app.services.signing.rotate(true).await.unwrap();
