@@ -838,12 +838,8 @@ pub async fn delete_machine_key(
     user_id: &str,
     key_id: &str,
 ) -> Result<bool> {
-    access_token::Entity::delete_many()
-        .filter(access_token::Column::KeyId.eq(key_id))
-        .filter(access_token::Column::UserId.eq(user_id))
-        .exec(db)
-        .await
-        .map_err(db_err)?;
+    // The key's token records go with it (foreign key, cascade): also those committed while
+    // this delete waited for the key row.
     let res = machine_key::Entity::delete_many()
         .filter(machine_key::Column::Id.eq(key_id))
         .filter(machine_key::Column::UserId.eq(user_id))
@@ -1123,15 +1119,21 @@ fn from_json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-/// Records access tokens, several in one statement; call it in a transaction. On MySQL their users are share-locked
-/// first: InnoDB inserts a row before it checks the row's foreign key, so a grant racing the
-/// user's removal (which holds the user row, then deletes the user's tokens) would deadlock
-/// otherwise. Locked first, the grant simply waits for the removal, or the removal for it.
+/// Records access tokens, several in one statement; call it in a transaction. Each record
+/// references its user and its key (foreign keys, cascade): a token whose key or user was
+/// removed meanwhile is refused here (`STORE-Fk001`), and a removal deletes the records committed
+/// before it, so no token outlives its key.
+///
+/// On PostgreSQL and MySQL their users are share-locked first. A removal of the user or of a
+/// key holds the user row, then deletes keys (and so tokens) and the user; the insert's foreign
+/// key checks lock the user and then the key (InnoDB even inserts the row before it checks), so
+/// without the user locked first a grant racing a removal would deadlock. Locked first, the
+/// grant simply waits for the removal, or the removal for it.
 pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessToken]) -> Result<()> {
     if tokens.is_empty() {
         return Ok(());
     }
-    if db.get_database_backend() == sea_orm::DbBackend::MySql {
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
         let mut users: Vec<&str> = tokens.iter().map(|t| t.user_id.as_str()).collect();
         users.sort_unstable();
         users.dedup();

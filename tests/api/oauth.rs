@@ -309,3 +309,118 @@ async fn grants_racing_a_user_removal_fail_cleanly() {
         }
     }
 }
+
+/// A token granted while its key is being removed must not outlive the key: the grant either
+/// fails or its token is revoked with the key, in every round, and no record points at a key
+/// that no longer exists.
+#[tokio::test]
+async fn grants_racing_a_key_removal_leave_no_working_token() {
+    use authn_keys::proto::zitadel::management::v1::{
+        AddMachineKeyRequest, RemoveMachineKeyRequest,
+    };
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn_with(|c| {
+        c.auth_failure_burst = 0;
+        c.auth_failure_address_burst = 0;
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let (user_id, _) = app.member_with_key(&admin, 0, "ORG_USER_VIEWER").await;
+    let mut issued = 0;
+    for _ in 0..6 {
+        let file = app
+            .grpc()
+            .await
+            .add_machine_key(authed(
+                &admin,
+                None,
+                AddMachineKeyRequest {
+                    user_id: user_id.clone(),
+                    r#type: 1,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .key_details;
+        let key = KeyFile::parse(&file);
+        // Six clients ask for tokens in a loop until the key is gone.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients: Vec<_> = (0..6)
+            .map(|_| {
+                let (app_http, base, stop) = (app.http.clone(), app.base.clone(), stop.clone());
+                // No `jti`: the same assertion may be used again (as ZITADEL's SDKs do).
+                let assertion = app.assertion(&key, json!({}));
+                tokio::spawn(async move {
+                    let mut tokens = Vec::new();
+                    for _ in 0..500 {
+                        if stop.load(std::sync::atomic::Ordering::Acquire) {
+                            break;
+                        }
+                        let resp = app_http
+                            .post(format!("{base}/oauth/v2/token"))
+                            .form(&[
+                                ("grant_type", JWT_BEARER),
+                                ("assertion", assertion.as_str()),
+                                ("scope", API_SCOPE),
+                            ])
+                            .send()
+                            .await
+                            .unwrap();
+                        let status = resp.status().as_u16();
+                        let body: Value = resp.json().await.unwrap();
+                        match status {
+                            200 => tokens.push(body["access_token"].as_str().unwrap().to_owned()),
+                            400 => assert_eq!(body["error"], "invalid_grant", "{body}"),
+                            other => panic!("a grant racing the removal answered {other}: {body}"),
+                        }
+                    }
+                    tokens
+                })
+            })
+            .collect();
+        // Let the grants get going, then remove the key under them.
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        app.grpc()
+            .await
+            .remove_machine_key(authed(
+                &admin,
+                None,
+                RemoveMachineKeyRequest {
+                    user_id: user_id.clone(),
+                    key_id: key.key_id.clone(),
+                },
+            ))
+            .await
+            .unwrap();
+        // Grants that were in flight finish; only then is the outcome final.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        for client in clients {
+            for token in client.await.unwrap() {
+                issued += 1;
+                let (status, body) = app.rest("GET", "/orgs/me", Some(&token), None, None).await;
+                assert_eq!(status, 401, "a token of a removed key still works: {body}");
+            }
+        }
+        let orphans = app
+            .services
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                app.services.db.get_database_backend(),
+                "SELECT COUNT(*) FROM access_tokens t WHERE NOT EXISTS \
+                 (SELECT 1 FROM machine_keys k WHERE k.id = t.key_id)",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap();
+        assert_eq!(orphans, 0, "token records point at a removed key");
+    }
+    assert!(
+        issued > 0,
+        "no grant succeeded before a removal: the race was not exercised"
+    );
+}
