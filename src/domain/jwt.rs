@@ -6,7 +6,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::keypair::{PublicKey, SigningKey};
+use super::{
+    keypair::{PublicKey, SigningKey},
+    text::shown,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -96,7 +99,8 @@ impl UnverifiedJwt {
                 "unsigned JWTs (alg none) are not accepted; sign with RS256 or PS256".into(),
             )),
             other => Err(JwtError::Algorithm(format!(
-                "algorithm {other} is not accepted; sign with RS256 or PS256"
+                "algorithm {} is not accepted; sign with RS256 or PS256",
+                shown(other)
             ))),
         }
     }
@@ -114,7 +118,7 @@ impl UnverifiedJwt {
         if key.verify(pss, self.signing_input.as_bytes(), &self.signature) {
             Ok(())
         } else {
-            Err(JwtError::Signature(key_id.to_string()))
+            Err(JwtError::Signature(shown(key_id).to_string()))
         }
     }
 
@@ -175,7 +179,8 @@ pub struct Assertion {
 }
 
 /// RFC 7523 §3 rules: iss and sub present and equal, aud contains `issuer`, exp in the future,
-/// iat present and neither in the future nor too old (both with skew).
+/// iat present and neither in the future nor too old, nbf (when present) not in the future (all
+/// with skew).
 pub fn check_assertion(
     jwt: &UnverifiedJwt,
     issuer: &str,
@@ -189,7 +194,9 @@ pub fn check_assertion(
         .ok_or_else(|| JwtError::Claims("the assertion has no sub claim".into()))?;
     if iss != sub {
         return Err(JwtError::Claims(format!(
-            "iss ({iss}) and sub ({sub}) differ; both must name the key's owner"
+            "iss ({}) and sub ({}) differ; both must name the key's owner",
+            shown(iss),
+            shown(sub)
         )));
     }
     let aud = jwt.audience();
@@ -198,6 +205,7 @@ pub fn check_assertion(
         .iter()
         .any(|a| a.trim_end_matches('/') == issuer_trimmed)
     {
+        let aud: Vec<_> = aud.iter().take(10).map(|a| shown(a)).collect();
         return Err(JwtError::Claims(format!(
             "aud {aud:?} does not contain the issuer {issuer}"
         )));
@@ -220,6 +228,14 @@ pub fn check_assertion(
         return Err(JwtError::Claims(format!(
             "the assertion's iat {} is in the future (allowed clock skew {skew}s)",
             show(iat)
+        )));
+    }
+    if let Some(nbf) = jwt.time_claim("nbf")?
+        && nbf > now.saturating_add(skew)
+    {
+        return Err(JwtError::Claims(format!(
+            "the assertion is not valid before {} (nbf; allowed clock skew {skew}s)",
+            show(nbf)
         )));
     }
     let max_age = rules.max_age.num_seconds();
@@ -362,6 +378,22 @@ mod tests {
             "within skew"
         );
         assert!(err(claims(json!({"iat": NOW + 6}))).contains("in the future"));
+        assert!(err(claims(json!({"nbf": NOW + 6}))).contains("not valid before"));
+        assert!(
+            check(claims(json!({"nbf": NOW + 4}))).is_ok(),
+            "nbf within skew"
+        );
+        assert!(check(claims(json!({"nbf": NOW - 600}))).is_ok());
+        assert!(err(claims(json!({"nbf": "soon"}))).contains("nbf claim is not a number"));
+        // Values from the assertion are escaped and bounded in the description.
+        let forged = err(claims(
+            json!({"sub": "u2\nINFO forged", "iss": "x".repeat(5000)}),
+        ));
+        assert!(
+            !forged.contains('\n') && forged.contains("u2\\nINFO forged"),
+            "{forged}"
+        );
+        assert!(forged.len() < 400, "{forged}");
         assert!(err(claims(json!({"iat": NOW - 3700}))).contains("ago"));
         assert!(err(claims(json!({"exp": null}))).contains("no exp"));
         assert!(err(claims(json!({"iat": "yesterday"}))).contains("not a number"));

@@ -10,4 +10,5 @@ pub mod list;
 pub mod model;
 pub mod principal;
 pub mod secret;
+pub mod text;
 pub mod validate;

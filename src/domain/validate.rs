@@ -25,6 +25,16 @@ pub fn custom_id(field: &'static str, value: &str) -> Result<(), Error> {
             ),
         ));
     }
+    // Generated ids (orgs, projects, apps, client ids, users) are all digits: a chosen id made
+    // of digits could equal one of them — another tenant's project id in a token's audience.
+    if value.chars().all(|c| c.is_ascii_digit()) {
+        return Err(Error::invalid_argument(
+            "VALIDATION-Id002",
+            format!(
+                "{field} must contain a character other than a digit: ids of digits only are reserved for the ids the server generates"
+            ),
+        ));
+    }
     Ok(())
 }
 

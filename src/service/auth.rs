@@ -4,7 +4,10 @@ use std::net::IpAddr;
 
 use super::{Services, throttle, tokens::has_api_scope};
 use crate::{
-    domain::principal::{Permission, Role, dominates, uncovered},
+    domain::{
+        principal::{Permission, Role, dominates, uncovered},
+        text::shown,
+    },
     error::{Error, Result},
     storage::{ConnectionTrait, repo},
 };
@@ -52,7 +55,10 @@ impl Services {
         let denied = || {
             Error::permission_denied(
                 DENIED,
-                format!("no permission {permission} in organization {org_id}"),
+                format!(
+                    "no permission {permission} in organization {}",
+                    shown(&org_id)
+                ),
             )
         };
         let ctx = self.context(&user.id, &org_id).await?.ok_or_else(denied)?;
@@ -63,14 +69,17 @@ impl Services {
         }
     }
 
-    /// The user behind a bearer token that is valid for the management APIs.
+    /// The user behind a bearer token that is valid for the management APIs. A valid token is
+    /// never refused because others sent invalid ones from the same address (its check — a
+    /// lookup by hash, from memory when possible — costs no more than a refusal); invalid ones
+    /// are answered RESOURCE_EXHAUSTED / 429 once the address's failure budget is spent.
     pub async fn caller(&self, creds: &Credentials) -> Result<crate::domain::model::User> {
         let token = bearer(creds.authorization.as_deref())?;
-        let by_address = throttle::subjects(None, creds.peer);
-        self.bearer_throttle.check(&by_address)?;
         let info = match self.verify_access_token(token).await? {
             Some(info) => info,
             None => {
+                let by_address = throttle::subjects(None, creds.peer);
+                self.bearer_throttle.check(&by_address)?;
                 self.bearer_throttle.failed(&by_address);
                 return Err(Error::unauthenticated(
                     "AUTH-7fs2e",

@@ -17,6 +17,7 @@ use crate::{
         jwt::{self, UnverifiedJwt},
         model::{ApiAuthMethod, App},
         secret::{SecretHasher, Verdict},
+        text::shown,
     },
     error::Error,
     storage::repo,
@@ -53,7 +54,10 @@ pub const RESOURCE_OWNER_CLAIM: &str = "urn:zitadel:iam:user:resourceowner:id";
 
 impl Services {
     /// `POST /oauth/v2/introspect`, with failed client authentications rate-limited per
-    /// client (client id or app key id) and per address.
+    /// client (client id or app key id) and per address. As at the token endpoint, valid
+    /// client credentials are never refused because of others' failures: past a subject's
+    /// budget, failures are answered 429. The one expensive check — an argon2id secret hash
+    /// left by an earlier version — is refused before it runs when the budget is spent.
     pub async fn introspect(
         &self,
         req: IntrospectRequest,
@@ -65,11 +69,11 @@ impl Services {
             Some(UnverifiedJwt::parse(assertion).ok()?.kid().ok()?.to_owned())
         });
         let subjects = throttle::subjects(client.as_deref(), peer);
-        self.throttle.check(&subjects)?;
-        let app = match self.authenticate_client(&req, basic).await {
+        let app = match self.authenticate_client(&req, basic, &subjects).await {
             Ok(app) => app,
             Err(e) => {
                 if e.code == OAuthErrorCode::InvalidClient {
+                    self.throttle.check(&subjects)?;
                     self.throttle.failed(&subjects);
                 }
                 return Err(e);
@@ -108,6 +112,7 @@ impl Services {
         &self,
         req: &IntrospectRequest,
         basic: Option<BasicAuth>,
+        subjects: &[throttle::Subject],
     ) -> Result<App, OAuthError> {
         if let Some(assertion) = req.client_assertion.as_deref().filter(|a| !a.is_empty()) {
             if req.client_assertion_type.as_deref() != Some(CLIENT_ASSERTION_TYPE) {
@@ -118,14 +123,18 @@ impl Services {
             return self.authenticate_by_assertion(assertion).await;
         }
         if let Some(basic) = basic {
-            return self.authenticate_by_secret(basic).await;
+            return self.authenticate_by_secret(basic, subjects).await;
         }
         Err(client_error(
             "client authentication required: send a client_assertion (private_key_jwt) or HTTP Basic credentials",
         ))
     }
 
-    async fn authenticate_by_secret(&self, basic: BasicAuth) -> Result<App, OAuthError> {
+    async fn authenticate_by_secret(
+        &self,
+        basic: BasicAuth,
+        subjects: &[throttle::Subject],
+    ) -> Result<App, OAuthError> {
         let failed =
             || client_error("client authentication failed: unknown client id or wrong secret");
         if basic.client_id.len() > 200 || basic.secret.len() > 1024 {
@@ -139,7 +148,9 @@ impl Services {
         let verdict = match stored.as_deref() {
             Some(h) if SecretHasher::is_legacy(h) => {
                 // argon2id hashes from earlier versions: a few at a time, off the async
-                // workers; each is replaced by a keyed hash on its first good use.
+                // workers, and not for a caller whose failure budget is spent; each is
+                // replaced by a keyed hash on its first good use.
+                self.throttle.check(subjects)?;
                 let _slot = self.legacy_hash_slots.acquire().await.map_err(|e| {
                     Error::internal("OIDC-Hash02", "secret checks are shut down").with_source(e)
                 })?;
@@ -173,7 +184,8 @@ impl Services {
         let kid = jwt.kid().map_err(bad)?.to_owned();
         let unknown = || {
             client_error(format!(
-                "no application key with key id (kid) {kid} verifies this client assertion: the key id is unknown, the key was removed, or the assertion was signed with another key"
+                "no application key with key id (kid) {} verifies this client assertion: the key id is unknown, the key was removed, or the assertion was signed with another key",
+                shown(&kid)
             ))
         };
         // Nothing about the key is said until the caller has proven it holds it.
@@ -196,7 +208,7 @@ impl Services {
         if claims.subject != app.client_id {
             return Err(client_error(format!(
                 "iss/sub {} is not the client id of the application that owns key {kid}",
-                claims.subject
+                shown(&claims.subject)
             )));
         }
         if key.expires_at <= self.now() {

@@ -167,6 +167,18 @@ pub fn subjects(credential: Option<&str>, peer: Option<IpAddr>) -> Vec<Subject> 
     out
 }
 
+/// Adds the attacked credential to an attempt's subjects, once it is known.
+pub fn charge_credential(subjects: &mut Vec<Subject>, credential: &str) {
+    if let Some(c) = subjects_of_credential(credential) {
+        subjects.retain(|s| !matches!(s, Subject::Credential(_)));
+        subjects.push(c);
+    }
+}
+
+fn subjects_of_credential(credential: &str) -> Option<Subject> {
+    (!credential.is_empty()).then(|| Subject::Credential(credential.chars().take(200).collect()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

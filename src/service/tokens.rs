@@ -13,6 +13,7 @@ use crate::{
     domain::{
         jwt::{self, Algorithm, JwtError, TimeRules, UnverifiedJwt},
         model::{AccessToken, AccessTokenType},
+        text::shown,
     },
     error::{Error, Kind, Result},
     storage::repo,
@@ -162,6 +163,7 @@ pub struct TokenInfo {
 struct AccessClaims {
     iss: String,
     sub: String,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     aud: Vec<String>,
     exp: i64,
     iat: i64,
@@ -217,7 +219,8 @@ pub fn requested_projects(scopes: &[String]) -> Vec<String> {
 /// two are not told apart, so nobody learns which key ids exist without holding the key.
 fn unknown_key(kid: &str, what: &str) -> String {
     format!(
-        "no {what} with key id (kid) {kid} verifies this assertion: the key id is unknown, the key was removed, or the assertion was signed with another key"
+        "no {what} with key id (kid) {} verifies this assertion: the key id is unknown, the key was removed, or the assertion was signed with another key",
+        shown(kid)
     )
 }
 
@@ -252,17 +255,24 @@ impl Services {
     }
 
     /// `POST /oauth/v2/token`, with failed attempts rate-limited per key id and per address.
+    ///
+    /// A valid assertion is never refused because of what others sent: checking it (a key read,
+    /// from memory when possible, and one signature) costs no more than refusing it would, so
+    /// the limits only shape failures — past a subject's budget a failure is answered 429 with
+    /// `Retry-After` instead of 400, telling a client that keeps failing to back off. Otherwise
+    /// anyone could lock a key's holder out by sending garbage under its key id, or everybody
+    /// behind one load balancer by sending garbage from it.
     pub async fn token(
         &self,
         req: TokenRequest,
         peer: Option<IpAddr>,
     ) -> Result<TokenResponse, OAuthError> {
         let mut charged = throttle::subjects(None, peer);
-        self.throttle.check(&charged)?;
-        let result = self.grant(req, peer, &mut charged).await;
+        let result = self.grant(req, &mut charged).await;
         if let Err(e) = &result
             && e.code.is_client_failure()
         {
+            self.throttle.check(&charged)?;
             self.throttle.failed(&charged);
         }
         result
@@ -271,7 +281,6 @@ impl Services {
     async fn grant(
         &self,
         req: TokenRequest,
-        peer: Option<IpAddr>,
         charged: &mut Vec<throttle::Subject>,
     ) -> Result<TokenResponse, OAuthError> {
         match req.grant_type.as_deref() {
@@ -287,7 +296,7 @@ impl Services {
                     OAuthErrorCode::UnsupportedGrantType,
                     format!(
                         "grant_type {} is not supported; use {JWT_BEARER_GRANT}",
-                        other.chars().take(100).collect::<String>()
+                        shown(other)
                     ),
                 ));
             }
@@ -319,8 +328,7 @@ impl Services {
         let jwt = UnverifiedJwt::parse(assertion).map_err(claim_error)?;
         jwt.algorithm().map_err(claim_error)?;
         let kid = jwt.kid().map_err(claim_error)?.to_owned();
-        *charged = throttle::subjects(Some(&kid), peer);
-        self.throttle.check(charged)?;
+        throttle::charge_credential(charged, &kid);
 
         // Nothing about the key is said until the caller has proven it holds it.
         let Some(CachedKey { key, public, .. }) = self.cached_key(&kid, false).await? else {
@@ -340,7 +348,7 @@ impl Services {
         if assertion.subject != key.owner_id {
             return Err(OAuthError::grant(format!(
                 "key {kid} does not belong to {} (iss/sub); it belongs to another user",
-                assertion.subject
+                shown(&assertion.subject)
             )));
         }
         let now = self.now();
@@ -367,7 +375,7 @@ impl Services {
                     OAuthErrorCode::InvalidScope,
                     format!(
                         "scope asks for the audience of project {}, which does not exist in the user's organization",
-                        project.chars().take(200).collect::<String>()
+                        shown(project)
                     ),
                 ));
             }
@@ -377,10 +385,12 @@ impl Services {
                 "this assertion was already used (its jti was seen before); sign a new one",
             ));
         }
-        let mut audience = vec![user.id.clone()];
-        audience.extend(projects.iter().cloned());
-        let lifetime = self.settings.access_token_lifetime;
-        let expires_at = now + lifetime;
+        // The audience is the projects asked for, never the subject: a user id chosen to equal
+        // another tenant's project id must not make a token that project's verifiers accept.
+        let audience = projects.clone();
+        // No token outlives the key it was obtained with.
+        let expires_at = (now + self.settings.access_token_lifetime).min(key.expires_at);
+        let lifetime = expires_at - now;
         let token_id = self.ids.next_id();
         let access_token = match user.access_token_type {
             AccessTokenType::Bearer => {
@@ -443,10 +453,12 @@ impl Services {
             })?;
         let id_token = if scopes.iter().any(|s| s == "openid") {
             let signer = self.signing.current();
+            // An ID token is for the client that asked — in the JWT profile the user itself —
+            // and never for a project: it must not pass for an access token anywhere.
             let claims = IdClaims {
                 iss: &self.settings.issuer,
                 sub: &user.id,
-                aud: audience.iter().map(String::as_str).collect(),
+                aud: vec![&user.id],
                 azp: &user.id,
                 exp: expires_at.timestamp(),
                 iat: now.timestamp(),
@@ -466,7 +478,7 @@ impl Services {
         } else {
             None
         };
-        tracing::info!(user_id = %user.id, key_id = %kid, token_id = %token_id, "access token issued");
+        tracing::info!(user_id = %shown(&user.id), key_id = %shown(&kid), token_id = %token_id, "access token issued");
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",

@@ -35,11 +35,40 @@ impl Services {
         validate::name("user_name", &new.user_name)?;
         validate::name("name", &new.name)?;
         validate::description("description", &new.description)?;
-        if let Some(id) = &new.user_id {
-            validate::custom_id("user_id", id)?;
+        let id = match &new.user_id {
+            Some(id) => {
+                self.check_chosen_user_id(id).await?;
+                id.clone()
+            }
+            None => self.ids.next_id(),
+        };
+        self.insert_machine_user(ctx, new, id).await
+    }
+
+    /// The rules for a user id the caller chose: a safe character set, not digits only (the
+    /// server's ids are), and not the id of an org, project, app or client.
+    pub(crate) async fn check_chosen_user_id(&self, id: &str) -> Result<()> {
+        validate::custom_id("user_id", id)?;
+        if repo::is_object_id(&self.db, id).await? {
+            return Err(Error::invalid_argument(
+                "VALIDATION-Id003",
+                format!("user_id {id} is the id of another object; choose another"),
+            ));
         }
+        Ok(())
+    }
+
+    /// Adds a machine user under `id`, chosen and checked or generated.
+    pub(crate) async fn insert_machine_user(
+        &self,
+        ctx: &Ctx,
+        new: NewMachineUser,
+        id: String,
+    ) -> Result<(String, Details)> {
+        validate::name("user_name", &new.user_name)?;
+        validate::name("name", &new.name)?;
+        validate::description("description", &new.description)?;
         let now = self.now();
-        let id = new.user_id.clone().unwrap_or_else(|| self.ids.next_id());
         let user = User {
             id: id.clone(),
             org_id: ctx.org_id.clone(),

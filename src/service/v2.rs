@@ -92,7 +92,7 @@ impl Services {
         };
         let id = match &new.user_id {
             Some(id) => {
-                validate::custom_id("user_id", id)?;
+                self.check_chosen_user_id(id).await?;
                 if repo::get_user(&self.db, id).await?.is_some() {
                     return Err(Error::failed_precondition(
                         "COMMAND-k2una",
@@ -111,13 +111,13 @@ impl Services {
             ));
         }
         let (id, details) = self
-            .add_machine_user(
+            .insert_machine_user(
                 &ctx,
                 NewMachineUser {
                     user_name,
-                    user_id: Some(id),
                     ..new.user
                 },
+                id,
             )
             .await?;
         Ok((id, details.created.unwrap_or_else(|| self.now())))

@@ -171,6 +171,24 @@ pub async fn get_org(db: &impl ConnectionTrait, id: &str) -> Result<Option<Org>>
         .map(org_from))
 }
 
+/// Whether `id` is the id of an org, project or app, or an app's client id: a user id chosen
+/// to equal one would stand for that object wherever ids are compared (a token's audience).
+pub async fn is_object_id(db: &impl ConnectionTrait, id: &str) -> Result<bool> {
+    let orgs = org::Entity::find_by_id(id.to_owned()).count(db);
+    let projects = project::Entity::find_by_id(id.to_owned()).count(db);
+    let apps = app::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(app::Column::Id.eq(id))
+                .add(app::Column::ClientId.eq(id)),
+        )
+        .count(db);
+    Ok(orgs.await.map_err(db_err)?
+        + projects.await.map_err(db_err)?
+        + apps.await.map_err(db_err)?
+        > 0)
+}
+
 /// Adds one to the org's sequence; `None` when the org does not exist.
 pub async fn bump_org(
     db: &impl ConnectionTrait,

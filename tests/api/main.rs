@@ -28,4 +28,5 @@ mod secrets;
 mod security;
 mod shutdown;
 mod tls;
+mod trust;
 mod v2;

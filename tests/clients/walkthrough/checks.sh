@@ -186,7 +186,7 @@ check_basic_app() {
     t_match "CLIENT_ID" "$CLIENT_ID" '^[0-9]+$'
     t_match "CLIENT_SECRET: 64 characters" "$CLIENT_SECRET" '^[A-Za-z0-9]{64}$'
     t_eq "HTTP Basic: USER_TOKEN active" "$(sed -n 1p <<<"$out")" \
-        "{\"active\":true,\"sub\":\"$USER_ID\",\"aud\":[\"$USER_ID\",\"$PROJECT_ID\"]}"
+        "{\"active\":true,\"sub\":\"$USER_ID\",\"aud\":[\"$PROJECT_ID\"]}"
     t_eq "HTTP Basic: the admin's TOKEN inactive" "$(sed -n 2p <<<"$out")" '{"active":false}'
     # the claims in the text after the block
     t_eq "an unknown token is inactive" \
