@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tower::Service;
 
 use crate::{
-    api::{self, RouterSettings, cors::CorsOrigins, tls::Tls},
+    api::{self, RouterSettings, client_addr::TrustedProxies, cors::CorsOrigins, tls::Tls},
     config::Config,
     domain::{
         clock::{Clock, SystemClock},
@@ -167,6 +167,7 @@ impl App {
     /// migrates the database and builds everything else.
     pub async fn build(config: Config) -> Result<App> {
         let cors_origins = CorsOrigins::parse(&config.cors_origins)?;
+        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)?;
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(Tls::load(cert, key)?),
             (None, None) => None,
@@ -210,6 +211,8 @@ impl App {
                 max_body_bytes: config.max_body_bytes.max(1024) as usize,
                 cors_origins,
                 ui_dir: config.ui_dir.clone(),
+                max_stream: Duration::from_secs(config.max_stream_secs.max(1).into()),
+                trusted_proxies,
             },
         )
         .await?;

@@ -274,6 +274,27 @@ pub struct Config {
     )]
     pub cors_origins: String,
 
+    /// Longest time a streaming call (health watch, reflection) may run, in seconds; then it
+    /// ends with UNAVAILABLE and the client opens a new one.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_MAX_STREAM_SECS",
+        default_value_t = 300
+    )]
+    pub max_stream_secs: u32,
+
+    /// Comma-separated CIDRs of reverse proxies / load balancers (`10.0.0.0/8,fd00::/8`):
+    /// for requests from them, the client address (for the failure rate limits) is taken
+    /// from `Forwarded: for=` or `X-Forwarded-For`. Empty: those headers are ignored.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_TRUSTED_PROXIES",
+        default_value = ""
+    )]
+    pub trusted_proxies: String,
+
     /// Serve the console (`/ui/`) from this directory instead of the copy built into the
     /// binary (for working on the console).
     #[arg(long, global = true, env = "AUTHN_KEYS_UI_DIR")]
@@ -374,6 +395,8 @@ impl Config {
             key_pool_workers: 1,
             shutdown_drain_secs: 30,
             cors_origins: "*".into(),
+            max_stream_secs: 300,
+            trusted_proxies: String::new(),
             ui_dir: None,
             log_format: LogFormat::Text,
             tls_cert: None,

@@ -1,5 +1,8 @@
 //! Server limits as one layer: a cap on requests in flight that sheds the excess at once, and
-//! a timeout per request. Both answer in the caller's protocol — a gRPC status (UNAVAILABLE)
+//! a timeout per request. A request's permit is held until its answer's body has ended (or is
+//! dropped), so a streaming answer counts for as long as it streams; the gRPC layer ends
+//! streams at the stream bound, and a backstop here releases the permit shortly after in
+//! case the end cannot be delivered (a client that stopped reading). Both answer in the caller's protocol — a gRPC status (UNAVAILABLE)
 //! for gRPC and gRPC-Web, Connect's error JSON, RFC 6749 JSON for OAuth, the REST error body
 //! otherwise — with
 //! `Retry-After`, instead of queueing without end or dropping the connection.
@@ -9,15 +12,22 @@
 //!
 //! Beside it, [`close_after_unread_body`] marks HTTP/1.1 answers that leave a request body
 //! unread (any refusal of an oversized body) as closing their connection.
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
+    body::Body,
     extract::{Request, State},
     http::header,
     middleware::Next,
     response::Response,
 };
-use tokio::sync::Semaphore;
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::AbortHandle,
+};
 
 use super::{grpc::status::to_status, oauth, rest};
 use crate::error::Error;
@@ -26,20 +36,36 @@ use crate::error::Error;
 pub struct Limits {
     in_flight: Arc<Semaphore>,
     timeout: Duration,
+    max_stream: Duration,
 }
 
 impl Limits {
-    pub fn new(max_in_flight: usize, timeout: Duration) -> Self {
+    pub fn new(max_in_flight: usize, timeout: Duration, max_stream: Duration) -> Self {
         Limits {
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             timeout,
+            max_stream,
         }
     }
 }
 
-/// Liveness probes are answered even when the server sheds load: a busy server is alive.
+/// Time a streaming answer is given beyond the stream bound to deliver its end.
+const STREAM_GRACE: Duration = Duration::from_secs(5);
+
+/// Liveness probes are answered even when the server sheds load: a busy server is alive. A
+/// health *watch* is a stream like any other and takes a permit.
 fn exempt(path: &str) -> bool {
-    path == "/healthz" || path.starts_with("/grpc.health.v1.Health/")
+    path == "/healthz" || path == "/grpc.health.v1.Health/Check"
+}
+
+/// The methods whose answers stream for as long as the client likes.
+pub fn is_stream(path: &str) -> bool {
+    matches!(
+        path,
+        "/grpc.health.v1.Health/Watch"
+            | "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+            | "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    )
 }
 
 pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Response {
@@ -47,7 +73,12 @@ pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Re
         return next.run(req).await;
     }
     let kind = Protocol::of(&req);
-    let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
+    let held_for = if is_stream(req.uri().path()) {
+        limits.max_stream + STREAM_GRACE
+    } else {
+        limits.timeout
+    };
+    let Ok(permit) = limits.in_flight.clone().try_acquire_owned() else {
         return kind.answer(
             Error::unavailable(
                 "SERVER-Busy1",
@@ -57,7 +88,7 @@ pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Re
         );
     };
     match tokio::time::timeout(limits.timeout, next.run(req)).await {
-        Ok(resp) => resp,
+        Ok(resp) => hold_until_sent(resp, permit, held_for),
         Err(_) => kind.answer(
             Error::unavailable(
                 "SERVER-Time1",
@@ -68,6 +99,84 @@ pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Re
             )
             .retry_after(1),
         ),
+    }
+}
+
+/// Keeps `permit` until the body of `resp` has ended or been dropped, or `bound` has passed.
+fn hold_until_sent(resp: Response, permit: OwnedSemaphorePermit, bound: Duration) -> Response {
+    use hyper::body::Body as _;
+    if resp.body().is_end_stream() {
+        return resp;
+    }
+    let slot = Arc::new(Mutex::new(Some(permit)));
+    // A body whose client stopped reading is never polled again: only a timer of its own can
+    // take its permit back.
+    let backstop = tokio::spawn({
+        let slot = slot.clone();
+        async move {
+            tokio::time::sleep(bound).await;
+            release(&slot);
+        }
+    })
+    .abort_handle();
+    resp.map(|inner| {
+        Body::new(Held {
+            inner,
+            slot,
+            backstop,
+        })
+    })
+}
+
+fn release(slot: &Mutex<Option<OwnedSemaphorePermit>>) {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+}
+
+/// A response body holding its request's permit.
+struct Held {
+    inner: Body,
+    slot: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+    backstop: AbortHandle,
+}
+
+impl Held {
+    fn finish(&self) {
+        self.backstop.abort();
+        release(&self.slot);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl hyper::body::Body for Held {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(
+            polled,
+            std::task::Poll::Ready(None) | std::task::Poll::Ready(Some(Err(_)))
+        ) || self.inner.is_end_stream()
+        {
+            self.finish();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::{Extension, extract::ConnectInfo};
 
+pub mod client_addr;
 pub mod connect;
 pub mod cors;
 pub mod grpc;
@@ -18,8 +19,8 @@ mod ui;
 
 pub use router::{RouterSettings, router};
 
-/// The peer address the accept loop puts on every request (absent when the router is called
-/// without it, e.g. in-process).
+/// The peer address the accept loop puts on every request, or the client's behind a trusted
+/// proxy (`client_addr`); absent when the router is called without it, e.g. in-process.
 pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
 
 pub fn peer_ip(peer: Peer) -> Option<IpAddr> {

@@ -15,10 +15,15 @@ use tonic_health::pb::HealthCheckRequest;
 use tower::Layer;
 
 use super::{
+    client_addr::{self, TrustedProxies},
     connect::{self, Connect},
     cors::{self, CorsOrigins},
     grpc::{application_v2::ApplicationApi, user_v2::UserApi},
-    grpc::{frames::FrameCheck, management::ManagementApi, status::to_status},
+    grpc::{
+        frames::{FrameCheck, bounded_message},
+        management::ManagementApi,
+        status::to_status,
+    },
     limits::Limits,
     oauth,
     observe::{self, Metrics},
@@ -47,6 +52,10 @@ pub struct RouterSettings {
     pub cors_origins: CorsOrigins,
     /// The console's files from disk instead of the embedded copy.
     pub ui_dir: Option<std::path::PathBuf>,
+    /// How long a streaming call (health watches, reflection) may run.
+    pub max_stream: std::time::Duration,
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Builds the whole HTTP surface.
@@ -127,28 +136,34 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         .max_decoding_message_size(limits.max_body_bytes)
         .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
     // The Connect gateway calls the plain gRPC services in-process.
+    // Every gRPC service behind the same checks, on every protocol: the streaming ones
+    // (health watches, reflection) also end at the stream bound.
     let limit = limits.max_body_bytes;
-    let in_process = Routes::new(FrameCheck::new(management.clone(), limit))
-        .add_service(FrameCheck::new(user_service.clone(), limit))
-        .add_service(FrameCheck::new(application_service.clone(), limit))
-        .add_service(FrameCheck::decoding::<HealthCheckRequest>(
-            health.clone(),
-            limit,
-        ))
+    let max_stream = limits.max_stream;
+    let health = FrameCheck::decoding::<HealthCheckRequest>(health, limit).bounded(max_stream);
+    let reflection_v1 = FrameCheck::incremental(reflection_v1, limit).bounded(max_stream);
+    let reflection_v1alpha = FrameCheck::incremental(reflection_v1alpha, limit).bounded(max_stream);
+    let management = FrameCheck::new(management, limit);
+    let user_service = FrameCheck::new(user_service, limit);
+    let application_service = FrameCheck::new(application_service, limit);
+    let in_process = Routes::new(management.clone())
+        .add_service(user_service.clone())
+        .add_service(application_service.clone())
+        .add_service(health.clone())
         .add_service(reflection_v1.clone())
         .add_service(reflection_v1alpha.clone())
         .prepare()
         .into_axum_router();
     let connect = Arc::new(Connect::new(in_process, limits.max_body_bytes));
     let routes = Routes::from(plain)
-        .add_service(web.layer(FrameCheck::new(management, limit)))
-        .add_service(web.layer(FrameCheck::new(user_service, limit)))
-        .add_service(web.layer(FrameCheck::new(application_service, limit)))
-        .add_service(web.layer(FrameCheck::decoding::<HealthCheckRequest>(health, limit)))
+        .add_service(web.layer(management))
+        .add_service(web.layer(user_service))
+        .add_service(web.layer(application_service))
+        .add_service(web.layer(health))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));
     // Outermost first: HTTP/1.1 answers that leave a body unread close their connection;
-    // CORS answers preflights; observation gives every other request its id
+    // the client address replaces a trusted proxy's; CORS answers preflights; observation gives every other request its id
     // and counts it, shed or not; the limits layer sheds and times out; Connect requests are
     // answered by the gateway, everything else routed; extractors refuse bodies over the limit.
     Ok(routes
@@ -160,7 +175,7 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
             connect::layer,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            Limits::new(limits.max_in_flight, limits.timeout),
+            Limits::new(limits.max_in_flight, limits.timeout, limits.max_stream),
             super::limits::layer,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -168,6 +183,10 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
             observe::layer,
         ))
         .layer(cors::layer(&limits.cors_origins))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(limits.trusted_proxies),
+            client_addr::layer,
+        ))
         .layer(axum::middleware::from_fn(
             super::limits::close_after_unread_body,
         )))
@@ -194,10 +213,11 @@ async fn fallback(req: Request) -> Response {
         .is_some_and(|ct| ct.starts_with("application/grpc"));
     let path = req.uri().path().to_owned();
     if is_grpc {
+        // The path is the caller's: bounded like every other quoted input.
         to_status(Error::new(
             Kind::Unimplemented,
             "GRPC-Unimp2",
-            format!("unknown method {path}"),
+            format!("unknown method {}", bounded_message(&path)),
         ))
         .into_http()
     } else {

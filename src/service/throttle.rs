@@ -154,15 +154,14 @@ impl Throttle {
     }
 }
 
-/// The subjects of one attempt: the credential if known, and the address if known.
+/// The subjects of one attempt: the credential if known, and the address if known. IPv6
+/// addresses count by their /64: one holder gets a whole /64 and could take a fresh address
+/// for every attempt.
 pub fn subjects(credential: Option<&str>, peer: Option<IpAddr>) -> Vec<Subject> {
     let mut out = Vec::with_capacity(2);
-    if let Some(c) = credential.filter(|c| !c.is_empty()) {
-        // Bound the key: an attacker chooses it.
-        out.push(Subject::Credential(c.chars().take(200).collect()));
-    }
+    out.extend(credential.and_then(subjects_of_credential));
     if let Some(ip) = peer {
-        out.push(Subject::Address(ip));
+        out.push(Subject::Address(address_group(ip)));
     }
     out
 }
@@ -175,8 +174,20 @@ pub fn charge_credential(subjects: &mut Vec<Subject>, credential: &str) {
     }
 }
 
+/// Bounded: an attacker chooses it.
 fn subjects_of_credential(credential: &str) -> Option<Subject> {
     (!credential.is_empty()).then(|| Subject::Credential(credential.chars().take(200).collect()))
+}
+
+/// The address a failure is charged to: IPv4 as it is, IPv6 by its /64 prefix.
+fn address_group(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +215,38 @@ mod tests {
         t.check(&subjects(Some("kid-2"), Some(IpAddr::from([127, 0, 0, 1]))))
             .unwrap();
         assert_eq!(t.tracked(), 1);
+    }
+
+    #[test]
+    fn ipv6_addresses_share_their_64() {
+        let t = Throttle::new(
+            Limit::OFF,
+            Limit {
+                burst: 2,
+                per_minute: 1,
+            },
+        );
+        let at = |s: &str| subjects(None, Some(s.parse().unwrap()));
+        // Every attempt from a fresh address of one /64 drains the same bucket.
+        t.failed(&at("2001:db8:1:2::1"));
+        t.failed(&at("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert!(t.check(&at("2001:db8:1:2:abcd::7")).is_err());
+        assert_eq!(t.tracked(), 1);
+        // The next /64 and IPv4 addresses are apart.
+        t.check(&at("2001:db8:1:3::1")).unwrap();
+        assert_eq!(
+            at("2001:db8:1:2::9"),
+            [Subject::Address("2001:db8:1:2::".parse().unwrap())]
+        );
+        assert_eq!(
+            at("192.0.2.1"),
+            [Subject::Address("192.0.2.1".parse().unwrap())]
+        );
+        // A v4-mapped address is its IPv4 address, not a /64.
+        assert_eq!(
+            at("::ffff:192.0.2.1"),
+            [Subject::Address("192.0.2.1".parse().unwrap())]
+        );
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub fn to_status(e: Error) -> Status {
     if matches!(e.kind, Kind::Internal | Kind::Unavailable) {
         tracing::error!(error_id = e.id, cause = %e.cause_chain(), "{}", e.message);
     }
+    quiet_status(e)
+}
+
+/// The status of `e` without the log line: for answers that are part of normal operation,
+/// such as a stream ended at the server's time limit.
+pub fn quiet_status(e: Error) -> Status {
     let code = code(e.kind);
     let message = e.client_message();
     let retry_after = e.retry_after_secs;
