@@ -230,7 +230,8 @@ impl Services {
                 }
                 Ok(Err(e)) => {
                     if !storage::is_closed(&self.db) {
-                        tracing::warn!(cause = %e.cause_chain(), "lost the change-notice connection; reconnecting");
+                        let cause = e.cause_chain();
+                        tracing::warn!(%cause, "lost the change-notice connection; reconnecting");
                     }
                     return;
                 }
