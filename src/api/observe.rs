@@ -185,6 +185,12 @@ impl Collector for ServerState {
             "Requests refused by the failure rate limits (token, introspection, bearer tokens)",
             svc.throttle.rejected() + svc.bearer_throttle.rejected(),
         )?;
+        gauge(
+            &mut encoder,
+            "change_notices_confirmed",
+            "1 while a recent heartbeat proves other processes' change notices arrive (cache entries live 60 s), 0 otherwise (1 s; always on SQLite and MySQL)",
+            i64::from(svc.caches.listening()),
+        )?;
         let (open, idle, max) = storage::pool_use(&svc.db);
         gauge(
             &mut encoder,

@@ -7,10 +7,11 @@
 //!   commits, and then drops the affected entries here — before the caller gets its answer,
 //!   so in the process that removed something it stops working at once;
 //! - every process listens for those notices and applies them the same way (milliseconds
-//!   after the commit). While the listener is not connected (and always on SQLite, where
-//!   processes cannot listen) entries live at most one second, which bounds what another
-//!   process may still accept; a connected listener lets them live a minute (a safety net
-//!   for writes made around the service);
+//!   after the commit). Entries live a minute (a safety net for writes made around the
+//!   service) only while the heartbeat confirms that notices arrive (the rule is in
+//!   `cache/notices.rs`); otherwise — no listener, a listener gone silent, always on SQLite and
+//!   MySQL, where processes cannot listen — at most one second, which bounds what another
+//!   process may still accept;
 //! - a read that raced with an invalidation never caches what it read: an epoch counter moves
 //!   on every invalidation, and entries are stored only if it has not moved since the read
 //!   began.
@@ -18,12 +19,14 @@
 //! Hand-rolled maps rather than a cache crate: invalidation needs predicates over values (all
 //! tokens of a key, all keys of a user) applied synchronously, and the epoch check must happen
 //! under the same lock as the insert.
+mod notices;
+
 use std::{
     collections::HashMap,
     hash::Hash,
     sync::{
         RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -36,10 +39,10 @@ use crate::{
         principal::Role,
     },
     error::Result,
-    storage::{self, ChangeListener, Notice, Tx},
+    storage::{self, Tx},
 };
 
-/// Entry lifetime while change notices are being received.
+/// Entry lifetime while the heartbeat confirms that change notices arrive.
 const TTL_LISTENING: Duration = Duration::from_secs(60);
 /// Entry lifetime otherwise: the bound on how long another process may act on a revoked fact.
 const TTL_DEAF: Duration = Duration::from_secs(1);
@@ -150,6 +153,14 @@ impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
             .clear();
     }
 
+    /// Drops the entries stored `age` ago or earlier.
+    fn expire(&self, age: Duration) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (_, at)| at.elapsed() < age);
+    }
+
     fn len(&self) -> usize {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
     }
@@ -157,7 +168,11 @@ impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
 
 pub struct Caches {
     epoch: AtomicU64,
-    listening: AtomicBool,
+    /// The origin of `confirmed_until`.
+    start: Instant,
+    /// Until when (µs after `start`, plus one) the long lifetime applies; 0: not confirmed.
+    /// Read on every lookup, hence one atomic rather than a lock.
+    confirmed_until: AtomicU64,
     tokens: Map<String, TokenInfo>,
     users: Map<String, User>,
     roles: Map<(String, String), Vec<Role>>,
@@ -171,7 +186,7 @@ impl std::fmt::Debug for Caches {
         f.debug_struct("Caches")
             .field("tokens", &self.tokens.len())
             .field("keys", &self.keys.len())
-            .field("listening", &self.listening.load(Ordering::Relaxed))
+            .field("listening", &self.listening())
             .finish_non_exhaustive()
     }
 }
@@ -180,7 +195,8 @@ impl Default for Caches {
     fn default() -> Self {
         Caches {
             epoch: AtomicU64::new(0),
-            listening: AtomicBool::new(false),
+            start: Instant::now(),
+            confirmed_until: AtomicU64::new(0),
             // About 0.5 KiB a token, 1 KiB a key with its parsed public key: together well
             // under 100 MiB when full.
             tokens: Map::new(100_000),
@@ -195,20 +211,48 @@ impl Default for Caches {
 
 impl Caches {
     fn ttl(&self) -> Duration {
-        if self.listening.load(Ordering::Acquire) {
+        if self.listening() {
             TTL_LISTENING
         } else {
             TTL_DEAF
         }
     }
 
+    fn micros_since_start(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.start).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Lets entries live the long lifetime until `until`.
+    fn confirm_until(&self, until: Instant) {
+        // Shifted by one: 0 means unconfirmed.
+        let at = self.micros_since_start(until).saturating_add(1);
+        self.confirmed_until.store(at, Ordering::Release);
+    }
+
+    /// Back to the short lifetime at once.
+    fn unconfirm(&self) {
+        self.confirmed_until.store(0, Ordering::Release);
+    }
+
+    /// Drops what the short lifetime no longer covers (when confirmation lapsed).
+    fn expire_to_short_lifetime(&self) {
+        self.tokens.expire(TTL_DEAF);
+        self.users.expire(TTL_DEAF);
+        self.roles.expire(TTL_DEAF);
+        self.orgs.expire(TTL_DEAF);
+        self.keys.expire(TTL_DEAF);
+        self.apps.expire(TTL_DEAF);
+    }
+
     fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// Whether change notices from other processes are arriving.
+    /// Whether change notices from other processes are confirmed to arrive (by a recent
+    /// heartbeat), so that entries live the long lifetime.
     pub fn listening(&self) -> bool {
-        self.listening.load(Ordering::Acquire)
+        let now = self.micros_since_start(Instant::now()).saturating_add(1);
+        now < self.confirmed_until.load(Ordering::Acquire)
     }
 
     /// Drops what `change` makes stale. The epoch moves first, so a read that began before
@@ -375,49 +419,6 @@ impl Services {
                 .put(id.to_owned(), a.clone(), epoch, &c.epoch, c.ttl());
         }
         Ok(app)
-    }
-
-    /// Listens for other processes' change notices until the database pool closes (PostgreSQL;
-    /// returns at once on SQLite). While not connected, entries expire within a second.
-    pub async fn listen_for_changes(&self) {
-        let c = &self.caches;
-        loop {
-            let mut listener = match ChangeListener::connect(&self.db).await {
-                Ok(Some(l)) => l,
-                Ok(None) => return,
-                Err(e) => {
-                    if storage::is_closed(&self.db) {
-                        return;
-                    }
-                    tracing::warn!(cause = %e.cause_chain(), "change notices unavailable; caching for 1 s only");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            // Whatever happened while deaf is unknown: start clean.
-            c.clear();
-            c.listening.store(true, Ordering::Release);
-            loop {
-                match listener.next().await {
-                    Ok(Notice::Message(text)) => c.apply(&Change::decode(&text)),
-                    Ok(Notice::Gap) => {
-                        c.listening.store(false, Ordering::Release);
-                        c.clear();
-                        c.listening.store(true, Ordering::Release);
-                    }
-                    Err(e) => {
-                        c.listening.store(false, Ordering::Release);
-                        c.clear();
-                        if storage::is_closed(&self.db) {
-                            return;
-                        }
-                        tracing::warn!(cause = %e.cause_chain(), "lost the change-notice connection; reconnecting");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        break;
-                    }
-                }
-            }
-        }
     }
 }
 

@@ -435,41 +435,84 @@ pub fn is_closed(db: &DatabaseConnection) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     Message(String),
-    /// The connection was lost and re-established: notices in between may be missing.
+    /// The connection was lost: notices from then on are missing until a new listener is
+    /// connected.
     Gap,
 }
 
-/// Receives the change notices of other processes (PostgreSQL only).
-pub struct ChangeListener(sea_orm::sqlx::postgres::PgListener);
+/// Receives the change notices of other processes (PostgreSQL only), over a connection of its
+/// own outside the pool: a listener that is given up on (its server froze, a NAT dropped the
+/// connection) is closed, never handed back to serve requests, and takes no pool slot.
+pub struct ChangeListener {
+    listener: sea_orm::sqlx::postgres::PgListener,
+    /// The service pool: closing it ends the wait.
+    pool: sea_orm::sqlx::PgPool,
+}
 
 impl ChangeListener {
-    /// `None` on SQLite.
+    /// `None` on SQLite and MySQL. Callers bound the wait: connecting opens a connection and
+    /// runs `LISTEN`, each of which may hang on a server that stopped answering.
     pub async fn connect(db: &DatabaseConnection) -> Result<Option<Self>, Error> {
+        use sea_orm::sqlx::{Executor, postgres::PgPoolOptions};
         if db.get_database_backend() != sea_orm::DbBackend::Postgres {
             return Ok(None);
         }
         let unavailable = |e: sea_orm::sqlx::Error| {
             Error::unavailable("STORE-Lstn1", "cannot listen for change notices").with_source(e)
         };
-        let mut listener =
-            sea_orm::sqlx::postgres::PgListener::connect_with(db.get_postgres_connection_pool())
-                .await
-                .map_err(unavailable)?;
+        let pool = db.get_postgres_connection_pool().clone();
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            // sqlx 0.9 has no client-side TCP keepalive, so a dead server is noticed by the
+            // heartbeat (see `service::cache`). Server-side keepalive at least lets the server
+            // end a listener whose client vanished, instead of holding back the notice queue
+            // for it. Not fatal if refused.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    let _ = conn
+                        .execute(
+                            "SELECT set_config('tcp_keepalives_idle', '30', false), \
+                             set_config('tcp_keepalives_interval', '10', false), \
+                             set_config('tcp_keepalives_count', '3', false)",
+                        )
+                        .await;
+                    Ok(())
+                })
+            })
+            // A released listener connection is closed, not pinged: a ping on a frozen server
+            // would wait forever.
+            .after_release(|_, _| Box::pin(async { Ok(false) }))
+            .connect_lazy_with((*pool.connect_options()).clone());
+        let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&own)
+            .await
+            .map_err(unavailable)?;
+        // A lost connection is reported (`Notice::Gap`) and the caller connects anew, clearing
+        // what it cached once the new `LISTEN` is in place.
+        listener.eager_reconnect(false);
+        listener.ignore_pool_close_event(true);
         listener
             .listen(CHANGES_CHANNEL)
             .await
             .map_err(unavailable)?;
-        Ok(Some(ChangeListener(listener)))
+        Ok(Some(ChangeListener { listener, pool }))
     }
 
+    /// The next notice. Waits as long as the server is silent: callers bound it. Cancelling
+    /// it loses nothing (sqlx reads whole messages only).
     pub async fn next(&mut self) -> Result<Notice, Error> {
-        match self.0.try_recv().await {
-            Ok(Some(n)) => Ok(Notice::Message(n.payload().to_owned())),
-            Ok(None) => Ok(Notice::Gap),
-            Err(e) => Err(
-                Error::unavailable("STORE-Lstn2", "listening for change notices failed")
-                    .with_source(e),
-            ),
+        let mut closing = self.pool.close_event();
+        match closing.do_until(self.listener.try_recv()).await {
+            Ok(Ok(Some(n))) => Ok(Notice::Message(n.payload().to_owned())),
+            Ok(Ok(None)) => Ok(Notice::Gap),
+            Ok(Err(e)) | Err(e) => Err(Error::unavailable(
+                "STORE-Lstn2",
+                "listening for change notices failed",
+            )
+            .with_source(e)),
         }
     }
 }
