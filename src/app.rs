@@ -334,7 +334,7 @@ impl App {
 }
 
 /// The server's housekeeping: hourly purge of expired tokens and assertion ids, and the
-/// signing-key rotation check every minute.
+/// signing keys' refresh every second and rotation check every minute.
 fn spawn_background(svc: Services) -> Vec<tokio::task::JoinHandle<()>> {
     let purge = {
         let svc = svc.clone();
@@ -354,16 +354,7 @@ fn spawn_background(svc: Services) -> Vec<tokio::task::JoinHandle<()>> {
     };
     let rotate = tokio::spawn({
         let svc = svc.clone();
-        async move {
-            let mut every = tokio::time::interval(Duration::from_secs(60));
-            every.tick().await;
-            loop {
-                every.tick().await;
-                if let Err(e) = svc.signing.rotate(false).await {
-                    tracing::warn!(error_id = e.id, cause = %e.cause_chain(), "signing key rotation check failed");
-                }
-            }
-        }
+        async move { svc.signing.keep_current().await }
     });
     let listen = {
         let svc = svc.clone();
@@ -373,7 +364,7 @@ fn spawn_background(svc: Services) -> Vec<tokio::task::JoinHandle<()>> {
 }
 
 /// The configured master key; on SQLite without one, a generated key kept beside the database.
-fn master_key(config: &Config, backend: Backend, holds_encrypted: bool) -> Result<MasterKey> {
+pub fn master_key(config: &Config, backend: Backend, holds_encrypted: bool) -> Result<MasterKey> {
     if let Some(text) = &config.master_key {
         return MasterKey::parse(text);
     }

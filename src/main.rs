@@ -1,9 +1,11 @@
-//! `authn-keys [serve]` runs the server; `authn-keys migrate` applies migrations and exits.
+//! `authn-keys [serve]` runs the server; `authn-keys migrate` applies migrations and exits;
+//! `admin-key` and `rotate-signing-key` are the operator's break-glass commands.
 use clap::{Parser, Subcommand};
 
 use authn_keys::{
     app,
     config::{Config, LogFormat},
+    service::bootstrap::KeyExpiry,
     storage,
 };
 
@@ -32,9 +34,23 @@ enum Command {
         /// Where to write the JSON key file (mode 0600; never overwritten).
         #[arg(long)]
         out: std::path::PathBuf,
-        /// When the key expires (RFC 3339); default: never.
+        /// When the key expires: an RFC 3339 time (2027-01-01T00:00:00Z) or a duration from
+        /// now such as 7d, 12h or 1d12h (units w, d, h, m, s).
+        #[arg(long, default_value = "24h", value_parser = KeyExpiry::parse)]
+        expiration: KeyExpiry,
+    },
+    /// After a compromise: make a new token-signing key that signs at once. Running servers
+    /// sign with it and publish it within about a second (they read the key list every
+    /// second). Works on the database directly (same configuration as the server).
+    RotateSigningKey {
+        /// Also delete every older signing key: tokens they signed stop verifying at
+        /// verifiers that check signatures against /oauth/v2/keys (once their cached copy,
+        /// at most 60 s old, is refetched). This server's own API and introspection accept
+        /// tokens by their records, not their signatures: to end those, remove the machine
+        /// keys or users that obtained them. Without this flag the old key stays published
+        /// until the tokens it signed have expired, so they keep verifying.
         #[arg(long)]
-        expiration: Option<chrono::DateTime<chrono::Utc>>,
+        drop_old: bool,
     },
 }
 
@@ -58,6 +74,7 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate => migrate(&cli.config).await,
         Command::Serve => serve(cli.config).await,
         Command::AdminKey { out, expiration } => admin_key(&cli.config, &out, expiration).await,
+        Command::RotateSigningKey { drop_old } => rotate_signing_key(&cli.config, drop_old).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -80,7 +97,7 @@ async fn migrate(config: &Config) -> authn_keys::error::Result<()> {
 async fn admin_key(
     config: &Config,
     out: &std::path::Path,
-    expiration: Option<chrono::DateTime<chrono::Utc>>,
+    expiration: KeyExpiry,
 ) -> authn_keys::error::Result<()> {
     let issuer = app::issuer(config, config.listen);
     // One key is needed: no pool.
@@ -91,7 +108,7 @@ async fn admin_key(
     let svc = app::open_services(&config, issuer).await?;
     let done = svc.break_glass(out, expiration).await?;
     println!(
-        "key {} of IAM_OWNER user {}{} written to {} (keep it safe; it is shown only once)",
+        "key {} of IAM_OWNER user {}{} written to {}; it expires at {} (keep it safe; it is shown only once; remove it with RemoveMachineKey once it has served)",
         done.key_id,
         done.user_id,
         if done.created_user {
@@ -99,8 +116,61 @@ async fn admin_key(
         } else {
             ""
         },
-        out.display()
+        out.display(),
+        done.expires_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     );
+    Ok(())
+}
+
+/// Opens only what a signing-key rotation needs (not the services, whose start decrypts the
+/// current key: this command must also replace a key that fails its checks).
+async fn rotate_signing_key(config: &Config, drop_old: bool) -> authn_keys::error::Result<()> {
+    use std::sync::Arc;
+
+    use authn_keys::{
+        domain::{
+            clock::{Clock, SystemClock},
+            ids::IdGenerator,
+        },
+        error::Error,
+        service::{keys::FreshKeys, signing::SigningKeys},
+        storage::{Backend, repo},
+    };
+    let backend = Backend::of_url(&config.database_url).ok_or_else(|| {
+        Error::invalid_argument(
+            "CONFIG-Db002",
+            "AUTHN_KEYS_DATABASE_URL must start with sqlite:, postgres:// or mysql://",
+        )
+    })?;
+    let db = storage::connect_migrated(&config.database_url, 1).await?;
+    let holds_encrypted = !repo::list_signing_keys(&db).await?.is_empty();
+    let master = app::master_key(config, backend, holds_encrypted)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let node = repo::register_node(&db, storage::db_time(clock.now())).await?;
+    let ids = IdGenerator::new(node, clock.clone());
+    let source = FreshKeys::new(config.key_bits, 1)?;
+    let done = SigningKeys::rotate_now(&db, &master, &source, &ids, clock.as_ref(), drop_old).await;
+    let _ = db.close().await;
+    let done = done?;
+    println!(
+        "new signing key {} signs from now on; running servers use and publish it within about 1 s",
+        done.kid
+    );
+    if drop_old {
+        if done.dropped.is_empty() {
+            println!("no older signing key to drop");
+        } else {
+            println!(
+                "dropped signing keys {}: no longer published; tokens they signed stop verifying at verifiers using /oauth/v2/keys (this server's API still honours tokens by their records: remove the machine keys or users to end those)",
+                done.dropped.join(", ")
+            );
+        }
+    } else if let Some(previous) = done.previous {
+        println!(
+            "previous signing key {previous} stays published until the tokens it signed have expired (access token lifetime + 5 min); run with --drop-old to withdraw it at once"
+        );
+    }
     Ok(())
 }
 

@@ -2,15 +2,13 @@
 //! gRPC twin and call the token service directly. Errors are RFC 6749 JSON.
 use axum::{
     Form, Json, Router,
+    body::Bytes,
     extract::{State, rejection::FormRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use base64::{
-    Engine,
-    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
-};
+use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::json;
 
 use super::{Peer, observe::OAuthOutcome, peer_ip};
@@ -23,8 +21,16 @@ use crate::service::{
 pub const API_SCOPE: &str = crate::service::auth::API_SCOPE;
 
 pub fn routes(svc: Services) -> Router {
+    // Static apart from the issuer: serialized once.
+    let discovery = Bytes::from(
+        serde_json::to_vec(&discovery_document(&svc.settings.issuer))
+            .unwrap_or_else(|_| unreachable!("a JSON value serializes")),
+    );
     Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { cached_json(discovery, DISCOVERY_CACHE_CONTROL) }),
+        )
         .route("/oauth/v2/keys", get(jwks))
         .route("/oauth/v2/token", post(token))
         .route("/oauth/v2/introspect", post(introspect))
@@ -67,9 +73,17 @@ pub fn oauth_error(e: OAuthError) -> Response {
     resp
 }
 
-async fn discovery(State(svc): State<Services>) -> Response {
-    let issuer = &svc.settings.issuer;
-    Json(json!({
+/// How long verifiers may cache the JWKS. A new key signs as soon as it is made and a key
+/// dropped by `rotate-signing-key --drop-old` should stop being trusted soon, so a minute:
+/// never longer than a rotation period (at least 60 s), and short enough that a verifier
+/// which does not refetch on an unknown kid catches up within it.
+const JWKS_CACHE_CONTROL: &str = "public, max-age=60";
+
+/// Discovery changes only with the configuration, that is with a restart.
+const DISCOVERY_CACHE_CONTROL: &str = "public, max-age=3600";
+
+fn discovery_document(issuer: &str) -> serde_json::Value {
+    json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/v2/token"),
         "introspection_endpoint": format!("{issuer}/oauth/v2/introspect"),
@@ -84,25 +98,26 @@ async fn discovery(State(svc): State<Services>) -> Response {
         "request_object_signing_alg_values_supported": ["RS256", "PS256"],
         "scopes_supported": ["openid", API_SCOPE],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "urn:zitadel:iam:user:resourceowner:id"],
-    }))
-    .into_response()
+    })
 }
 
+/// Prebuilt JSON with its caching header.
+fn cached_json(body: Bytes, cache_control: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, cache_control),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// From memory: the signing keys keep the answer current (see `SigningKeys::keep_current`),
+/// so an anonymous request costs no database read.
 async fn jwks(State(svc): State<Services>) -> Response {
-    match svc.signing.all_public().await {
-        Ok(keys) => {
-            let keys: Vec<_> = keys
-                .iter()
-                .map(|(kid, key)| {
-                    let (n, e) = key.n_e();
-                    json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-                           "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)})
-                })
-                .collect();
-            Json(json!({"keys": keys})).into_response()
-        }
-        Err(e) => oauth_error(e.into()),
-    }
+    let body = Bytes::from_owner(svc.signing.published().jwks_json());
+    cached_json(body, JWKS_CACHE_CONTROL)
 }
 
 /// A body over the size limit is 413 (RFC 9110), still with RFC 6749's error JSON:

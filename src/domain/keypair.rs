@@ -101,6 +101,13 @@ impl SigningKey {
         Self::from_pkcs8_der(der.expose())
     }
 
+    /// Whether `public` is this key's public half (same modulus and exponent).
+    pub fn matches(&self, public: &PublicKey) -> bool {
+        let mine: ring::rsa::PublicKeyComponents<Vec<u8>> = self.pair.public().into();
+        let (n, e) = public.n_e();
+        mine.n == n && mine.e == e
+    }
+
     /// RSASSA-PKCS1-v1_5 (`pss` false) or RSASSA-PSS, both with SHA-256, over `message`.
     pub fn sign(&self, pss: bool, message: &[u8]) -> Result<Vec<u8>, SigningKeyError> {
         let encoding: &'static dyn ring::signature::RsaEncoding = if pss {
@@ -278,6 +285,15 @@ mod tests {
                 .public_key(),
             key.public_key()
         );
+    }
+
+    #[test]
+    fn a_signing_key_matches_its_own_public_key_only() {
+        let a = PrivateKey::generate(2048).unwrap();
+        let b = PrivateKey::generate(2048).unwrap();
+        let signer = SigningKey::from_private(&a).unwrap();
+        assert!(signer.matches(&a.public_key()));
+        assert!(!signer.matches(&b.public_key()));
     }
 
     #[test]

@@ -167,8 +167,85 @@ impl Services {
 pub struct BreakGlass {
     pub user_id: String,
     pub key_id: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
     /// True when no IAM_OWNER was left and a new admin user was made.
     pub created_user: bool,
+}
+
+/// When a break-glass key expires: at a time, or after a while. A recovery key is meant to
+/// be used and removed, so it expires after [`KeyExpiry::DEFAULT_HOURS`] unless told otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyExpiry {
+    At(chrono::DateTime<chrono::Utc>),
+    After(chrono::Duration),
+}
+
+impl Default for KeyExpiry {
+    fn default() -> Self {
+        KeyExpiry::After(chrono::Duration::hours(Self::DEFAULT_HOURS))
+    }
+}
+
+impl KeyExpiry {
+    pub const DEFAULT_HOURS: i64 = 24;
+
+    /// An RFC 3339 time (`2027-01-01T00:00:00Z`) or a duration: whole numbers with units
+    /// `w`, `d`, `h`, `m`, `s`, as in `7d`, `12h` or `1d12h`.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+            return Ok(KeyExpiry::At(at.to_utc()));
+        }
+        let invalid = || {
+            format!(
+                "{text:?} is neither an RFC 3339 time (2027-01-01T00:00:00Z) nor a duration such as 7d, 12h or 1d12h (units w, d, h, m, s)"
+            )
+        };
+        let mut total = chrono::Duration::zero();
+        let mut digits = String::new();
+        for c in text.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            let n: i64 = digits.parse().map_err(|_| invalid())?;
+            digits.clear();
+            let part = match c {
+                'w' => chrono::Duration::try_weeks(n),
+                'd' => chrono::Duration::try_days(n),
+                'h' => chrono::Duration::try_hours(n),
+                'm' => chrono::Duration::try_minutes(n),
+                's' => chrono::Duration::try_seconds(n),
+                _ => None,
+            }
+            .ok_or_else(invalid)?;
+            total = total.checked_add(&part).ok_or_else(invalid)?;
+        }
+        if !digits.is_empty() || total <= chrono::Duration::zero() {
+            return Err(invalid());
+        }
+        Ok(KeyExpiry::After(total))
+    }
+
+    pub fn resolve(
+        self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chrono::DateTime<chrono::Utc>> {
+        let at = match self {
+            KeyExpiry::At(at) => at,
+            KeyExpiry::After(d) => now.checked_add_signed(d).ok_or_else(|| {
+                Error::invalid_argument("BOOT-Exp01", "the expiration is too far in the future")
+            })?,
+        };
+        let at = crate::storage::db_time(at);
+        if at > expiry::never() {
+            return Err(Error::invalid_argument(
+                "BOOT-Exp01",
+                "the expiration is too far in the future (at most 9999-12-31T23:59:59Z)",
+            ));
+        }
+        expiry::key_expiration(Some(at), now)
+    }
 }
 
 /// The actor recorded on break-glass events.
@@ -179,11 +256,7 @@ impl Services {
     /// user (the oldest grant first), or, when none is left, a new admin user holding
     /// IAM_OWNER and ORG_OWNER of the default org. Written to `out` (mode 0600, never
     /// overwritten) and audited, in one transaction.
-    pub async fn break_glass(
-        &self,
-        out: &Path,
-        expiration: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<BreakGlass> {
+    pub async fn break_glass(&self, out: &Path, expiration: KeyExpiry) -> Result<BreakGlass> {
         let Some((default_org, _)) = repo::get_instance(&self.db).await? else {
             return Err(Error::failed_precondition(
                 "BOOT-NoInst",
@@ -197,7 +270,7 @@ impl Services {
             ));
         }
         let now = self.now();
-        let expires_at = expiry::key_expiration(expiration.map(crate::storage::db_time), now)?;
+        let expires_at = expiration.resolve(now)?;
         let private = self.keys.next_key().await?;
         let key_id = self.ids.next_id();
         let public_pem = private.public_key().to_pkix_pem().map_err(|e| {
@@ -312,6 +385,7 @@ impl Services {
         Ok(BreakGlass {
             user_id,
             key_id,
+            expires_at,
             created_user,
         })
     }
@@ -359,4 +433,48 @@ fn write_key_file(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| {
         Error::internal("BOOT-Write", format!("cannot write {}", path.display())).with_source(e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn break_glass_expiry_defaults_to_a_day_and_reads_times_and_durations() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let at = |e: KeyExpiry| e.resolve(now).unwrap().to_rfc3339();
+        assert_eq!(at(KeyExpiry::default()), "2026-01-02T00:00:00+00:00");
+        let parse = |t: &str| KeyExpiry::parse(t).unwrap();
+        assert_eq!(at(parse("7d")), "2026-01-08T00:00:00+00:00");
+        assert_eq!(at(parse("12h")), "2026-01-01T12:00:00+00:00");
+        assert_eq!(at(parse("1d12h30m")), "2026-01-02T12:30:00+00:00");
+        assert_eq!(at(parse("2w")), "2026-01-15T00:00:00+00:00");
+        assert_eq!(
+            at(parse("2027-01-01T00:00:00Z")),
+            "2027-01-01T00:00:00+00:00"
+        );
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7x",
+            "-1d",
+            "0h",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
+            let e = KeyExpiry::parse(bad).expect_err(bad);
+            assert!(e.contains("RFC 3339"), "{e}");
+        }
+        assert_eq!(
+            parse("2020-01-01T00:00:00Z").resolve(now).unwrap_err().id,
+            "DOMAIN-dv3t5"
+        );
+        assert_eq!(
+            parse("999999999w").resolve(now).unwrap_err().id,
+            "BOOT-Exp01"
+        );
+    }
 }

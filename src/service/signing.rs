@@ -1,13 +1,28 @@
 //! The server's own token-signing keys. They live in the database so every server process
-//! shares them; the private parts are encrypted at rest (AES-256-GCM) with the master key.
+//! shares them; the private parts are encrypted at rest (AES-256-GCM) with the master key,
+//! bound to their row by the key id as associated data.
+//!
+//! Each process holds the signing key and the JWKS answer in memory. Anonymous JWKS requests
+//! never read the database: [`SigningKeys::keep_current`] reads the key list once a second, so
+//! a key another process made or dropped is used and published here within about one second
+//! (plus one database read).
 use std::{
+    collections::HashSet,
     fmt,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
-use aes_gcm::{Aes256Gcm, KeyInit, aead::Aead};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use rand::RngCore;
+
+mod crypt;
+
+pub use crypt::{MasterKey, associated_data, seal};
+use crypt::{Opened, open, unseal};
 
 use super::keys::KeyPairSource;
 use crate::{
@@ -20,81 +35,29 @@ use crate::{
     storage::{self, Db, TransactionTrait, repo},
 };
 
-/// ZITADEL's masterkey: exactly 32 characters, used as the AES-256 key.
-#[derive(Clone)]
-pub struct MasterKey([u8; 32]);
-
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MasterKey(redacted)")
-    }
-}
-
-impl MasterKey {
-    pub fn parse(text: &str) -> Result<Self> {
-        let bytes: [u8; 32] = text.as_bytes().try_into().map_err(|_| {
-            Error::invalid_argument(
-                "CONFIG-Mkey1",
-                format!(
-                    "the master key must be exactly 32 characters (bytes), got {}",
-                    text.len()
-                ),
-            )
-        })?;
-        Ok(MasterKey(bytes))
-    }
-
-    /// 32 random characters from [A-Za-z0-9].
-    pub fn generate_text() -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        let mut rng = rand::rngs::OsRng;
-        (0..32)
-            .map(|_| ALPHABET[(rng.next_u32() % ALPHABET.len() as u32) as usize] as char)
-            .collect()
-    }
-
-    /// A key for another purpose, derived from the master key (HMAC-SHA-256 over `label`), so
-    /// the master key itself is used for one thing only.
-    pub fn derive(&self, label: &str) -> [u8; 32] {
-        use hmac::Mac;
-        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-        mac.update(label.as_bytes());
-        mac.finalize().into_bytes().into()
-    }
-
-    /// nonce (12 bytes) ‖ ciphertext+tag.
-    pub fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
-        let cipher = Aes256Gcm::new((&self.0).into());
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ct = cipher
-            .encrypt((&nonce).into(), plaintext)
-            .map_err(|_| Error::internal("CRYPT-Enc01", "encryption failed"))?;
-        Ok([nonce.as_slice(), &ct].concat())
-    }
-
-    pub fn decrypt(&self, data: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-        if data.len() < 12 + 16 {
-            return Err(Error::internal(
-                "CRYPT-Dec01",
-                "encrypted value is truncated",
-            ));
+/// Opens the row that is to sign, re-encrypting it bound to its id when an earlier version
+/// wrote it without. Done here rather than at the next rotation: the signing key is the only
+/// one ever decrypted again, and this binds it as soon as a process of this version starts,
+/// instead of up to a rotation period later. Retired rows keep their old form; they are only
+/// ever checked, and the public-key check refuses such a ciphertext in any other row.
+async fn open_signer(db: &Db, master: &MasterKey, row: &repo::SigningKeyRow) -> Result<Opened> {
+    let opened = open(master, row)?;
+    if opened.legacy {
+        let der = unseal(master, &row.id, &row.private_key_enc)?.0;
+        let sealed = seal(master, &row.id, &der)?;
+        match repo::reseal_signing_key(db, &row.id, &row.private_key_enc, &sealed).await {
+            Ok(true) => {
+                tracing::info!(kid = %row.id, "signing key re-encrypted, bound to its id")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                kid = %row.id,
+                cause = %e.cause_chain(),
+                "cannot re-encrypt a signing key written by an earlier version; it still signs, and the next start tries again"
+            ),
         }
-        let (nonce, ct) = data.split_at(12);
-        let cipher = Aes256Gcm::new((&self.0).into());
-        cipher.decrypt(nonce.into(), ct).map(zeroize::Zeroizing::new).map_err(|_| {
-            Error::internal(
-                "CRYPT-Dec02",
-                "cannot decrypt a signing key: the master key differs from the one it was encrypted with",
-            )
-        })
     }
-}
-
-struct Loaded {
-    id: String,
-    public: PublicKey,
+    Ok(opened)
 }
 
 /// The key that signs new tokens.
@@ -121,9 +84,49 @@ pub struct Rotation {
     pub token_lifetime: chrono::Duration,
 }
 
-/// Slack for processes that have not yet picked up a new key (they look every minute) and
-/// for clock differences.
+/// Slack for processes that have not yet picked up a new key and for clock differences.
 const PUBLISH_MARGIN_SECS: i64 = 300;
+
+/// How often each process reads the key list: the bound on how long another process's
+/// rotation (or `rotate-signing-key`) takes to be used for signing and published here.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+
+/// The rotation check (which may make a key, under the instance lock) runs every this many
+/// refreshes: once a minute.
+const ROTATION_CHECK_EVERY: u32 = 60;
+
+/// The published keys and the JWKS answer built from them.
+pub struct Published {
+    keys: Vec<(String, PublicKey)>,
+    jwks: Arc<[u8]>,
+}
+
+impl Published {
+    fn build(keys: Vec<(String, PublicKey)>) -> Self {
+        let jwks: Vec<_> = keys
+            .iter()
+            .map(|(kid, key)| {
+                let (n, e) = key.n_e();
+                serde_json::json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+                       "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)})
+            })
+            .collect();
+        let jwks = serde_json::to_vec(&serde_json::json!({ "keys": jwks }))
+            .unwrap_or_else(|_| unreachable!("a JSON value serializes"))
+            .into();
+        Published { keys, jwks }
+    }
+
+    /// (kid, key), newest first.
+    pub fn keys(&self) -> &[(String, PublicKey)] {
+        &self.keys
+    }
+
+    /// `{"keys":[…]}`, serialized once per change.
+    pub fn jwks_json(&self) -> Arc<[u8]> {
+        self.jwks.clone()
+    }
+}
 
 /// The signing keys: the newest one signs; it and the retired ones whose tokens may still be
 /// alive verify and are published in the JWKS.
@@ -135,7 +138,11 @@ pub struct SigningKeys {
     clock: Arc<dyn Clock>,
     rotation: Rotation,
     current: RwLock<Arc<Signer>>,
-    known: RwLock<Vec<Loaded>>,
+    published: RwLock<Arc<Published>>,
+    /// Serializes refreshes and rotations, so a slower, older read never replaces a newer
+    /// answer; holds the kids whose rows failed their check (each logged once).
+    update: tokio::sync::Mutex<HashSet<String>>,
+    reads: AtomicU64,
 }
 
 impl fmt::Debug for SigningKeys {
@@ -146,12 +153,21 @@ impl fmt::Debug for SigningKeys {
     }
 }
 
-/// Which of `rows` (newest first) are still published at `now`: the newest, and each older one
-/// until a token lifetime (plus margin) after its successor was made.
-fn published(rows: &[repo::SigningKeyRow], now: DateTime<Utc>, rotation: Rotation) -> usize {
+fn public_of(r: &repo::SigningKeyRow) -> repo::SigningKeyPublic {
+    repo::SigningKeyPublic {
+        id: r.id.clone(),
+        public_key: r.public_key.clone(),
+        created_at: r.created_at,
+    }
+}
+
+/// How many of `rows` (newest first, by creation time) are still published at `now`: the
+/// newest, and each older one until a token lifetime (plus margin) after its successor was
+/// made.
+fn published(created: &[DateTime<Utc>], now: DateTime<Utc>, rotation: Rotation) -> usize {
     let keep = rotation.token_lifetime + chrono::Duration::seconds(PUBLISH_MARGIN_SECS);
-    let mut n = usize::from(!rows.is_empty());
-    while n < rows.len() && rows[n - 1].created_at + keep > now {
+    let mut n = usize::from(!created.is_empty());
+    while n < created.len() && created[n - 1] + keep > now {
         n += 1;
     }
     n
@@ -159,7 +175,7 @@ fn published(rows: &[repo::SigningKeyRow], now: DateTime<Utc>, rotation: Rotatio
 
 impl SigningKeys {
     /// Loads the signing keys, making the first one (or the next one, when the newest is due
-    /// for rotation).
+    /// for rotation). Refuses to start when the newest key fails its checks.
     pub async fn load(
         db: Db,
         master: MasterKey,
@@ -178,7 +194,10 @@ impl SigningKeys {
             false,
         )
         .await?;
-        let current = Arc::new(decrypt_newest(&master, &rows)?);
+        let newest = rows
+            .first()
+            .ok_or_else(|| Error::internal("SIGN-None1", "no signing key"))?;
+        let opened = open_signer(&db, &master, newest).await?;
         let this = SigningKeys {
             db,
             master,
@@ -186,10 +205,18 @@ impl SigningKeys {
             ids,
             clock,
             rotation,
-            current: RwLock::new(current),
-            known: RwLock::new(Vec::new()),
+            current: RwLock::new(Arc::new(Signer {
+                kid: newest.id.clone(),
+                key: opened.key,
+            })),
+            published: RwLock::new(Arc::new(Published::build(Vec::new()))),
+            update: tokio::sync::Mutex::new(HashSet::new()),
+            reads: AtomicU64::new(1),
         };
-        this.set_known(&rows);
+        let publics: Vec<_> = rows.iter().map(public_of).collect();
+        let mut refused = this.update.lock().await;
+        this.publish(&publics, &rows, &mut refused).await;
+        drop(refused);
         Ok(this)
     }
 
@@ -221,24 +248,8 @@ impl SigningKeys {
         let tx = db.begin().await.map_err(storage::db_err)?;
         repo::lock_instance(&tx).await?;
         let rows = repo::list_signing_keys(&tx).await?;
-        let fresh_enough = !force && !due(&rows);
-        if !fresh_enough {
-            let row = repo::SigningKeyRow {
-                id: ids.next_id(),
-                algorithm: "RS256".into(),
-                public_key: key.public_key().to_pkix_pem().map_err(|e| {
-                    Error::internal("SIGN-Pem01", "cannot encode a public key").with_source(e)
-                })?,
-                private_key_enc: master.encrypt(
-                    key.to_pkcs8_der()
-                        .map_err(|e| {
-                            Error::internal("SIGN-Der01", "cannot encode a private key")
-                                .with_source(e)
-                        })?
-                        .expose(),
-                )?,
-                created_at: now,
-            };
+        if force || due(&rows) {
+            let row = new_row(master, ids, &key, now)?;
             repo::insert_signing_key(&tx, &row).await?;
             tracing::info!(kid = %row.id, "token signing key rotated");
         }
@@ -247,8 +258,9 @@ impl SigningKeys {
     }
 
     /// Makes a new signing key when the current one is due (or at once, when `force`d), and
-    /// picks up keys other processes made. Called every minute by the server.
+    /// picks up keys other processes made.
     pub async fn rotate(&self, force: bool) -> Result<()> {
+        let mut refused = self.update.lock().await;
         let rows = Self::due_rows(
             &self.db,
             &self.master,
@@ -259,27 +271,150 @@ impl SigningKeys {
             force,
         )
         .await?;
-        if rows.first().map(|r| &r.id) != Some(&self.current().kid) {
-            let signer = Arc::new(decrypt_newest(&self.master, &rows)?);
-            *self.current.write().unwrap_or_else(|p| p.into_inner()) = signer;
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let publics: Vec<_> = rows.iter().map(public_of).collect();
+        self.adopt(&publics, &rows, &mut refused).await
+    }
+
+    /// Reads the key list (public parts only) and follows it: a new newest key signs from now
+    /// on, a dropped one is no longer published, a retired one leaves the JWKS once its tokens
+    /// have expired.
+    pub async fn refresh(&self) -> Result<()> {
+        let mut refused = self.update.lock().await;
+        let rows = repo::list_signing_key_publics(&self.db).await?;
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.adopt(&rows, &[], &mut refused).await
+    }
+
+    /// Runs for the life of the server: [`Self::refresh`] every [`REFRESH_EVERY`], the
+    /// rotation check every minute. Failures are logged once until they change or clear.
+    pub async fn keep_current(&self) {
+        let mut tick = tokio::time::interval(REFRESH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut n: u32 = 0;
+        let mut failing: Option<String> = None;
+        loop {
+            tick.tick().await;
+            n = n.wrapping_add(1);
+            let result = if n.is_multiple_of(ROTATION_CHECK_EVERY) {
+                self.rotate(false).await
+            } else {
+                self.refresh().await
+            };
+            match result {
+                Ok(()) => {
+                    if failing.take().is_some() {
+                        tracing::info!("signing keys read from the database again");
+                    }
+                }
+                Err(e) => {
+                    if storage::is_closed(&self.db) {
+                        return;
+                    }
+                    let what = format!("{} {}", e.id, e.message);
+                    if failing.as_ref() != Some(&what) {
+                        tracing::warn!(error_id = e.id, cause = %e.cause_chain(), "{}; serving the signing keys known so far", e.message);
+                        failing = Some(what);
+                    }
+                }
+            }
         }
-        self.set_known(&rows);
+    }
+
+    /// Follows `rows` (newest first); `full` may carry some rows' encrypted parts already read.
+    /// A newest key that fails its checks is logged once and never used; this process keeps
+    /// signing with the key it has.
+    async fn adopt(
+        &self,
+        rows: &[repo::SigningKeyPublic],
+        full: &[repo::SigningKeyRow],
+        refused: &mut HashSet<String>,
+    ) -> Result<()> {
+        if let Some(newest) = rows.first()
+            && newest.id != self.current().kid
+            && !refused.contains(&newest.id)
+        {
+            let row = match full.iter().find(|r| r.id == newest.id) {
+                Some(row) => Some(row.clone()),
+                None => repo::get_signing_key(&self.db, &newest.id).await?,
+            };
+            // None: dropped since the list was read; the next refresh sees what is left.
+            if let Some(row) = row {
+                match open_signer(&self.db, &self.master, &row).await {
+                    Ok(opened) => {
+                        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+                            Arc::new(Signer {
+                                kid: row.id.clone(),
+                                key: opened.key,
+                            });
+                        tracing::info!(kid = %row.id, "signing with a new key");
+                    }
+                    Err(e) => {
+                        tracing::error!(kid = %row.id, error_id = e.id, cause = %e.cause_chain(), "{}; still signing with key {}", e.message, self.current().kid);
+                        refused.insert(row.id);
+                    }
+                }
+            }
+        }
+        self.publish(rows, full, refused).await;
         Ok(())
     }
 
-    fn set_known(&self, rows: &[repo::SigningKeyRow]) {
-        let now = self.clock.now();
-        let n = published(rows, now, self.rotation);
-        let loaded = rows[..n]
+    /// Publishes the keys of `rows` still in their publishing window, each once its private
+    /// part has been decrypted and checked against its public key: someone who can write the
+    /// table but lacks the master key cannot get a key of theirs published. The answer is
+    /// rebuilt only when the set changes.
+    async fn publish(
+        &self,
+        rows: &[repo::SigningKeyPublic],
+        full: &[repo::SigningKeyRow],
+        refused: &mut HashSet<String>,
+    ) {
+        let created: Vec<_> = rows.iter().map(|r| r.created_at).collect();
+        let n = published(&created, self.clock.now(), self.rotation);
+        let wanted: Vec<&str> = rows[..n]
             .iter()
-            .filter_map(|r| {
-                Some(Loaded {
-                    id: r.id.clone(),
-                    public: PublicKey::from_pkix_pem(r.public_key.as_bytes()).ok()?,
-                })
-            })
+            .map(|r| r.id.as_str())
+            .filter(|id| !refused.contains(*id))
             .collect();
-        *self.known.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+        let before = self.published();
+        if before
+            .keys
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .eq(wanted.iter().copied())
+        {
+            return;
+        }
+        let mut keys = Vec::with_capacity(wanted.len());
+        for kid in wanted {
+            if let Some((_, key)) = before.keys.iter().find(|(k, _)| k == kid) {
+                keys.push((kid.to_owned(), key.clone()));
+                continue;
+            }
+            let row = match full.iter().find(|r| r.id == kid) {
+                Some(row) => Some(row.clone()),
+                None => match repo::get_signing_key(&self.db, kid).await {
+                    Ok(row) => row,
+                    Err(e) => {
+                        // Not refused: the next refresh tries again.
+                        tracing::warn!(kid = %kid, cause = %e.cause_chain(), "cannot read a signing key to publish it");
+                        None
+                    }
+                },
+            };
+            let Some(row) = row else { continue };
+            match open(&self.master, &row) {
+                Ok(opened) => keys.push((row.id, opened.public)),
+                Err(e) => {
+                    tracing::error!(kid = %kid, error_id = e.id, cause = %e.cause_chain(), "{}", e.message);
+                    refused.insert(kid.to_owned());
+                }
+            }
+        }
+        *self.published.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(Published::build(keys));
     }
 
     /// The key that signs new tokens.
@@ -290,30 +425,99 @@ impl SigningKeys {
             .clone()
     }
 
-    /// The published public keys, for the JWKS: (kid, key), newest first.
-    pub async fn all_public(&self) -> Result<Vec<(String, PublicKey)>> {
-        self.set_known(&repo::list_signing_keys(&self.db).await?);
-        Ok(self
-            .known
+    /// The published public keys and the JWKS answer, from memory.
+    pub fn published(&self) -> Arc<Published> {
+        self.published
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|k| (k.id.clone(), k.public.clone()))
-            .collect())
+            .clone()
+    }
+
+    /// How often this process has read the signing keys from the database (for tests and
+    /// metrics: JWKS requests add nothing to it).
+    pub fn database_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// The operator's rotation (`authn-keys rotate-signing-key`): a new key that is the newest
+    /// at once, whatever the rotation period; with `drop_old`, every other key is deleted.
+    /// Works without decrypting the current key, so it also replaces one that fails its
+    /// checks; but refuses a master key that opens none of the stored keys, as the servers
+    /// could not read a key sealed with it.
+    pub async fn rotate_now(
+        db: &Db,
+        master: &MasterKey,
+        source: &dyn KeyPairSource,
+        ids: &IdGenerator,
+        clock: &dyn Clock,
+        drop_old: bool,
+    ) -> Result<Rotated> {
+        let rows = repo::list_signing_keys(db).await?;
+        if !rows.is_empty()
+            && !rows
+                .iter()
+                .any(|r| unseal(master, &r.id, &r.private_key_enc).is_ok())
+        {
+            return Err(Error::failed_precondition(
+                "SIGN-Mkey1",
+                "the master key decrypts none of the stored signing keys: check AUTHN_KEYS_MASTER_KEY (the servers could not read a key encrypted with this one)",
+            ));
+        }
+        let key = source.next_key().await?;
+        let tx = db.begin().await.map_err(storage::db_err)?;
+        repo::lock_instance(&tx).await?;
+        let rows = repo::list_signing_keys(&tx).await?;
+        // Newer than the newest even when this machine's clock is behind the servers'.
+        let now = storage::db_time(clock.now());
+        let at = rows.first().map_or(now, |r| {
+            now.max(r.created_at + chrono::Duration::seconds(1))
+        });
+        let row = new_row(master, ids, &key, at)?;
+        repo::insert_signing_key(&tx, &row).await?;
+        let dropped = if drop_old {
+            repo::delete_signing_keys_except(&tx, &row.id).await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await.map_err(storage::db_err)?;
+        tracing::warn!(kid = %row.id, dropped = ?dropped, "token signing key rotated by the operator");
+        Ok(Rotated {
+            kid: row.id,
+            previous: rows.first().map(|r| r.id.clone()),
+            dropped,
+        })
     }
 }
 
-fn decrypt_newest(master: &MasterKey, rows: &[repo::SigningKeyRow]) -> Result<Signer> {
-    let newest = rows
-        .first()
-        .ok_or_else(|| Error::internal("SIGN-None1", "no signing key"))?;
-    let der = master.decrypt(&newest.private_key_enc)?;
-    let key = SigningKey::from_pkcs8_der(&der).map_err(|e| {
-        Error::internal("SIGN-Der02", "a stored signing key is corrupt").with_source(e)
-    })?;
-    Ok(Signer {
-        kid: newest.id.clone(),
-        key,
+/// What [`SigningKeys::rotate_now`] did.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    /// The new key, signing now.
+    pub kid: String,
+    /// The key that signed before, if any.
+    pub previous: Option<String>,
+    /// Keys deleted (`drop_old`), newest first.
+    pub dropped: Vec<String>,
+}
+
+fn new_row(
+    master: &MasterKey,
+    ids: &IdGenerator,
+    key: &crate::domain::keypair::PrivateKey,
+    created_at: DateTime<Utc>,
+) -> Result<repo::SigningKeyRow> {
+    let id = ids.next_id();
+    let der = key
+        .to_pkcs8_der()
+        .map_err(|e| Error::internal("SIGN-Der01", "cannot encode a private key").with_source(e))?;
+    Ok(repo::SigningKeyRow {
+        algorithm: "RS256".into(),
+        public_key: key.public_key().to_pkix_pem().map_err(|e| {
+            Error::internal("SIGN-Pem01", "cannot encode a public key").with_source(e)
+        })?,
+        private_key_enc: seal(master, &id, der.expose())?,
+        id,
+        created_at,
     })
 }
 
@@ -322,35 +526,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn master_key_round_trip_and_mismatch() {
-        assert!(MasterKey::parse("short").is_err());
-        let text = MasterKey::generate_text();
-        assert_eq!(text.len(), 32);
-        let a = MasterKey::parse(&text).unwrap();
-        let b = MasterKey::parse(&MasterKey::generate_text()).unwrap();
-        let sealed = a.encrypt(b"secret").unwrap();
-        assert_eq!(a.decrypt(&sealed).unwrap().as_slice(), b"secret");
-        assert_eq!(b.decrypt(&sealed).unwrap_err().id, "CRYPT-Dec02");
-        assert!(!format!("{a:?}").contains(&text));
-    }
-
-    #[test]
     fn retired_keys_stay_published_for_a_token_lifetime() {
         let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        let row = |id: &str, age_hours: i64| repo::SigningKeyRow {
-            id: id.into(),
-            algorithm: "RS256".into(),
-            public_key: String::new(),
-            private_key_enc: Vec::new(),
-            created_at: t0 - chrono::Duration::hours(age_hours),
-        };
+        let age = |hours: i64| t0 - chrono::Duration::hours(hours);
         let rotation = Rotation {
             every: chrono::Duration::hours(24),
             token_lifetime: chrono::Duration::hours(12),
         };
         // c (newest, 1 h old) took over from b 1 h ago: b may still have live tokens.
         // b took over from a 25 h ago: a's last token expired 13 h ago.
-        let rows = [row("c", 1), row("b", 25), row("a", 49)];
+        let rows = [age(1), age(25), age(49)];
         assert_eq!(published(&rows, t0, rotation), 2);
         assert_eq!(published(&rows[..1], t0, rotation), 1);
         assert_eq!(published(&[], t0, rotation), 0);

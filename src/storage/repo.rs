@@ -1284,6 +1284,97 @@ pub async fn insert_signing_key(db: &impl ConnectionTrait, k: &SigningKeyRow) ->
     Ok(())
 }
 
+/// A signing key's public facts, without its encrypted private key: what the JWKS refresh
+/// reads every second.
+#[derive(Debug, Clone)]
+pub struct SigningKeyPublic {
+    pub id: String,
+    pub public_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Newest first, as [`list_signing_keys`].
+pub async fn list_signing_key_publics(db: &impl ConnectionTrait) -> Result<Vec<SigningKeyPublic>> {
+    let rows: Vec<(String, String, sea_orm::prelude::DateTimeWithTimeZone)> =
+        signing_key::Entity::find()
+            .select_only()
+            .column(signing_key::Column::Id)
+            .column(signing_key::Column::PublicKey)
+            .column(signing_key::Column::CreatedAt)
+            .order_by(signing_key::Column::CreatedAt, Order::Desc)
+            .order_by(signing_key::Column::Id, Order::Desc)
+            .into_tuple()
+            .all(db)
+            .await
+            .map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, public_key, created_at)| SigningKeyPublic {
+            id,
+            public_key,
+            created_at: created_at.to_utc(),
+        })
+        .collect())
+}
+
+pub async fn get_signing_key(db: &impl ConnectionTrait, id: &str) -> Result<Option<SigningKeyRow>> {
+    Ok(signing_key::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(|m| SigningKeyRow {
+            id: m.id,
+            algorithm: m.algorithm,
+            public_key: m.public_key,
+            private_key_enc: m.private_key_enc,
+            created_at: m.created_at.to_utc(),
+        }))
+}
+
+/// Replaces a signing key's encrypted private key, if it still is `old` (another process may
+/// have replaced it first, or the key may have been dropped). True when this call replaced it.
+pub async fn reseal_signing_key(
+    db: &impl ConnectionTrait,
+    id: &str,
+    old: &[u8],
+    new: &[u8],
+) -> Result<bool> {
+    let res = signing_key::Entity::update_many()
+        .col_expr(
+            signing_key::Column::PrivateKeyEnc,
+            Expr::value(new.to_vec()),
+        )
+        .filter(signing_key::Column::Id.eq(id))
+        .filter(signing_key::Column::PrivateKeyEnc.eq(old.to_vec()))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Deletes every signing key but `keep`; returns the ids deleted.
+pub async fn delete_signing_keys_except(
+    db: &impl ConnectionTrait,
+    keep: &str,
+) -> Result<Vec<String>> {
+    let gone: Vec<String> = signing_key::Entity::find()
+        .select_only()
+        .column(signing_key::Column::Id)
+        .filter(signing_key::Column::Id.ne(keep))
+        .order_by(signing_key::Column::CreatedAt, Order::Desc)
+        .order_by(signing_key::Column::Id, Order::Desc)
+        .into_tuple()
+        .all(db)
+        .await
+        .map_err(db_err)?;
+    signing_key::Entity::delete_many()
+        .filter(signing_key::Column::Id.ne(keep))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(gone)
+}
+
 /// Re-labels a unique violation with the caller's id and message.
 pub fn on_conflict(
     e: Error,

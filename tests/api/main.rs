@@ -29,6 +29,7 @@ mod rest;
 mod secrets;
 mod security;
 mod shutdown;
+mod signing;
 mod streams;
 mod tls;
 mod trust;

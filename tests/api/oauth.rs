@@ -319,9 +319,11 @@ async fn grants_racing_a_key_removal_leave_no_working_token() {
         AddMachineKeyRequest, RemoveMachineKeyRequest,
     };
     use sea_orm::ConnectionTrait;
+    // Hundreds of revoked tokens are tried from one address: no failure limits.
     let app = TestApp::spawn_with(|c| {
         c.auth_failure_burst = 0;
         c.auth_failure_address_burst = 0;
+        c.bearer_failure_burst = 0;
     })
     .await;
     let admin = app.admin_token().await;
