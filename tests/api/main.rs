@@ -27,5 +27,6 @@ mod rest;
 mod secrets;
 mod security;
 mod shutdown;
+mod side_channels;
 mod tls;
 mod v2;
