@@ -3,7 +3,8 @@
 //! Run: `cargo bench --bench api` (SQLite), or with DATABASE_URL=postgres://… or mysql://… for
 //! PostgreSQL or MySQL. `BENCH_DATABASES="sqlite postgres://… mysql://…"` measures each in
 //! turn in one run and adds a table comparing every database with the first.
-//! Figures are printed, never asserted.
+//! Figures are printed, never asserted. The failure limits are off, so that refused requests
+//! can be measured as often as the others.
 #[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
@@ -50,11 +51,16 @@ async fn main() {
     };
     let mut runs = Vec::new();
     for db in &databases {
-        let app = TestApp::spawn_on_database(db.as_deref(), |_| {}).await;
+        let app = TestApp::spawn_on_database(db.as_deref(), |c| {
+            c.auth_failure_burst = 0;
+            c.auth_failure_address_burst = 0;
+        })
+        .await;
         let backend =
             authn_keys::storage::Backend::of_url(&app.db_url).map_or("SQLite", |b| b.name());
         let rows = measure_all(&app).await;
         print_table(backend, &rows);
+        print_kid_ratios(&rows);
         runs.push((backend, rows));
     }
     if runs.len() > 1 {
@@ -103,6 +109,42 @@ fn print_table(backend: &str, rows: &[Row]) {
         );
     }
     println!();
+}
+
+/// Whether a refusal's cost tells which key ids exist: a known kid with a wrong signature
+/// against an unknown kid, at both endpoints.
+fn print_kid_ratios(rows: &[Row]) {
+    let median = |name: &str| {
+        rows.iter()
+            .find(|r| r.name == name)
+            .map(|r| r.per_op.as_secs_f64())
+            .unwrap()
+    };
+    for (at, unknown, known) in [
+        ("token", TOKEN_UNKNOWN_KID, TOKEN_KNOWN_KID),
+        (
+            "introspection",
+            INTROSPECT_UNKNOWN_KID,
+            INTROSPECT_KNOWN_KID,
+        ),
+    ] {
+        println!(
+            "{at}: a known kid with a wrong signature takes {:.2}× the time of an unknown kid",
+            median(known) / median(unknown)
+        );
+    }
+}
+
+const TOKEN_UNKNOWN_KID: &str = "token refused: unknown kid";
+const TOKEN_KNOWN_KID: &str = "token refused: known kid, wrong signature";
+const INTROSPECT_UNKNOWN_KID: &str = "introspect refused: unknown client kid";
+const INTROSPECT_KNOWN_KID: &str = "introspect refused: known client kid, wrong signature";
+
+/// An assertion for `subject`'s key claims, under `kid`, signed with `signer`'s private key.
+fn forged(app: &TestApp, subject: &KeyFile, kid: &str, signer: &KeyFile) -> String {
+    let sub = subject.subject();
+    let claims = json!({"iss": sub, "sub": sub, "aud": [app.services.settings.issuer.clone()], "iat": now(), "exp": now() + 3600});
+    sign_jwt("RS256", kid, &claims, &signer.private_key())
 }
 
 /// The operations, the baseline first.
@@ -304,6 +346,57 @@ async fn measure_all(app: &TestApp) -> Vec<Row> {
         .await,
         n: n / 2,
     });
+    // Refusals: an unknown kid, and a known one whose key did not sign the assertion (signed
+    // with another RSA-2048 key). Equal costs mean the answer's timing does not tell which
+    // key ids exist.
+    let unknown_kid = "999999999999999999";
+    for (name, kid, signer) in [
+        (TOKEN_UNKNOWN_KID, unknown_kid, &key),
+        (TOKEN_KNOWN_KID, key.key_id.as_str(), &jwt_user_key),
+    ] {
+        let assertion = forged(app, &key, kid, signer);
+        let form = [
+            ("grant_type", JWT_BEARER),
+            ("assertion", assertion.as_str()),
+            ("scope", API_SCOPE),
+        ];
+        rows.push(Row {
+            name,
+            per_op: measure(n, || async {
+                let (s, b) = app.token_request(&form).await;
+                assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
+            })
+            .await,
+            n,
+        });
+    }
+    for (name, kid, signer) in [
+        (INTROSPECT_UNKNOWN_KID, unknown_kid, &app_key),
+        (INTROSPECT_KNOWN_KID, app_key.key_id.as_str(), &key),
+    ] {
+        let assertion = forged(app, &app_key, kid, signer);
+        let form = [
+            ("token", scoped.as_str()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ];
+        rows.push(Row {
+            name,
+            per_op: measure(n, || async {
+                let (s, b) = app.introspect(&form, None).await;
+                assert_eq!(
+                    (s, b["error"].as_str()),
+                    (401, Some("invalid_client")),
+                    "{b}"
+                );
+            })
+            .await,
+            n,
+        });
+    }
     let keygen_n = 20;
     rows.push(Row {
         name: "AddMachineKey, generated RSA-2048",

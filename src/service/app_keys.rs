@@ -144,7 +144,9 @@ impl Services {
             .cached_app(app_id)
             .await?
             .is_some_and(|a| a.org_id == ctx.org_id && a.project_id == project_id);
-        let mut page = repo::list_app_keys(&self.db, &ctx.org_id, app_id, page).await?;
+        let mut page =
+            repo::list_app_keys(&self.db, &ctx.org_id, app_id, page, &Self::event_scope(ctx))
+                .await?;
         if !app_here {
             // An app outside this project (a sibling's keys) lists nothing.
             page.total = 0;

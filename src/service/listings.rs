@@ -39,7 +39,15 @@ impl Services {
             }
         }
         let page = self.page(page)?;
-        let listed = repo::list_users(&self.db, &ctx.org_id, queries, order, page).await?;
+        let listed = repo::list_users(
+            &self.db,
+            &ctx.org_id,
+            queries,
+            order,
+            page,
+            &Self::event_scope(ctx),
+        )
+        .await?;
         Ok(self.listed(listed))
     }
 
@@ -50,7 +58,9 @@ impl Services {
         names: &[TextMatch],
     ) -> Result<Listed<Project>> {
         let page = self.page(page)?;
-        let listed = repo::list_projects(&self.db, &ctx.org_id, names, page).await?;
+        let listed =
+            repo::list_projects(&self.db, &ctx.org_id, names, page, &Self::event_scope(ctx))
+                .await?;
         Ok(self.listed(listed))
     }
 
@@ -64,7 +74,15 @@ impl Services {
     ) -> Result<Listed<App>> {
         validate::id("project_id", project_id)?;
         let page = self.page(page)?;
-        let listed = repo::list_apps(&self.db, &ctx.org_id, project_id, names, page).await?;
+        let listed = repo::list_apps(
+            &self.db,
+            &ctx.org_id,
+            project_id,
+            names,
+            page,
+            &Self::event_scope(ctx),
+        )
+        .await?;
         Ok(self.listed(listed))
     }
 }

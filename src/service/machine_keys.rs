@@ -152,7 +152,14 @@ impl Services {
     ) -> Result<Listed<AuthnKey>> {
         validate::id("user_id", user_id)?;
         let page = Page::new(offset, limit, asc, self.settings.list_limits)?;
-        let page = repo::list_machine_keys(&self.db, &ctx.org_id, user_id, page).await?;
+        let page = repo::list_machine_keys(
+            &self.db,
+            &ctx.org_id,
+            user_id,
+            page,
+            &Self::event_scope(ctx),
+        )
+        .await?;
         Ok(self.listed(page))
     }
 

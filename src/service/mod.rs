@@ -8,8 +8,9 @@ use crate::{
     domain::{
         clock::Clock,
         ids::IdGenerator,
-        list::ListLimits,
+        list::{ListLimits, Visible},
         model::{Listed, NewEvent},
+        principal::Role,
         secret::SecretHasher,
     },
     error::Result,
@@ -99,6 +100,19 @@ impl Services {
             actor: ctx.actor.clone(),
             payload,
             created_at: at,
+        }
+    }
+
+    /// Whose events a listing's processed sequence reflects: every org's for an instance
+    /// role, the context org's otherwise, so no tenant sees another's writes in it.
+    pub(crate) fn event_scope(ctx: &Ctx) -> Visible {
+        if ctx.roles.contains(&Role::IamOwner) {
+            Visible::All
+        } else {
+            Visible::Some {
+                orgs: vec![ctx.org_id.clone()],
+                own_user: None,
+            }
         }
     }
 

@@ -44,23 +44,30 @@ pub struct KeyPage<T> {
 }
 
 impl Services {
-    /// The caller in `org_id` if it holds `permission` there, or if it is `self_target`
-    /// (self-service); AUTHZ-HKJD33 otherwise.
-    pub async fn v2_context(
+    /// The caller in the org of an object it named by id, if it holds `permission` there or
+    /// is `self_target`. A caller who may not even `read` there gets `missing()`, the answer
+    /// for an object that does not exist: any other answer would tell it that the id is taken
+    /// in an org it cannot see. Only a caller who may see the object learns it lacks
+    /// `permission`.
+    async fn v2_object_context(
         &self,
         caller: &User,
         org_id: &str,
         permission: Permission,
+        read: Permission,
         self_target: Option<&str>,
+        missing: impl Fn() -> Error,
     ) -> Result<Ctx> {
         let ctx = self
             .context(&caller.id, org_id)
             .await?
-            .ok_or_else(|| denied(permission))?;
+            .ok_or_else(&missing)?;
         if ctx.may(permission) || self_target == Some(caller.id.as_str()) {
             Ok(ctx)
-        } else {
+        } else if ctx.may(read) {
             Err(denied(permission))
+        } else {
+            Err(missing())
         }
     }
 
@@ -129,25 +136,31 @@ impl Services {
         repo::get_user(&self.db, id).await
     }
 
-    /// DeleteUser: unknown → NOT_FOUND before any permission check; `user.delete` on the
-    /// user's org, or the caller itself.
+    /// DeleteUser: `user.delete` on the user's org, or the caller itself. Unknown, or
+    /// unreadable for the caller → NOT_FOUND.
     pub async fn delete_user_v2(
         &self,
         caller: &User,
         user_id: &str,
     ) -> Result<crate::domain::model::Details> {
-        let user = self
-            .find_user(user_id)
-            .await?
-            .ok_or_else(|| Error::not_found("COMMAND-bd4ir1mblj", "User could not be found"))?;
+        let missing = || Error::not_found("COMMAND-bd4ir1mblj", "User could not be found");
+        let user = self.find_user(user_id).await?.ok_or_else(missing)?;
         let ctx = self
-            .v2_context(caller, &user.org_id, Permission::UserDelete, Some(user_id))
+            .v2_object_context(
+                caller,
+                &user.org_id,
+                Permission::UserDelete,
+                Permission::UserRead,
+                Some(user_id),
+                missing,
+            )
             .await?;
         self.remove_user(&ctx, user_id).await
     }
 
-    /// AddKey: the key checks first (as upstream), then the user (a missing one is
-    /// FAILED_PRECONDITION), then `user.write` on its org or self-service.
+    /// AddKey: the key checks first (as upstream), then the user (a missing one, or one the
+    /// caller may not read, is FAILED_PRECONDITION), then `user.write` on its org or
+    /// self-service.
     pub async fn add_key_v2(
         &self,
         caller: &User,
@@ -163,11 +176,17 @@ impl Services {
             Some(crate::storage::db_time(expiration)),
             self.now(),
         )?;
-        let user = self.find_user(user_id).await?.ok_or_else(|| {
-            Error::failed_precondition("COMMAND-bnipwm1", "User could not be found")
-        })?;
+        let missing = || Error::failed_precondition("COMMAND-bnipwm1", "User could not be found");
+        let user = self.find_user(user_id).await?.ok_or_else(missing)?;
         let ctx = self
-            .v2_context(caller, &user.org_id, Permission::UserWrite, Some(user_id))
+            .v2_object_context(
+                caller,
+                &user.org_id,
+                Permission::UserWrite,
+                Permission::UserRead,
+                Some(user_id),
+                missing,
+            )
             .await?;
         self.add_machine_key(
             &ctx,
@@ -181,8 +200,9 @@ impl Services {
         .await
     }
 
-    /// RemoveKey: not idempotent. An unknown user is NOT_FOUND (COMMAND-4g3xq) unless the
-    /// caller names itself; a key not of that user is NOT_FOUND (COMMAND-4m77G).
+    /// RemoveKey: not idempotent. An unknown user, or one the caller may not read, is
+    /// NOT_FOUND (COMMAND-4g3xq) unless the caller names itself; a key not of that user is
+    /// NOT_FOUND (COMMAND-4m77G).
     pub async fn remove_key_v2(
         &self,
         caller: &User,
@@ -190,15 +210,23 @@ impl Services {
         key_id: &str,
     ) -> Result<DateTime<Utc>> {
         validate::id("key_id", key_id)?;
+        let missing = || Error::not_found("COMMAND-4g3xq", "Object could not be found");
         let Some(user) = self.find_user(user_id).await? else {
             return Err(if caller.id == user_id {
                 Error::not_found("COMMAND-4m77G", "Machine key could not be found")
             } else {
-                Error::not_found("COMMAND-4g3xq", "Object could not be found")
+                missing()
             });
         };
         let ctx = self
-            .v2_context(caller, &user.org_id, Permission::UserWrite, Some(user_id))
+            .v2_object_context(
+                caller,
+                &user.org_id,
+                Permission::UserWrite,
+                Permission::UserRead,
+                Some(user_id),
+                missing,
+            )
             .await?;
         let details = self
             .remove_machine_key(&ctx, user_id, key_id)
@@ -239,7 +267,8 @@ impl Services {
         })
     }
 
-    /// CreateApplicationKey: `project.app.write` on the project's org.
+    /// CreateApplicationKey: `project.app.write` on the project's org. A project the caller
+    /// may not read answers as a missing app does.
     pub async fn create_app_key_v2(
         &self,
         caller: &User,
@@ -260,7 +289,14 @@ impl Services {
             .await?
             .ok_or_else(unknown_app)?;
         let ctx = self
-            .v2_context(caller, &project.org_id, Permission::ProjectAppWrite, None)
+            .v2_object_context(
+                caller,
+                &project.org_id,
+                Permission::ProjectAppWrite,
+                Permission::ProjectAppRead,
+                None,
+                unknown_app,
+            )
             .await?;
         self.add_app_key(
             &ctx,
@@ -274,7 +310,8 @@ impl Services {
         .await
     }
 
-    /// DeleteApplicationKey: not idempotent; `project.app.write` on the project's org.
+    /// DeleteApplicationKey: not idempotent; `project.app.write` on the project's org. A key
+    /// the caller may not read answers as a missing one.
     pub async fn delete_app_key_v2(
         &self,
         caller: &User,
@@ -291,7 +328,14 @@ impl Services {
             return Err(not_found());
         }
         let ctx = self
-            .v2_context(caller, &key.org_id, Permission::ProjectAppWrite, None)
+            .v2_object_context(
+                caller,
+                &key.org_id,
+                Permission::ProjectAppWrite,
+                Permission::ProjectAppRead,
+                None,
+                not_found,
+            )
             .await?;
         let details = self
             .remove_app_key(&ctx, project_id, app_id, key_id)
@@ -299,14 +343,23 @@ impl Services {
         Ok(details.changed.unwrap_or_else(|| self.now()))
     }
 
-    /// GetApplicationKey: the lookup first, then `project.app.read` on its org.
+    /// GetApplicationKey: `project.app.read` on the key's org; a key the caller may not read
+    /// is NOT_FOUND, as a missing one.
     pub async fn get_app_key_v2(&self, caller: &User, key_id: &str) -> Result<(AuthnKey, String)> {
         validate::id("key_id", key_id)?;
+        let missing = || Error::not_found("QUERY-Dgr3g", "Key could not be found");
         let (key, project) = repo::find_app_key_with_project(&self.db, key_id)
             .await?
-            .ok_or_else(|| Error::not_found("QUERY-Dgr3g", "Key could not be found"))?;
-        self.v2_context(caller, &key.org_id, Permission::ProjectAppRead, None)
-            .await?;
+            .ok_or_else(missing)?;
+        self.v2_object_context(
+            caller,
+            &key.org_id,
+            Permission::ProjectAppRead,
+            Permission::ProjectAppRead,
+            None,
+            missing,
+        )
+        .await?;
         Ok((key, project))
     }
 

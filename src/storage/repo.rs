@@ -459,21 +459,45 @@ impl<M: sea_orm::FromQueryResult> sea_orm::FromQueryResult for WithTotals<M> {
     }
 }
 
-/// The newest event position, as a scalar subquery.
-fn latest_position_expr() -> Expr {
-    Expr::cust("(SELECT MAX(position) FROM events)")
+/// The newest event position among the events of the orgs in `seen`, as a scalar expression.
+/// Only those: the newest position of every org would let a tenant watch the others' writes.
+/// Each org is its own `MAX` so that each is one probe of the (org_id, position) index; an
+/// `IN` list would make the database walk every event of those orgs.
+fn latest_position_expr(seen: &Visible) -> Expr {
+    let orgs = match seen {
+        Visible::All => return Expr::cust("(SELECT MAX(position) FROM events)"),
+        Visible::Some { orgs, .. } => orgs,
+    };
+    let newest_of = |org: &String| {
+        let q = sea_orm::sea_query::Query::select()
+            .expr(Func::max(Expr::col(event::Column::Position)))
+            .from(event::Entity)
+            .and_where(Expr::col(event::Column::OrgId).eq(org.clone()))
+            .to_owned();
+        Expr::SubQuery(None, Box::new(q.into()))
+    };
+    match orgs.as_slice() {
+        [] => Expr::cust("(SELECT MAX(position) FROM events WHERE 1 = 0)"),
+        [org] => newest_of(org),
+        many => {
+            Expr::expr(Func::greatest(many.iter().map(|org| {
+                Expr::expr(Func::coalesce([newest_of(org), Expr::val(0i64)]))
+            })))
+        }
+    }
 }
 
 /// One page of `query` ordered by `order` then id (descending unless `page.asc`), the
-/// count of all matches and the newest event position — in one statement, so one snapshot
-/// and one round trip. An empty page (past the end, or nothing to list) asks once more for
-/// the two figures alone.
+/// count of all matches and the newest event position of the orgs `seen` — in one statement,
+/// so one snapshot and one round trip. An empty page (past the end, or nothing to list) asks
+/// once more for the two figures alone.
 async fn paged<E>(
     db: &impl ConnectionTrait,
     query: sea_orm::Select<E>,
     order: E::Column,
     id: E::Column,
     page: Page,
+    seen: &Visible,
 ) -> Result<PageOf<E::Model>>
 where
     E: EntityTrait,
@@ -489,7 +513,7 @@ where
     let rows = query
         .clone()
         .column_as(Expr::SubQuery(None, Box::new(count.into())), "page_total")
-        .column_as(latest_position_expr(), "page_latest")
+        .column_as(latest_position_expr(seen), "page_latest")
         .order_by(order, order_dir(page))
         .order_by(id, order_dir(page))
         .offset(std::cmp::min(page.offset, i64::MAX as u64))
@@ -508,7 +532,7 @@ where
     let (total, latest): (i64, Option<i64>) = query
         .select_only()
         .column_as(Expr::cust("COUNT(*)"), "page_total")
-        .column_as(latest_position_expr(), "page_latest")
+        .column_as(latest_position_expr(seen), "page_latest")
         .into_tuple()
         .one(db)
         .await
@@ -551,13 +575,14 @@ fn text_condition<C: IntoColumnRef + Copy>(
     }
 }
 
-/// One page of an org's users matching every query.
+/// One page of an org's users matching every query; the event position is of the orgs `seen`.
 pub async fn list_users(
     db: &impl ConnectionTrait,
     org_id: &str,
     queries: &[UserQuery],
     order: UserOrder,
     page: Page,
+    seen: &Visible,
 ) -> Result<PageOf<User>> {
     let backend = db.get_database_backend();
     let mut query = user::Entity::find().filter(user::Column::OrgId.eq(org_id));
@@ -574,7 +599,7 @@ pub async fn list_users(
         UserOrder::CreationDate => user::Column::CreatedAt,
         UserOrder::UserName => user::Column::UserName,
     };
-    Ok(paged(db, query, order, user::Column::Id, page)
+    Ok(paged(db, query, order, user::Column::Id, page, seen)
         .await?
         .map(user_from))
 }
@@ -585,6 +610,7 @@ pub async fn list_projects(
     org_id: &str,
     names: &[TextMatch],
     page: Page,
+    seen: &Visible,
 ) -> Result<PageOf<Project>> {
     let backend = db.get_database_backend();
     let mut query = project::Entity::find().filter(project::Column::OrgId.eq(org_id));
@@ -597,6 +623,7 @@ pub async fn list_projects(
         project::Column::CreatedAt,
         project::Column::Id,
         page,
+        seen,
     )
     .await?;
     Ok(p.map(project_from))
@@ -609,6 +636,7 @@ pub async fn list_apps(
     project_id: &str,
     names: &[TextMatch],
     page: Page,
+    seen: &Visible,
 ) -> Result<PageOf<App>> {
     let backend = db.get_database_backend();
     let mut query = app::Entity::find()
@@ -617,11 +645,16 @@ pub async fn list_apps(
     for m in names {
         query = query.filter(text_condition(backend, app::Column::Name, m));
     }
-    Ok(
-        paged(db, query, app::Column::CreatedAt, app::Column::Id, page)
-            .await?
-            .map(app_from),
+    Ok(paged(
+        db,
+        query,
+        app::Column::CreatedAt,
+        app::Column::Id,
+        page,
+        seen,
     )
+    .await?
+    .map(app_from))
 }
 
 fn compare<C: IntoColumnRef + Copy>(col: C, how: Compare, at: DateTime<Utc>) -> Expr {
@@ -686,6 +719,7 @@ async fn find_keys<E>(
     filters: &[KeyFilter],
     order: KeyOrder,
     page: Page,
+    seen: &Visible,
 ) -> Result<PageOf<E::Model>>
 where
     E: EntityTrait,
@@ -695,7 +729,7 @@ where
     for f in filters {
         query = query.filter(columns.condition(f));
     }
-    paged(db, query, columns.order(order), columns.id, page).await
+    paged(db, query, columns.order(order), columns.id, page, seen).await
 }
 
 /// v2 ListKeys: machine keys of the visible orgs, or the caller's own.
@@ -723,7 +757,7 @@ pub async fn find_machine_keys(
         created: C::CreatedAt,
         expires: C::ExpiresAt,
     };
-    Ok(find_keys(db, query, columns, filters, order, page)
+    Ok(find_keys(db, query, columns, filters, order, page, visible)
         .await?
         .map(machine_key_from))
 }
@@ -757,7 +791,7 @@ pub async fn find_app_keys(
         created: C::CreatedAt,
         expires: C::ExpiresAt,
     };
-    Ok(find_keys(db, query, columns, filters, order, page)
+    Ok(find_keys(db, query, columns, filters, order, page, visible)
         .await?
         .map(app_key_row))
 }
@@ -834,6 +868,7 @@ pub async fn list_machine_keys(
     org_id: &str,
     user_id: &str,
     page: Page,
+    seen: &Visible,
 ) -> Result<PageOf<AuthnKey>> {
     let query = machine_key::Entity::find()
         .filter(machine_key::Column::OrgId.eq(org_id))
@@ -844,6 +879,7 @@ pub async fn list_machine_keys(
         machine_key::Column::CreatedAt,
         machine_key::Column::Id,
         page,
+        seen,
     )
     .await?;
     Ok(p.map(machine_key_from))
@@ -904,6 +940,7 @@ pub async fn list_app_keys(
     org_id: &str,
     app_id: &str,
     page: Page,
+    seen: &Visible,
 ) -> Result<PageOf<AuthnKey>> {
     let query = app_key::Entity::find()
         .filter(app_key::Column::OrgId.eq(org_id))
@@ -914,6 +951,7 @@ pub async fn list_app_keys(
         app_key::Column::CreatedAt,
         app_key::Column::Id,
         page,
+        seen,
     )
     .await?;
     Ok(p.map(app_key_from))

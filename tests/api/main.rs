@@ -29,6 +29,7 @@ mod rest;
 mod secrets;
 mod security;
 mod shutdown;
+mod side_channels;
 mod signing;
 mod streams;
 mod tls;

@@ -34,6 +34,8 @@ const STATEMENTS: &[&str] = &[
     "SELECT * FROM apps WHERE id = 'a'",
     "SELECT * FROM apps WHERE client_id = 'c'",
     "DELETE FROM apps WHERE project_id = 'p'",
+    "SELECT MAX(position) FROM events",
+    "SELECT MAX(position) FROM events WHERE org_id = 'o'",
 ];
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod m20261123_000002_trust;
 mod m20261123_000003_read_paths;
 mod m20261201_000004_listings;
 mod m20261203_000005_token_keys;
+mod m20261203_000006_event_positions;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_read_paths::Migration),
             Box::new(m20261201_000004_listings::Migration),
             Box::new(m20261203_000005_token_keys::Migration),
+            Box::new(m20261203_000006_event_positions::Migration),
         ]
     }
 }
