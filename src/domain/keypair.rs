@@ -182,6 +182,28 @@ pub enum PublicKeyError {
     TooSmall(usize),
 }
 
+/// A public key no one holds: when an assertion names a key id we do not have, its signature
+/// is checked against this one, so a refusal costs one RSA-2048 verification whether or not the
+/// key id exists (no timing tells which key ids exist).
+pub fn decoy() -> &'static PublicKey {
+    static DECOY: std::sync::OnceLock<PublicKey> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        PublicKey::from_pkix_pem(DECOY_PEM.as_bytes()).expect("the decoy key is a valid SPKI PEM")
+    })
+}
+
+/// Made once with `openssl genrsa 2048 | openssl rsa -pubout`; the private half was discarded.
+const DECOY_PEM: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA6+e3A73sFDnjbEPrH65a\n\
+EdidP6N8YbnT0MxY9ZvI/DxaUG6ev2N200ZgUaIrRsA6Hg45SiUwZeM46g7aI0Fj\n\
+CXVC2vohh+0riL7oyl27aNvS0P+bHi4KirVjWDxzbvekorfUc0F4+WNBBvvfvsi6\n\
+B7IeHzZwvYlPM1JpODEx1pHe5yPwyb1MsJsxD589NqgvgpVgGIqeMCraWPmkL79t\n\
+OfUnZ7f0euo88ohkeT/KcIvCPvRFNtZUk+VvDK5El94l7K+PfpyXxGIxx9ZTTNeO\n\
+T/V3/0e9Jjv9gbH1/OtW0O9xjbngyksWUuUkM1xblePKBZvAAkMOIhpOEYVwyuWv\n\
+jwIDAQAB\n\
+-----END PUBLIC KEY-----\n";
+
 impl PublicKey {
     /// Parses an uploaded key: PEM of a PKIX RSA public key of at least 2048 bits.
     pub fn from_pkix_pem(pem: &[u8]) -> Result<Self, PublicKeyError> {

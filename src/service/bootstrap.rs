@@ -373,11 +373,14 @@ impl Services {
                 Error::internal("BOOT-File2", "cannot build the key file").with_source(e)
             })?;
         write_key_file(out, file.as_bytes())?;
-        let change = Change::Member {
-            org_id: "*".into(),
-            user_id: user_id.clone(),
-        };
-        if let Err(e) = self.commit_changes(tx, &[change]).await {
+        let changes = [
+            Change::Member {
+                org_id: "*".into(),
+                user_id: user_id.clone(),
+            },
+            Change::Key(key_id.clone()),
+        ];
+        if let Err(e) = self.commit_changes(tx, &changes).await {
             let _ = std::fs::remove_file(out);
             return Err(e);
         }

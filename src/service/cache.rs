@@ -178,6 +178,10 @@ pub struct Caches {
     roles: Map<(String, String), Vec<Role>>,
     orgs: Map<String, ()>,
     keys: Map<String, CachedKey>,
+    /// Key ids found in neither table (with the kind asked for): an unknown key id costs no
+    /// more than a known one, so answer times tell nothing about which ids exist. Adding a
+    /// key names it as a [`Change::Key`], which drops its entry here.
+    absent_keys: Map<(String, bool), ()>,
     apps: Map<String, App>,
 }
 
@@ -204,6 +208,7 @@ impl Default for Caches {
             roles: Map::new(20_000),
             orgs: Map::new(10_000),
             keys: Map::new(20_000),
+            absent_keys: Map::new(20_000),
             apps: Map::new(10_000),
         }
     }
@@ -241,6 +246,7 @@ impl Caches {
         self.roles.expire(TTL_DEAF);
         self.orgs.expire(TTL_DEAF);
         self.keys.expire(TTL_DEAF);
+        self.absent_keys.expire(TTL_DEAF);
         self.apps.expire(TTL_DEAF);
     }
 
@@ -262,6 +268,7 @@ impl Caches {
         match change {
             Change::Key(id) => {
                 self.keys.retain(|k, _| k != id);
+                self.absent_keys.retain(|(k, _), _| k != id);
                 self.tokens.retain(|_, t| t.key_id != *id);
             }
             Change::User(id) => {
@@ -294,6 +301,7 @@ impl Caches {
         self.roles.clear();
         self.orgs.clear();
         self.keys.clear();
+        self.absent_keys.clear();
         self.apps.clear();
     }
 }
@@ -378,8 +386,9 @@ impl Services {
         Ok(roles)
     }
 
-    /// A machine key (`app_key` false) or app key by id, with its parsed public key. A stored
-    /// key that does not parse is an internal error, not a missing key.
+    /// A machine key (`app_key` false) or app key by id, with its parsed public key; that
+    /// there is none is remembered too. A stored key that does not parse is an internal error,
+    /// not a missing key.
     pub(crate) async fn cached_key(&self, kid: &str, app_key: bool) -> Result<Option<CachedKey>> {
         let c = &self.caches;
         if let Some(k) = c.keys.get(&kid.to_owned(), c.ttl())
@@ -387,13 +396,20 @@ impl Services {
         {
             return Ok(Some(k));
         }
+        let absent = (kid.to_owned(), app_key);
+        if c.absent_keys.get(&absent, c.ttl()).is_some() {
+            return Ok(None);
+        }
         let epoch = c.epoch();
         let key = if app_key {
             storage::repo::find_app_key(&self.db, kid).await?
         } else {
             storage::repo::find_machine_key(&self.db, kid).await?
         };
-        let Some(key) = key else { return Ok(None) };
+        let Some(key) = key else {
+            c.absent_keys.put(absent, (), epoch, &c.epoch, c.ttl());
+            return Ok(None);
+        };
         let public = PublicKey::from_pkix_pem(key.public_key.as_bytes()).map_err(|e| {
             crate::error::Error::internal("KEY-Stor1", "a stored key is unreadable").with_source(e)
         })?;

@@ -15,6 +15,7 @@ use super::{
 use crate::{
     domain::{
         jwt::{self, UnverifiedJwt},
+        keypair,
         model::{ApiAuthMethod, App},
         secret::{SecretHasher, Verdict},
         text::shown,
@@ -189,10 +190,11 @@ impl Services {
             ))
         };
         // Nothing about the key is said until the caller has proven it holds it.
+        // An unknown key id costs what a known one does (see the token endpoint).
         let Some(CachedKey { key, public, .. }) = self.cached_key(&kid, true).await? else {
-            if let Some(machine) = self.cached_key(&kid, false).await?
-                && jwt.verify(&machine.public, &kid).is_ok()
-            {
+            let machine = self.cached_key(&kid, false).await?;
+            let signer = machine.as_ref().map_or(keypair::decoy(), |k| &k.public);
+            if jwt.verify(signer, &kid).is_ok() && machine.is_some() {
                 return Err(client_error(format!(
                     "key {kid} is a machine key; clients authenticate with application keys"
                 )));

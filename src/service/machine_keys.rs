@@ -117,7 +117,9 @@ impl Services {
             ),
         )
         .await?;
-        tx.commit().await.map_err(db_err)?;
+        // A new key id may have been asked for (and remembered as absent) before.
+        self.commit_changes(tx, &[Change::Key(key_id.clone())])
+            .await?;
         Ok(AddedKey {
             key,
             key_file,

@@ -12,6 +12,7 @@ use super::{Services, auth::API_SCOPE, cache::CachedKey, throttle};
 use crate::{
     domain::{
         jwt::{self, Algorithm, JwtError, TimeRules, UnverifiedJwt},
+        keypair,
         model::{AccessToken, AccessTokenType},
         text::shown,
     },
@@ -331,10 +332,12 @@ impl Services {
         throttle::charge_credential(charged, &kid);
 
         // Nothing about the key is said until the caller has proven it holds it.
+        // An unknown key id costs what a known one does: remembered lookups and one
+        // signature check (against a decoy key when there is no key).
         let Some(CachedKey { key, public, .. }) = self.cached_key(&kid, false).await? else {
-            if let Some(app_key) = self.cached_key(&kid, true).await?
-                && jwt.verify(&app_key.public, &kid).is_ok()
-            {
+            let app_key = self.cached_key(&kid, true).await?;
+            let signer = app_key.as_ref().map_or(keypair::decoy(), |k| &k.public);
+            if jwt.verify(signer, &kid).is_ok() && app_key.is_some() {
                 return Err(OAuthError::grant(format!(
                     "key {kid} is an application key; application keys authenticate clients (use client_assertion at the introspection endpoint), not users"
                 )));
