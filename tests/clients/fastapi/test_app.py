@@ -260,16 +260,17 @@ def refused(s):
     resp = client.get("/me", headers=bearer(bad_signature(s["access"])))
     t.status("GET /me with a token whose signature was altered: 401", resp, 401)
 
-    # ID tokens carry typ JWT too, and the same audience: what turns one away here is that it
-    # has no client_id claim (the library then answers 400 invalid_request), and, where an
-    # endpoint asks for a scope, that it has no scope claim (403 insufficient_scope).
+    # ID tokens carry typ JWT too, but not the project's audience.
     id_token = s["id_token"]
     t.check("the grant returned an ID token (openid asked)", bool(id_token))
     if id_token:
+        # Its aud is the client alone (here the machine user), never a project: the library
+        # refuses it at the audience check, before it looks at any other claim.
         resp = client.get("/me", headers=bearer(id_token))
-        t.status("GET /me with the ID token instead: refused with 400 (no client_id claim)", resp, 400)
+        t.status("GET /me with the ID token instead: 401", resp, 401)
+        t.equal("ID token: the library's reason", reason(resp), "Token contains invalid claims")
         resp = client.get("/scoped", headers=bearer(id_token))
-        t.status("GET /scoped with the ID token instead: refused with 403 (no scope claim)", resp, 403)
+        t.status("GET /scoped with the ID token instead: 401", resp, 401)
 
     other = tokens(s["http"], s["key_file"], f"openid {project_aud(s['other'])}")["access_token"]
     resp = client.get("/me", headers=bearer(other))
