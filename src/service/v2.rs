@@ -45,10 +45,10 @@ pub struct KeyPage<T> {
 
 impl Services {
     /// The caller in the org of an object it named by id, if it holds `permission` there or
-    /// is `self_target`. A caller who may not even `read` there gets `missing()`, the answer
-    /// for an object that does not exist: any other answer would tell it that the id is taken
-    /// in an org it cannot see. Only a caller who may see the object learns it lacks
-    /// `permission`.
+    /// is `self_target`. A caller of another org who may not even `read` there gets
+    /// `missing()`, the answer for an object that does not exist: any other answer would tell
+    /// it that the id is taken in an org it cannot see. Within its own org a caller learns it
+    /// lacks `permission`, as upstream answers (no other tenant is revealed).
     async fn v2_object_context(
         &self,
         caller: &User,
@@ -64,7 +64,7 @@ impl Services {
             .ok_or_else(&missing)?;
         if ctx.may(permission) || self_target == Some(caller.id.as_str()) {
             Ok(ctx)
-        } else if ctx.may(read) {
+        } else if ctx.may(read) || caller.org_id == org_id {
             Err(denied(permission))
         } else {
             Err(missing())
