@@ -1,11 +1,12 @@
 //! Server limits as one layer: a cap on requests in flight that sheds the excess at once, and
-//! a timeout per request. A request's permit is held until its answer's body has ended (or is
-//! dropped), so a streaming answer counts for as long as it streams; the gRPC layer ends
-//! streams at the stream bound, and a backstop here releases the permit shortly after in
-//! case the end cannot be delivered (a client that stopped reading). Both answer in the caller's protocol — a gRPC status (UNAVAILABLE)
-//! for gRPC and gRPC-Web, Connect's error JSON, RFC 6749 JSON for OAuth, the REST error body
-//! otherwise — with
-//! `Retry-After`, instead of queueing without end or dropping the connection.
+//! a timeout per request. A streaming call's permit is held until its answer's body has ended
+//! (or is dropped), so it counts for as long as it streams; the gRPC layer ends streams at the
+//! stream bound, and a backstop here releases the permit shortly after in case the end cannot
+//! be delivered (a client that stopped reading). A unary answer is complete when its head is
+//! ready, so its permit ends then. Both limits answer in the caller's protocol — a gRPC status
+//! (UNAVAILABLE) for gRPC and gRPC-Web, Connect's error JSON, RFC 6749 JSON for OAuth, the
+//! REST error body otherwise — with `Retry-After`, instead of queueing without end or dropping
+//! the connection.
 //!
 //! tower's `ConcurrencyLimit`/`LoadShed`/`Timeout` turn these cases into opaque errors that
 //! would still need a protocol-aware handler; one small middleware is clearer.
@@ -73,11 +74,7 @@ pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Re
         return next.run(req).await;
     }
     let kind = Protocol::of(&req);
-    let held_for = if is_stream(req.uri().path()) {
-        limits.max_stream + STREAM_GRACE
-    } else {
-        limits.timeout
-    };
+    let stream = is_stream(req.uri().path());
     let Ok(permit) = limits.in_flight.clone().try_acquire_owned() else {
         return kind.answer(
             Error::unavailable(
@@ -88,7 +85,11 @@ pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Re
         );
     };
     match tokio::time::timeout(limits.timeout, next.run(req)).await {
-        Ok(resp) => hold_until_sent(resp, permit, held_for),
+        // A stream works for as long as it sends: it keeps its permit until its body ends.
+        // A unary answer is complete when its head is ready (its one message is encoded as
+        // it is sent), so its permit ends with the work, without a timer per request.
+        Ok(resp) if stream => hold_until_sent(resp, permit, limits.max_stream + STREAM_GRACE),
+        Ok(resp) => resp,
         Err(_) => kind.answer(
             Error::unavailable(
                 "SERVER-Time1",

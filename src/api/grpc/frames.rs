@@ -240,8 +240,10 @@ where
         let decodes = self.decodes;
         let limit = self.limit;
         let incremental = self.incremental;
+        // Only streaming methods get a timer (health's Check is unary beside its Watch).
         let deadline = self
             .stream_bound
+            .filter(|_| crate::api::limits::is_stream(req.uri().path()))
             .map(|bound| (tokio::time::Instant::now() + bound, bound));
         Box::pin(async move {
             let (parts, body) = req.into_parts();
