@@ -163,9 +163,14 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));
     // Outermost first: HTTP/1.1 answers that leave a body unread close their connection;
-    // the client address replaces a trusted proxy's; CORS answers preflights; observation gives every other request its id
-    // and counts it, shed or not; the limits layer sheds and times out; Connect requests are
-    // answered by the gateway, everything else routed; extractors refuse bodies over the limit.
+    // the client address replaces a trusted proxy's (only when proxies are configured: a
+    // layer costs every request); CORS answers preflights; observation gives every other
+    // request its id and counts it, shed or not; the limits layer sheds and times out; Connect
+    // requests are answered by the gateway, everything else routed; extractors refuse bodies
+    // over the limit.
+    let proxies = (!limits.trusted_proxies.is_empty()).then(|| {
+        axum::middleware::from_fn_with_state(Arc::new(limits.trusted_proxies), client_addr::layer)
+    });
     Ok(routes
         .prepare()
         .into_axum_router()
@@ -183,10 +188,7 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
             observe::layer,
         ))
         .layer(cors::layer(&limits.cors_origins))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(limits.trusted_proxies),
-            client_addr::layer,
-        ))
+        .layer(tower::util::option_layer(proxies))
         .layer(axum::middleware::from_fn(
             super::limits::close_after_unread_body,
         )))
