@@ -22,7 +22,10 @@ use std::{
 };
 
 use authn_keys::{
-    domain::{keypair::PrivateKey, model::AuthnKey},
+    domain::{
+        keypair::PrivateKey,
+        model::{AuthnKey, KeyOwner},
+    },
     proto::zitadel::management::v1::{management_service_client::ManagementServiceClient, *},
     storage::{TransactionTrait, repo},
 };
@@ -318,7 +321,7 @@ async fn main() {
     let full = || async {
         while app
             .services
-            .keys
+            .keygen
             .pool_level()
             .is_some_and(|(ready, size)| ready < size)
         {
@@ -749,11 +752,11 @@ async fn main() {
     for batch in 0..100 {
         let tx = db.begin().await.unwrap();
         for i in 0..1000 {
-            repo::insert_machine_key(
+            repo::insert_key(
                 &tx,
                 &AuthnKey {
                     id: format!("bulk-{batch}-{i}"),
-                    owner_id: user.clone(),
+                    owner: KeyOwner::user(&user),
                     org_id: app.org_id.clone(),
                     key_type: 1,
                     public_key: public_pem.clone(),

@@ -24,7 +24,7 @@ use crate::{
     service::{
         Services, Settings,
         bootstrap::Instance,
-        keys::{FreshKeys, KeyPairSource, KeyPool},
+        keygen::{FreshKeys, KeyPairSource, KeyPool},
         signing::{MasterKey, Rotation, SigningKeys},
         throttle::{Limit, Throttle},
         tokens::TokenRecords,
@@ -82,7 +82,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
             "AUTHN_KEYS_SIGNING_KEY_ROTATION_SECS must be at least 60",
         ));
     }
-    let keys: Arc<dyn KeyPairSource> = if config.key_pool_size > 0 {
+    let keygen: Arc<dyn KeyPairSource> = if config.key_pool_size > 0 {
         Arc::new(KeyPool::start(
             config.key_bits,
             config.key_pool_size as usize,
@@ -108,7 +108,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
     let signing = SigningKeys::load(
         db.clone(),
         master.clone(),
-        keys.clone(),
+        keygen.clone(),
         ids.clone(),
         clock.clone(),
         Rotation {
@@ -123,7 +123,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
         db,
         clock,
         ids,
-        keys,
+        keygen,
         signing: Arc::new(signing),
         settings: Arc::new(Settings {
             issuer,

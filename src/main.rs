@@ -134,7 +134,7 @@ async fn rotate_signing_key(config: &Config, drop_old: bool) -> authn_keys::erro
             ids::IdGenerator,
         },
         error::Error,
-        service::{keys::FreshKeys, signing::SigningKeys},
+        service::{keygen::FreshKeys, signing::SigningKeys},
         storage::{Backend, repo},
     };
     let backend = Backend::of_url(&config.database_url).ok_or_else(|| {

@@ -163,9 +163,9 @@ impl Collector for ServerState {
             &mut encoder,
             "key_generations",
             "RSA key pairs generated since start",
-            svc.keys.generated(),
+            svc.keygen.generated(),
         )?;
-        if let Some((ready, size)) = svc.keys.pool_level() {
+        if let Some((ready, size)) = svc.keygen.pool_level() {
             gauge(
                 &mut encoder,
                 "key_pool_ready",

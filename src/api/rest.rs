@@ -20,7 +20,8 @@ use tonic::{Code, Status, metadata::MetadataValue};
 use super::Peer;
 use super::grpc::user_v2::UserApi;
 use super::grpc::{
-    management::{ManagementApi, ORG_HEADER},
+    edge::ORG_HEADER,
+    management::ManagementApi,
     status::{ERROR_DETAIL_TYPE, RETRY_AFTER, error_detail, to_status},
 };
 use crate::{

@@ -9,6 +9,7 @@ pub mod keypair;
 pub mod list;
 pub mod model;
 pub mod principal;
+pub mod scope;
 pub mod secret;
 pub mod text;
 pub mod validate;

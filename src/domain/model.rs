@@ -45,12 +45,65 @@ pub struct User {
     pub changed_at: DateTime<Utc>,
 }
 
+/// Whose key it is: the one thing that differs between a machine user's key and an API app's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyOwner {
+    /// A machine user's key: signs JWT-profile assertions at the token endpoint.
+    User { user_id: String },
+    /// An API app's key: signs client assertions at the introspection endpoint.
+    App { project_id: String, app_id: String },
+}
+
+/// The kind of a [`KeyOwner`], for lookups that know which kind they expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OwnerKind {
+    User,
+    App,
+}
+
+impl KeyOwner {
+    pub fn user(user_id: impl Into<String>) -> Self {
+        KeyOwner::User {
+            user_id: user_id.into(),
+        }
+    }
+
+    pub fn app(project_id: impl Into<String>, app_id: impl Into<String>) -> Self {
+        KeyOwner::App {
+            project_id: project_id.into(),
+            app_id: app_id.into(),
+        }
+    }
+
+    /// The user's or the app's id.
+    pub fn id(&self) -> &str {
+        match self {
+            KeyOwner::User { user_id } => user_id,
+            KeyOwner::App { app_id, .. } => app_id,
+        }
+    }
+
+    pub fn kind(&self) -> OwnerKind {
+        match self {
+            KeyOwner::User { .. } => OwnerKind::User,
+            KeyOwner::App { .. } => OwnerKind::App,
+        }
+    }
+
+    /// The project of an app's key.
+    pub fn project_id(&self) -> Option<&str> {
+        match self {
+            KeyOwner::User { .. } => None,
+            KeyOwner::App { project_id, .. } => Some(project_id),
+        }
+    }
+}
+
 /// A machine key or an app key: public part and metadata only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthnKey {
     pub id: String,
-    /// The user (machine key) or app (app key) the key belongs to.
-    pub owner_id: String,
+    pub owner: KeyOwner,
     pub org_id: String,
     pub key_type: i32,
     /// PKIX PEM.
@@ -62,6 +115,11 @@ pub struct AuthnKey {
 }
 
 impl AuthnKey {
+    /// The user's or the app's id.
+    pub fn owner_id(&self) -> &str {
+        self.owner.id()
+    }
+
     /// The key's ObjectDetails on reads: keys never change, so both dates are its creation.
     pub fn details(&self) -> Details {
         Details::read(
@@ -137,8 +195,9 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// An issued access token (opaque or JWT): only its hash is stored, with the key it was
-/// obtained with, so removing the user or that key ends it.
+/// An issued access token (opaque or JWT) as recorded, and what a valid, unrevoked token says:
+/// only its hash is stored, with the key it was obtained with, so removing the user or that
+/// key ends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessToken {
     pub id: String,

@@ -2,18 +2,19 @@
 //! context (`x-zitadel-orgid`, or the caller's own org).
 use std::net::IpAddr;
 
-use super::{Services, throttle, tokens::has_api_scope};
+use super::{Services, throttle};
 use crate::{
     domain::{
+        model::User,
         principal::{Permission, Role, dominates, uncovered},
+        scope::has_api_scope,
         text::shown,
     },
     error::{Error, Result},
     storage::{ConnectionTrait, repo},
 };
 
-/// The scope a token needs for the management API.
-pub const API_SCOPE: &str = "urn:zitadel:iam:org:project:id:zitadel:aud";
+pub use crate::domain::scope::API_SCOPE;
 
 /// An authorized call: who acts, in which org, holding which roles there (its instance
 /// roles and its roles in that org).
@@ -40,6 +41,16 @@ pub struct Credentials {
 }
 
 const DENIED: &str = "AUTH-5mWD2";
+/// v2's permission refusal.
+pub const V2_DENIED: &str = "AUTHZ-HKJD33";
+
+pub(crate) fn v2_denied(permission: Permission) -> Error {
+    Error::permission_denied(
+        V2_DENIED,
+        format!("no permission {permission} for this object"),
+    )
+}
+
 /// A caller tried to manage a user holding roles it does not hold itself.
 pub const BOUNDARY: &str = "AUTH-Priv01";
 
@@ -143,7 +154,7 @@ impl Services {
         user_id: &str,
     ) -> Result<Vec<Role>> {
         let mut roles: Vec<Role> = repo::instance_roles(db, user_id).await?;
-        if let Some(m) = repo::get_org_member(db, org_id, user_id).await? {
+        if let Some(m) = repo::find_org_member(db, org_id, user_id).await? {
             roles.extend(m.roles);
         }
         Ok(roles)
@@ -168,6 +179,33 @@ impl Services {
                 uncovered(&ctx.roles, &target).join(", ")
             ),
         ))
+    }
+
+    /// v2's rule for an object named by id: the caller in the object's org, if it holds
+    /// `permission` there or is `self_target`. A caller of another org who may not even `read`
+    /// there gets `missing()`, the answer for an object that does not exist: any other answer
+    /// would tell it that the id is taken in an org it cannot see. Within its own org a caller
+    /// learns it lacks `permission`, as upstream answers (no other tenant is revealed).
+    pub(crate) async fn v2_object_context(
+        &self,
+        caller: &User,
+        org_id: &str,
+        permission: Permission,
+        read: Permission,
+        self_target: Option<&str>,
+        missing: impl Fn() -> Error,
+    ) -> Result<Ctx> {
+        let ctx = self
+            .context(&caller.id, org_id)
+            .await?
+            .ok_or_else(&missing)?;
+        if ctx.may(permission) || self_target == Some(caller.id.as_str()) {
+            Ok(ctx)
+        } else if ctx.may(read) || caller.org_id == org_id {
+            Err(v2_denied(permission))
+        } else {
+            Err(missing())
+        }
     }
 }
 

@@ -5,15 +5,15 @@ use std::{io::Write, path::Path};
 
 use serde_json::json;
 
-use super::{Ctx, Services, cache::Change, orgs::domain_label};
+use super::{Ctx, Services, authn_keys::KEY_TYPE_JSON, orgs::domain_label};
 use crate::{
     domain::{
         expiry, key_file,
-        model::{AccessTokenType, AuthnKey, Member, Org, User},
+        model::{AccessTokenType, AuthnKey, KeyOwner, Member, Org, User},
         principal::Role,
     },
     error::{Error, Kind, Result},
-    storage::{TransactionTrait, db_err, repo},
+    storage::repo,
 };
 
 pub const ADMIN_USER_NAME: &str = "admin";
@@ -29,14 +29,14 @@ pub struct Instance {
 
 impl Services {
     pub async fn bootstrap(&self, org_name: &str, admin_key_file: &Path) -> Result<Instance> {
-        if let Some((org_id, admin_id)) = repo::get_instance(&self.db).await? {
+        if let Some((org_id, admin_id)) = repo::find_instance(&self.db).await? {
             return Ok(Instance {
                 default_org_id: org_id,
                 admin_user_id: admin_id,
                 created: false,
             });
         }
-        let private = self.keys.next_key().await?;
+        let private = self.keygen.next_key().await?;
         let now = self.now();
         let org_id = self.ids.next_id();
         let admin_id = self.ids.next_id();
@@ -55,12 +55,12 @@ impl Services {
             roles: vec![Role::IamOwner, Role::OrgOwner],
         };
 
-        let tx = self.db.begin().await.map_err(db_err)?;
-        match repo::insert_instance(&tx, &org_id, &admin_id, now).await {
+        let mut w = self.begin_write_at(&ctx, now).await?;
+        match repo::insert_instance(w.db(), &org_id, &admin_id, now).await {
             Ok(()) => {}
             Err(e) if e.kind == Kind::AlreadyExists => {
-                drop(tx);
-                let (org_id, admin_id) = repo::get_instance(&self.db)
+                drop(w);
+                let (org_id, admin_id) = repo::find_instance(&self.db)
                     .await?
                     .ok_or_else(|| Error::internal("BOOT-Race1", "instance row vanished"))?;
                 return Ok(Instance {
@@ -72,7 +72,7 @@ impl Services {
             Err(e) => return Err(e),
         }
         repo::insert_org(
-            &tx,
+            w.db(),
             &Org {
                 id: org_id.clone(),
                 name: org_name.to_owned(),
@@ -84,7 +84,7 @@ impl Services {
         )
         .await?;
         repo::insert_user(
-            &tx,
+            w.db(),
             &User {
                 id: admin_id.clone(),
                 org_id: org_id.clone(),
@@ -98,9 +98,9 @@ impl Services {
             },
         )
         .await?;
-        repo::insert_instance_member(&tx, &admin_id, &[Role::IamOwner], now).await?;
+        repo::insert_instance_member(w.db(), &admin_id, &[Role::IamOwner], now).await?;
         repo::insert_org_member(
-            &tx,
+            w.db(),
             &Member {
                 org_id: org_id.clone(),
                 user_id: admin_id.clone(),
@@ -109,13 +109,13 @@ impl Services {
             now,
         )
         .await?;
-        repo::insert_machine_key(
-            &tx,
+        repo::insert_key(
+            w.db(),
             &AuthnKey {
                 id: key_id.clone(),
-                owner_id: admin_id.clone(),
+                owner: KeyOwner::user(&admin_id),
                 org_id: org_id.clone(),
-                key_type: super::machine_keys::KEY_TYPE_JSON,
+                key_type: KEY_TYPE_JSON,
                 public_key: public_pem,
                 expires_at,
                 sequence: 2,
@@ -147,12 +147,12 @@ impl Services {
                 json!({"roles": ["IAM_OWNER"]}),
             ),
         ] {
-            repo::append_event(&tx, self.event(&ctx, agg, id, seq, ty, payload, now)).await?;
+            w.record(agg, id, seq, ty, payload);
         }
         write_key_file(admin_key_file, file.as_bytes())?;
-        if let Err(e) = tx.commit().await {
+        if let Err(e) = w.commit().await {
             let _ = std::fs::remove_file(admin_key_file);
-            return Err(db_err(e));
+            return Err(e);
         }
         Ok(Instance {
             default_org_id: org_id,
@@ -257,7 +257,7 @@ impl Services {
     /// IAM_OWNER and ORG_OWNER of the default org. Written to `out` (mode 0600, never
     /// overwritten) and audited, in one transaction.
     pub async fn break_glass(&self, out: &Path, expiration: KeyExpiry) -> Result<BreakGlass> {
-        let Some((default_org, _)) = repo::get_instance(&self.db).await? else {
+        let Some((default_org, _)) = repo::find_instance(&self.db).await? else {
             return Err(Error::failed_precondition(
                 "BOOT-NoInst",
                 "this database has no instance yet: start the server once, it creates the admin and its key file",
@@ -271,17 +271,19 @@ impl Services {
         }
         let now = self.now();
         let expires_at = expiration.resolve(now)?;
-        let private = self.keys.next_key().await?;
+        let private = self.keygen.next_key().await?;
         let key_id = self.ids.next_id();
         let public_pem = private.public_key().to_pkix_pem().map_err(|e| {
             Error::internal("BOOT-Pem02", "cannot encode the public key").with_source(e)
         })?;
 
-        let tx = self.db.begin().await.map_err(db_err)?;
-        repo::lock_instance(&tx).await?;
+        let mut w = self
+            .begin_write_at(&self.system_ctx(&default_org), now)
+            .await?;
+        repo::lock_instance(w.db()).await?;
         let mut owner = None;
-        for id in repo::instance_role_holders(&tx, Role::IamOwner).await? {
-            if let Some(user) = repo::get_user(&tx, &id).await? {
+        for id in repo::instance_role_holders(w.db(), Role::IamOwner).await? {
+            if let Some(user) = repo::find_user(w.db(), &id).await? {
                 owner = Some(user);
                 break;
             }
@@ -291,9 +293,8 @@ impl Services {
             Some(user) => (user.id, user.org_id),
             None => {
                 let id = self.ids.next_id();
-                let ctx = self.system_ctx(&default_org);
                 repo::insert_user(
-                    &tx,
+                    w.db(),
                     &User {
                         id: id.clone(),
                         org_id: default_org.clone(),
@@ -307,9 +308,9 @@ impl Services {
                     },
                 )
                 .await?;
-                repo::insert_instance_member(&tx, &id, &[Role::IamOwner], now).await?;
+                repo::insert_instance_member(w.db(), &id, &[Role::IamOwner], now).await?;
                 repo::insert_org_member(
-                    &tx,
+                    w.db(),
                     &Member {
                         org_id: default_org.clone(),
                         user_id: id.clone(),
@@ -332,22 +333,21 @@ impl Services {
                         json!({"roles": ["IAM_OWNER"], "breakGlass": true}),
                     ),
                 ] {
-                    repo::append_event(&tx, self.event(&ctx, agg, &id, seq, ty, payload, now))
-                        .await?;
+                    w.record(agg, &id, seq, ty, payload);
                 }
                 (id, default_org.clone())
             }
         };
-        let sequence = repo::bump_user(&tx, &org_id, &user_id, now)
+        let sequence = repo::bump_user(w.db(), &org_id, &user_id, now)
             .await?
             .ok_or_else(|| Error::internal("BOOT-Gone1", "the admin user vanished"))?;
-        repo::insert_machine_key(
-            &tx,
+        repo::insert_key(
+            w.db(),
             &AuthnKey {
                 id: key_id.clone(),
-                owner_id: user_id.clone(),
+                owner: KeyOwner::user(&user_id),
                 org_id: org_id.clone(),
-                key_type: super::machine_keys::KEY_TYPE_JSON,
+                key_type: KEY_TYPE_JSON,
                 public_key: public_pem,
                 expires_at,
                 sequence,
@@ -355,32 +355,20 @@ impl Services {
             },
         )
         .await?;
-        repo::append_event(
-            &tx,
-            self.event(
-                &self.system_ctx(&org_id),
-                "user",
-                &user_id,
-                sequence,
-                "user.machine.key.added",
-                json!({"keyId": key_id, "expirationDate": expires_at, "breakGlass": true}),
-                now,
-            ),
-        )
-        .await?;
+        w.set_org(&org_id);
+        w.record(
+            "user",
+            &user_id,
+            sequence,
+            "user.machine.key.added",
+            json!({"keyId": key_id, "expirationDate": expires_at, "breakGlass": true}),
+        );
         let file =
             key_file::machine_key_file(&key_id, &private, expires_at, &user_id).map_err(|e| {
                 Error::internal("BOOT-File2", "cannot build the key file").with_source(e)
             })?;
         write_key_file(out, file.as_bytes())?;
-        let changes = [
-            Change::Member {
-                org_id: "*".into(),
-                user_id: user_id.clone(),
-            },
-            Change::Key(key_id.clone()),
-        ];
-        if let Err(e) = self.commit_changes(tx, &changes).await {
+        if let Err(e) = w.commit().await {
             let _ = std::fs::remove_file(out);
             return Err(e);
         }

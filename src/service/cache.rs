@@ -3,7 +3,7 @@
 //! as strong as reading the database:
 //!
 //! - every write that removes or changes something cached names it as a [`Change`] and calls
-//!   [`Services::commit_changes`], which queues a PostgreSQL `NOTIFY` inside the transaction,
+//!   commits through the unit of work (`write.rs`), which queues a PostgreSQL `NOTIFY` inside the transaction,
 //!   commits, and then drops the affected entries here — before the caller gets its answer,
 //!   so in the process that removed something it stops working at once;
 //! - every process listens for those notices and applies them the same way (milliseconds
@@ -31,11 +31,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Services, tokens::TokenInfo};
+use super::Services;
 use crate::{
     domain::{
         keypair::PublicKey,
-        model::{App, AuthnKey, User},
+        model::{AccessToken, App, AuthnKey, KeyOwner, NewEvent, OwnerKind, User},
         principal::Role,
     },
     error::Result,
@@ -65,6 +65,36 @@ pub enum Change {
 }
 
 impl Change {
+    /// What the write that recorded `event` changed in the caches, if anything. Keys added are
+    /// changes too: their id may have been asked for, and remembered as absent, before. An
+    /// event that should name its object but does not invalidates everything.
+    pub(crate) fn caused_by(event: &NewEvent) -> Option<Change> {
+        let field = |name: &str| event.payload.get(name).and_then(|v| v.as_str());
+        let named = |name: &str, change: fn(String) -> Change| {
+            Some(field(name).map_or(Change::All, |id| change(id.to_owned())))
+        };
+        match event.event_type {
+            "user.machine.key.added"
+            | "user.machine.key.removed"
+            | "project.application.key.added"
+            | "project.application.key.removed" => named("keyId", Change::Key),
+            "user.removed" => Some(Change::User(event.aggregate_id.clone())),
+            "project.application.removed" => named("appId", Change::App),
+            "project.removed" => Some(Change::Project(event.aggregate_id.clone())),
+            "org.member.added" | "org.member.changed" | "org.member.removed" => Some(
+                field("userId").map_or(Change::All, |user_id| Change::Member {
+                    org_id: event.org_id.clone(),
+                    user_id: user_id.to_owned(),
+                }),
+            ),
+            "instance.member.added" | "instance.member.removed" => Some(Change::Member {
+                org_id: "*".into(),
+                user_id: event.aggregate_id.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     fn encode(&self) -> String {
         match self {
             Change::Key(id) => format!("key {id}"),
@@ -99,7 +129,6 @@ impl Change {
 pub struct CachedKey {
     pub key: AuthnKey,
     pub public: PublicKey,
-    pub app_key: bool,
 }
 
 struct Map<K, V> {
@@ -173,7 +202,7 @@ pub struct Caches {
     /// Until when (µs after `start`, plus one) the long lifetime applies; 0: not confirmed.
     /// Read on every lookup, hence one atomic rather than a lock.
     confirmed_until: AtomicU64,
-    tokens: Map<String, TokenInfo>,
+    tokens: Map<String, AccessToken>,
     users: Map<String, User>,
     roles: Map<(String, String), Vec<Role>>,
     orgs: Map<String, ()>,
@@ -181,7 +210,7 @@ pub struct Caches {
     /// Key ids found in neither table (with the kind asked for): an unknown key id costs no
     /// more than a known one, so answer times tell nothing about which ids exist. Adding a
     /// key names it as a [`Change::Key`], which drops its entry here.
-    absent_keys: Map<(String, bool), ()>,
+    absent_keys: Map<String, ()>,
     apps: Map<String, App>,
 }
 
@@ -268,13 +297,14 @@ impl Caches {
         match change {
             Change::Key(id) => {
                 self.keys.retain(|k, _| k != id);
-                self.absent_keys.retain(|(k, _), _| k != id);
+                self.absent_keys.retain(|k, _| k != id);
                 self.tokens.retain(|_, t| t.key_id != *id);
             }
             Change::User(id) => {
                 self.users.retain(|k, _| k != id);
                 self.roles.retain(|(_, u), _| u != id);
-                self.keys.retain(|_, k| k.app_key || k.key.owner_id != *id);
+                self.keys
+                    .retain(|_, k| k.key.owner != KeyOwner::user(id.as_str()));
                 self.tokens.retain(|_, t| t.user_id != *id);
             }
             Change::Member { org_id, user_id } => {
@@ -283,12 +313,13 @@ impl Caches {
             }
             Change::App(id) => {
                 self.apps.retain(|k, _| k != id);
-                self.keys.retain(|_, k| !k.app_key || k.key.owner_id != *id);
+                self.keys
+                    .retain(|_, k| k.key.owner.kind() == OwnerKind::User || k.key.owner_id() != id);
             }
             Change::Project(id) => {
                 self.apps.retain(|_, a| a.project_id != *id);
-                // App keys do not record their project; a project removal is rare.
-                self.keys.retain(|_, k| !k.app_key);
+                self.keys
+                    .retain(|_, k| k.key.owner.project_id() != Some(id.as_str()));
             }
             Change::All => self.clear(),
         }
@@ -307,20 +338,23 @@ impl Caches {
 }
 
 impl Services {
-    /// Commits `tx` after queuing `changes` for the other processes, then applies them here.
-    pub(crate) async fn commit_changes(&self, tx: Tx, changes: &[Change]) -> Result<()> {
+    /// Queues `changes` for the other processes in `tx` (see [`super::write`]).
+    pub(crate) async fn announce(tx: &Tx, changes: &[Change]) -> Result<()> {
         for c in changes {
-            storage::notify(&tx, &c.encode()).await?;
-        }
-        tx.commit().await.map_err(storage::db_err)?;
-        for c in changes {
-            self.caches.apply(c);
+            storage::notify(tx, &c.encode()).await?;
         }
         Ok(())
     }
 
+    /// Forgets here what committed `changes` changed.
+    pub(crate) fn forget(&self, changes: &[Change]) {
+        for c in changes {
+            self.caches.apply(c);
+        }
+    }
+
     /// An access token's record by hash, from memory when possible.
-    pub(crate) async fn token_record(&self, hash: &str) -> Result<Option<TokenInfo>> {
+    pub(crate) async fn token_record(&self, hash: &str) -> Result<Option<AccessToken>> {
         let c = &self.caches;
         if let Some(t) = c.tokens.get(&hash.to_owned(), c.ttl()) {
             return Ok(Some(t));
@@ -329,20 +363,9 @@ impl Services {
         let Some(stored) = storage::repo::find_access_token(&self.db, hash).await? else {
             return Ok(None);
         };
-        let info = TokenInfo {
-            token_id: stored.id,
-            user_id: stored.user_id,
-            org_id: stored.org_id,
-            key_id: stored.key_id,
-            scopes: stored.scopes,
-            audience: stored.audience,
-            projects: stored.projects,
-            issued_at: stored.created_at,
-            expires_at: stored.expires_at,
-        };
         c.tokens
-            .put(hash.to_owned(), info.clone(), epoch, &c.epoch, c.ttl());
-        Ok(Some(info))
+            .put(hash.to_owned(), stored.clone(), epoch, &c.epoch, c.ttl());
+        Ok(Some(stored))
     }
 
     pub(crate) async fn cached_user(&self, id: &str) -> Result<Option<User>> {
@@ -351,7 +374,7 @@ impl Services {
             return Ok(Some(u));
         }
         let epoch = c.epoch();
-        let user = storage::repo::get_user(&self.db, id).await?;
+        let user = storage::repo::find_user(&self.db, id).await?;
         if let Some(u) = &user {
             c.users
                 .put(id.to_owned(), u.clone(), epoch, &c.epoch, c.ttl());
@@ -366,7 +389,7 @@ impl Services {
             return Ok(true);
         }
         let epoch = c.epoch();
-        let exists = storage::repo::get_org(&self.db, id).await?.is_some();
+        let exists = storage::repo::find_org(&self.db, id).await?.is_some();
         if exists {
             c.orgs.put(id.to_owned(), (), epoch, &c.epoch, c.ttl());
         }
@@ -386,41 +409,31 @@ impl Services {
         Ok(roles)
     }
 
-    /// A machine key (`app_key` false) or app key by id, with its parsed public key; that
-    /// there is none is remembered too. A stored key that does not parse is an internal error,
-    /// not a missing key.
-    pub(crate) async fn cached_key(&self, kid: &str, app_key: bool) -> Result<Option<CachedKey>> {
+    /// A key of `kind` by id, with its parsed public key; that there is none is remembered
+    /// too. A key of the other kind answers as a missing one. A stored key that does not
+    /// parse is an internal error, not a missing key.
+    pub(crate) async fn cached_key(&self, kid: &str, kind: OwnerKind) -> Result<Option<CachedKey>> {
         let c = &self.caches;
-        if let Some(k) = c.keys.get(&kid.to_owned(), c.ttl())
-            && k.app_key == app_key
-        {
-            return Ok(Some(k));
+        let of_kind = |k: CachedKey| (k.key.owner.kind() == kind).then_some(k);
+        if let Some(k) = c.keys.get(&kid.to_owned(), c.ttl()) {
+            return Ok(of_kind(k));
         }
-        let absent = (kid.to_owned(), app_key);
-        if c.absent_keys.get(&absent, c.ttl()).is_some() {
+        if c.absent_keys.get(&kid.to_owned(), c.ttl()).is_some() {
             return Ok(None);
         }
         let epoch = c.epoch();
-        let key = if app_key {
-            storage::repo::find_app_key(&self.db, kid).await?
-        } else {
-            storage::repo::find_machine_key(&self.db, kid).await?
-        };
-        let Some(key) = key else {
-            c.absent_keys.put(absent, (), epoch, &c.epoch, c.ttl());
+        let Some(key) = storage::repo::find_key(&self.db, kid).await? else {
+            c.absent_keys
+                .put(kid.to_owned(), (), epoch, &c.epoch, c.ttl());
             return Ok(None);
         };
         let public = PublicKey::from_pkix_pem(key.public_key.as_bytes()).map_err(|e| {
             crate::error::Error::internal("KEY-Stor1", "a stored key is unreadable").with_source(e)
         })?;
-        let cached = CachedKey {
-            key,
-            public,
-            app_key,
-        };
+        let cached = CachedKey { key, public };
         c.keys
             .put(kid.to_owned(), cached.clone(), epoch, &c.epoch, c.ttl());
-        Ok(Some(cached))
+        Ok(of_kind(cached))
     }
 
     pub(crate) async fn cached_app(&self, id: &str) -> Result<Option<App>> {

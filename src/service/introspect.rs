@@ -16,7 +16,7 @@ use crate::{
     domain::{
         jwt::{self, UnverifiedJwt},
         keypair,
-        model::{ApiAuthMethod, App},
+        model::{ApiAuthMethod, App, OwnerKind},
         secret::{SecretHasher, Verdict},
         text::shown,
     },
@@ -102,8 +102,8 @@ impl Services {
             "aud": info.audience,
             "scope": info.scopes.join(" "),
             "exp": info.expires_at.timestamp(),
-            "iat": info.issued_at.timestamp(),
-            "jti": info.token_id,
+            "iat": info.created_at.timestamp(),
+            "jti": info.id,
             "token_type": "Bearer",
             RESOURCE_OWNER_CLAIM: info.org_id,
         }))
@@ -191,8 +191,9 @@ impl Services {
         };
         // Nothing about the key is said until the caller has proven it holds it.
         // An unknown key id costs what a known one does (see the token endpoint).
-        let Some(CachedKey { key, public, .. }) = self.cached_key(&kid, true).await? else {
-            let machine = self.cached_key(&kid, false).await?;
+        let Some(CachedKey { key, public, .. }) = self.cached_key(&kid, OwnerKind::App).await?
+        else {
+            let machine = self.cached_key(&kid, OwnerKind::User).await?;
             let signer = machine.as_ref().map_or(keypair::decoy(), |k| &k.public);
             if jwt.verify(signer, &kid).is_ok() && machine.is_some() {
                 return Err(client_error(format!(
@@ -204,7 +205,7 @@ impl Services {
         jwt.verify(&public, &kid).map_err(|_| unknown())?;
         let claims =
             jwt::check_assertion(&jwt, &self.settings.issuer, self.time_rules()).map_err(bad)?;
-        let app = self.cached_app(&key.owner_id).await?.ok_or_else(|| {
+        let app = self.cached_app(key.owner_id()).await?.ok_or_else(|| {
             client_error(format!("the application of key {kid} no longer exists"))
         })?;
         if claims.subject != app.client_id {

@@ -1,5 +1,6 @@
-//! Use cases. Each owns its transaction, its permission check (through [`auth`]) and its
-//! audit event; none sees tonic, axum or generated proto types.
+//! Use cases. Each makes its permission check (through [`auth`]) and its writes through one
+//! unit of work ([`write`]: transaction, audit events, cache invalidation); none sees tonic, axum,
+//! generated proto types or database transactions.
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -9,7 +10,7 @@ use crate::{
         clock::Clock,
         ids::IdGenerator,
         list::{ListLimits, Visible},
-        model::{Listed, NewEvent},
+        model::Listed,
         principal::Role,
         secret::SecretHasher,
     },
@@ -17,21 +18,20 @@ use crate::{
     storage::{self, Db, repo},
 };
 
-pub mod app_keys;
 pub mod auth;
+pub mod authn_keys;
 pub mod bootstrap;
 pub mod cache;
 pub mod introspect;
-pub mod keys;
+pub mod keygen;
 pub mod listings;
-pub mod machine_keys;
 pub mod orgs;
 pub mod projects;
 pub mod signing;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
-pub mod v2;
+mod write;
 
 pub use auth::Ctx;
 
@@ -56,7 +56,7 @@ pub struct Services {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<IdGenerator>,
-    pub keys: Arc<dyn keys::KeyPairSource>,
+    pub keygen: Arc<dyn keygen::KeyPairSource>,
     pub signing: Arc<signing::SigningKeys>,
     pub settings: Arc<Settings>,
     /// Client secrets' keyed hash (key derived from the master key).
@@ -77,30 +77,6 @@ impl Services {
     /// "Now", at the precision the database keeps.
     pub fn now(&self) -> DateTime<Utc> {
         storage::db_time(self.clock.now())
-    }
-
-    // An event is these eight facts; a builder would only rename the arguments.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn event(
-        &self,
-        ctx: &Ctx,
-        aggregate_type: &'static str,
-        aggregate_id: &str,
-        aggregate_sequence: u64,
-        event_type: &'static str,
-        payload: serde_json::Value,
-        at: DateTime<Utc>,
-    ) -> NewEvent {
-        NewEvent {
-            org_id: ctx.org_id.clone(),
-            aggregate_type,
-            aggregate_id: aggregate_id.to_owned(),
-            aggregate_sequence,
-            event_type,
-            actor: ctx.actor.clone(),
-            payload,
-            created_at: at,
-        }
     }
 
     /// Whose events a listing's processed sequence reflects: every org's for an instance

@@ -1,7 +1,7 @@
 //! Organizations and their members.
 use serde_json::json;
 
-use super::{Ctx, Services, cache::Change};
+use super::{Ctx, Services};
 use crate::{
     domain::{
         model::{Details, Member, Org},
@@ -9,7 +9,7 @@ use crate::{
         validate,
     },
     error::{Error, Result},
-    storage::{TransactionTrait, db_err, repo},
+    storage::repo,
 };
 
 /// AddOrgMember asked to grant a role the caller does not hold.
@@ -37,8 +37,14 @@ impl Services {
     /// AddOrg: creates the org; the caller becomes its ORG_OWNER.
     pub async fn add_org(&self, ctx: &Ctx, name: &str) -> Result<(String, Details)> {
         validate::name("name", name)?;
-        let now = self.now();
         let id = self.ids.next_id();
+        let new_ctx = Ctx {
+            actor: ctx.actor.clone(),
+            org_id: id.clone(),
+            roles: vec![Role::OrgOwner],
+        };
+        let mut w = self.begin_write(&new_ctx).await?;
+        let now = w.now;
         let org = Org {
             id: id.clone(),
             name: name.to_owned(),
@@ -47,13 +53,7 @@ impl Services {
             created_at: now,
             changed_at: now,
         };
-        let new_ctx = Ctx {
-            actor: ctx.actor.clone(),
-            org_id: id.clone(),
-            roles: vec![Role::OrgOwner],
-        };
-        let tx = self.db.begin().await.map_err(db_err)?;
-        repo::insert_org(&tx, &org).await.map_err(|e| {
+        repo::insert_org(w.db(), &org).await.map_err(|e| {
             repo::on_conflict(
                 e,
                 "COMMAND-Org01",
@@ -61,7 +61,7 @@ impl Services {
             )
         })?;
         repo::insert_org_member(
-            &tx,
+            w.db(),
             &Member {
                 org_id: id.clone(),
                 user_id: ctx.actor.clone(),
@@ -70,39 +70,21 @@ impl Services {
             now,
         )
         .await?;
-        repo::append_event(
-            &tx,
-            self.event(
-                &new_ctx,
-                "org",
-                &id,
-                1,
-                "org.added",
-                json!({"name": name}),
-                now,
-            ),
-        )
-        .await?;
-        repo::append_event(
-            &tx,
-            self.event(
-                &new_ctx,
-                "org",
-                &id,
-                2,
-                "org.member.added",
-                json!({"userId": ctx.actor, "roles": ["ORG_OWNER"]}),
-                now,
-            ),
-        )
-        .await?;
-        tx.commit().await.map_err(db_err)?;
+        w.record("org", &id, 1, "org.added", json!({"name": name}));
+        w.record(
+            "org",
+            &id,
+            2,
+            "org.member.added",
+            json!({"userId": ctx.actor, "roles": ["ORG_OWNER"]}),
+        );
+        w.commit().await?;
         Ok((id.clone(), Details::added(org.sequence, now, &id)))
     }
 
     /// GetMyOrg: the org of the context.
     pub async fn get_org(&self, ctx: &Ctx) -> Result<Org> {
-        repo::get_org(&self.db, &ctx.org_id)
+        repo::find_org(&self.db, &ctx.org_id)
             .await?
             .ok_or_else(|| Error::not_found("QUERY-iTTGJ", "organization not found"))
     }
@@ -125,12 +107,12 @@ impl Services {
                 ),
             ));
         }
-        let now = self.now();
-        let tx = self.db.begin().await.map_err(db_err)?;
-        let sequence = repo::bump_org(&tx, &ctx.org_id, now)
+        let mut w = self.begin_write(ctx).await?;
+        let now = w.now;
+        let sequence = repo::bump_org(w.db(), &ctx.org_id, now)
             .await?
             .ok_or_else(|| Error::not_found("QUERY-iTTGJ", "organization not found"))?;
-        if repo::get_user_in_org(&tx, &ctx.org_id, user_id)
+        if repo::find_user_in_org(w.db(), &ctx.org_id, user_id)
             .await?
             .is_none()
         {
@@ -144,7 +126,7 @@ impl Services {
             user_id: user_id.to_owned(),
             roles,
         };
-        repo::insert_org_member(&tx, &member, now)
+        repo::insert_org_member(w.db(), &member, now)
             .await
             .map_err(|e| {
                 repo::on_conflict(
@@ -154,66 +136,40 @@ impl Services {
                 )
             })?;
         let names: Vec<&str> = member.roles.iter().map(|r| r.as_str()).collect();
-        repo::append_event(
-            &tx,
-            self.event(
-                ctx,
-                "org",
-                &ctx.org_id,
-                sequence,
-                "org.member.added",
-                json!({"userId": user_id, "roles": names}),
-                now,
-            ),
-        )
-        .await?;
-        self.commit_changes(
-            tx,
-            &[Change::Member {
-                org_id: ctx.org_id.clone(),
-                user_id: user_id.to_owned(),
-            }],
-        )
-        .await?;
+        w.record(
+            "org",
+            &ctx.org_id,
+            sequence,
+            "org.member.added",
+            json!({"userId": user_id, "roles": names}),
+        );
+        w.commit().await?;
         Ok(Details::added(sequence, now, &ctx.org_id))
     }
 
     /// RemoveOrgMember.
     pub async fn remove_org_member(&self, ctx: &Ctx, user_id: &str) -> Result<Details> {
         validate::id("user_id", user_id)?;
-        let now = self.now();
-        let tx = self.db.begin().await.map_err(db_err)?;
-        let sequence = repo::bump_org(&tx, &ctx.org_id, now)
+        let mut w = self.begin_write(ctx).await?;
+        let now = w.now;
+        let sequence = repo::bump_org(w.db(), &ctx.org_id, now)
             .await?
             .ok_or_else(|| Error::not_found("QUERY-iTTGJ", "organization not found"))?;
-        self.check_boundary(&tx, ctx, user_id).await?;
-        if !repo::delete_org_member(&tx, &ctx.org_id, user_id).await? {
+        self.check_boundary(w.db(), ctx, user_id).await?;
+        if !repo::delete_org_member(w.db(), &ctx.org_id, user_id).await? {
             return Err(Error::not_found(
                 "Org-LFjMV",
                 format!("user {user_id} is not a member of this organization"),
             ));
         }
-        repo::append_event(
-            &tx,
-            self.event(
-                ctx,
-                "org",
-                &ctx.org_id,
-                sequence,
-                "org.member.removed",
-                json!({"userId": user_id}),
-                now,
-            ),
-        )
-        .await?;
-        self.commit_changes(
-            tx,
-            &[Change::Member {
-                org_id: ctx.org_id.clone(),
-                user_id: user_id.to_owned(),
-            }],
-        )
-        .await?;
+        w.record(
+            "org",
+            &ctx.org_id,
+            sequence,
+            "org.member.removed",
+            json!({"userId": user_id}),
+        );
+        w.commit().await?;
         Ok(Details::changed(sequence, now, &ctx.org_id))
     }
 }

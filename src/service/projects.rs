@@ -1,7 +1,7 @@
 //! Projects and their API applications.
 use serde_json::json;
 
-use super::{Ctx, Services, cache::Change};
+use super::{Ctx, Services};
 use crate::{
     domain::{
         model::{ApiAuthMethod, App, Details, Project},
@@ -9,7 +9,7 @@ use crate::{
         validate,
     },
     error::{Error, Result},
-    storage::{TransactionTrait, db_err, repo},
+    storage::repo,
 };
 
 /// AddProject's input.
@@ -38,7 +38,8 @@ pub(crate) fn project_not_found() -> Error {
 impl Services {
     pub async fn add_project(&self, ctx: &Ctx, new: NewProject) -> Result<(String, Details)> {
         validate::name("name", &new.name)?;
-        let now = self.now();
+        let mut w = self.begin_write(ctx).await?;
+        let now = w.now;
         let id = self.ids.next_id();
         let project = Project {
             id: id.clone(),
@@ -52,28 +53,21 @@ impl Services {
             created_at: now,
             changed_at: now,
         };
-        let tx = self.db.begin().await.map_err(db_err)?;
-        repo::insert_project(&tx, &project).await?;
-        repo::append_event(
-            &tx,
-            self.event(
-                ctx,
-                "project",
-                &id,
-                1,
-                "project.added",
-                json!({"name": project.name}),
-                now,
-            ),
-        )
-        .await?;
-        tx.commit().await.map_err(db_err)?;
+        repo::insert_project(w.db(), &project).await?;
+        w.record(
+            "project",
+            &id,
+            1,
+            "project.added",
+            json!({"name": project.name}),
+        );
+        w.commit().await?;
         Ok((id, Details::added(1, now, &ctx.org_id)))
     }
 
     pub async fn get_project(&self, ctx: &Ctx, id: &str) -> Result<Project> {
         validate::id("id", id)?;
-        repo::get_project_in_org(&self.db, &ctx.org_id, id)
+        repo::find_project_in_org(&self.db, &ctx.org_id, id)
             .await?
             .ok_or_else(project_not_found)
     }
@@ -81,27 +75,14 @@ impl Services {
     /// RemoveProject: the project goes with its apps and their keys, which stop working at once.
     pub async fn remove_project(&self, ctx: &Ctx, id: &str) -> Result<Details> {
         validate::id("id", id)?;
-        let now = self.now();
-        let tx = self.db.begin().await.map_err(db_err)?;
-        let sequence = repo::bump_project(&tx, &ctx.org_id, id, now)
+        let mut w = self.begin_write(ctx).await?;
+        let now = w.now;
+        let sequence = repo::bump_project(w.db(), &ctx.org_id, id, now)
             .await?
             .ok_or_else(project_not_found)?;
-        repo::delete_project(&tx, id).await?;
-        repo::append_event(
-            &tx,
-            self.event(
-                ctx,
-                "project",
-                id,
-                sequence,
-                "project.removed",
-                json!({}),
-                now,
-            ),
-        )
-        .await?;
-        self.commit_changes(tx, &[Change::Project(id.to_owned())])
-            .await?;
+        repo::delete_project(w.db(), id).await?;
+        w.record("project", id, sequence, "project.removed", json!({}));
+        w.commit().await?;
         Ok(Details::changed(sequence, now, &ctx.org_id))
     }
 
@@ -119,7 +100,7 @@ impl Services {
         let unknown_project = || {
             Error::failed_precondition("PROJECT-3M9sd", format!("project {project_id} not found"))
         };
-        repo::get_project_in_org(&self.db, &ctx.org_id, project_id)
+        repo::find_project_in_org(&self.db, &ctx.org_id, project_id)
             .await?
             .ok_or_else(unknown_project)?;
         let (secret, secret_hash) = match auth_method {
@@ -130,9 +111,9 @@ impl Services {
                 (Some(secret), Some(hash))
             }
         };
-        let now = self.now();
-        let tx = self.db.begin().await.map_err(db_err)?;
-        let sequence = repo::bump_project(&tx, &ctx.org_id, project_id, now)
+        let mut w = self.begin_write(ctx).await?;
+        let now = w.now;
+        let sequence = repo::bump_project(w.db(), &ctx.org_id, project_id, now)
             .await?
             .ok_or_else(unknown_project)?;
         let app = App {
@@ -147,21 +128,9 @@ impl Services {
             created_at: now,
             changed_at: now,
         };
-        repo::insert_app(&tx, &app).await?;
-        repo::append_event(
-            &tx,
-            self.event(
-                ctx,
-                "project",
-                project_id,
-                sequence,
-                "project.application.added",
-                json!({"appId": app.id, "name": name, "clientId": app.client_id, "authMethod": auth_method as i32}),
-                now,
-            ),
-        )
-        .await?;
-        tx.commit().await.map_err(db_err)?;
+        repo::insert_app(w.db(), &app).await?;
+        w.record("project", project_id, sequence, "project.application.added", json!({"appId": app.id, "name": name, "clientId": app.client_id, "authMethod": auth_method as i32}));
+        w.commit().await?;
         Ok(AddedApp {
             app_id: app.id,
             client_id: app.client_id,
@@ -173,7 +142,7 @@ impl Services {
     pub async fn get_app(&self, ctx: &Ctx, project_id: &str, app_id: &str) -> Result<App> {
         validate::id("project_id", project_id)?;
         validate::id("app_id", app_id)?;
-        repo::get_app(&self.db, &ctx.org_id, project_id, app_id)
+        repo::find_app_in_project(&self.db, &ctx.org_id, project_id, app_id)
             .await?
             .ok_or_else(|| Error::not_found("APP-ii02Ms", "application not found"))
     }
@@ -183,30 +152,23 @@ impl Services {
         validate::id("project_id", project_id)?;
         validate::id("app_id", app_id)?;
         let not_found = || Error::not_found("COMMAND-8iw2c", "application not found");
-        let now = self.now();
-        let tx = self.db.begin().await.map_err(db_err)?;
-        let sequence = repo::bump_project(&tx, &ctx.org_id, project_id, now)
+        let mut w = self.begin_write(ctx).await?;
+        let now = w.now;
+        let sequence = repo::bump_project(w.db(), &ctx.org_id, project_id, now)
             .await?
             .ok_or_else(not_found)?;
-        repo::get_app(&tx, &ctx.org_id, project_id, app_id)
+        repo::find_app_in_project(w.db(), &ctx.org_id, project_id, app_id)
             .await?
             .ok_or_else(not_found)?;
-        repo::delete_app(&tx, app_id).await?;
-        repo::append_event(
-            &tx,
-            self.event(
-                ctx,
-                "project",
-                project_id,
-                sequence,
-                "project.application.removed",
-                json!({"appId": app_id}),
-                now,
-            ),
-        )
-        .await?;
-        self.commit_changes(tx, &[Change::App(app_id.to_owned())])
-            .await?;
+        repo::delete_app(w.db(), app_id).await?;
+        w.record(
+            "project",
+            project_id,
+            sequence,
+            "project.application.removed",
+            json!({"appId": app_id}),
+        );
+        w.commit().await?;
         Ok(Details::changed(sequence, now, &ctx.org_id))
     }
 }

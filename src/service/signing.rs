@@ -24,7 +24,7 @@ mod crypt;
 pub use crypt::{MasterKey, associated_data, seal};
 use crypt::{Opened, open, unseal};
 
-use super::keys::KeyPairSource;
+use super::keygen::KeyPairSource;
 use crate::{
     domain::{
         clock::Clock,
@@ -32,7 +32,7 @@ use crate::{
         keypair::{PublicKey, SigningKey},
     },
     error::{Error, Result},
-    storage::{self, Db, TransactionTrait, repo},
+    storage::{self, Db, repo},
 };
 
 /// Opens the row that is to sign, re-encrypting it bound to its id when an earlier version
@@ -245,7 +245,7 @@ impl SigningKeys {
         }
         // Generate outside the transaction: it takes a while and needs no lock.
         let key = source.next_key().await?;
-        let tx = db.begin().await.map_err(storage::db_err)?;
+        let tx = storage::begin(db).await?;
         repo::lock_instance(&tx).await?;
         let rows = repo::list_signing_keys(&tx).await?;
         if force || due(&rows) {
@@ -253,7 +253,7 @@ impl SigningKeys {
             repo::insert_signing_key(&tx, &row).await?;
             tracing::info!(kid = %row.id, "token signing key rotated");
         }
-        tx.commit().await.map_err(storage::db_err)?;
+        storage::commit(tx).await?;
         repo::list_signing_keys(db).await
     }
 
@@ -337,7 +337,7 @@ impl SigningKeys {
         {
             let row = match full.iter().find(|r| r.id == newest.id) {
                 Some(row) => Some(row.clone()),
-                None => repo::get_signing_key(&self.db, &newest.id).await?,
+                None => repo::find_signing_key(&self.db, &newest.id).await?,
             };
             // None: dropped since the list was read; the next refresh sees what is left.
             if let Some(row) = row {
@@ -395,7 +395,7 @@ impl SigningKeys {
             }
             let row = match full.iter().find(|r| r.id == kid) {
                 Some(row) => Some(row.clone()),
-                None => match repo::get_signing_key(&self.db, kid).await {
+                None => match repo::find_signing_key(&self.db, kid).await {
                     Ok(row) => row,
                     Err(e) => {
                         // Not refused: the next refresh tries again.
@@ -464,7 +464,7 @@ impl SigningKeys {
             ));
         }
         let key = source.next_key().await?;
-        let tx = db.begin().await.map_err(storage::db_err)?;
+        let tx = storage::begin(db).await?;
         repo::lock_instance(&tx).await?;
         let rows = repo::list_signing_keys(&tx).await?;
         // Newer than the newest even when this machine's clock is behind the servers'.
@@ -479,7 +479,7 @@ impl SigningKeys {
         } else {
             Vec::new()
         };
-        tx.commit().await.map_err(storage::db_err)?;
+        storage::commit(tx).await?;
         tracing::warn!(kid = %row.id, dropped = ?dropped, "token signing key rotated by the operator");
         Ok(Rotated {
             kid: row.id,

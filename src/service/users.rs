@@ -1,15 +1,17 @@
 //! Machine users.
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{Ctx, Services, cache::Change};
+use super::{Ctx, Services, auth::v2_denied};
 use crate::{
     domain::{
+        list::Visible,
         model::{AccessTokenType, Details, User},
-        principal::Role,
+        principal::{Permission, Role},
         validate,
     },
     error::{Error, Result},
-    storage::{TransactionTrait, db_err, repo},
+    storage::repo,
 };
 
 /// RemoveUser of the only IAM_OWNER.
@@ -26,15 +28,22 @@ pub struct NewMachineUser {
     pub user_id: Option<String>,
 }
 
+/// A machine user to create (v2 CreateUser, machine branch).
+#[derive(Debug, Clone)]
+pub struct NewUserV2 {
+    pub org_id: String,
+    pub user_id: Option<String>,
+    pub user_name: Option<String>,
+    pub user: NewMachineUser,
+}
+
 impl Services {
     pub async fn add_machine_user(
         &self,
         ctx: &Ctx,
         new: NewMachineUser,
     ) -> Result<(String, Details)> {
-        validate::name("user_name", &new.user_name)?;
-        validate::name("name", &new.name)?;
-        validate::description("description", &new.description)?;
+        validate_machine_user(&new)?;
         let id = match &new.user_id {
             Some(id) => {
                 self.check_chosen_user_id(id).await?;
@@ -58,17 +67,15 @@ impl Services {
         Ok(())
     }
 
-    /// Adds a machine user under `id`, chosen and checked or generated.
-    pub(crate) async fn insert_machine_user(
+    /// Adds a validated machine user under `id`, chosen and checked or generated.
+    async fn insert_machine_user(
         &self,
         ctx: &Ctx,
         new: NewMachineUser,
         id: String,
     ) -> Result<(String, Details)> {
-        validate::name("user_name", &new.user_name)?;
-        validate::name("name", &new.name)?;
-        validate::description("description", &new.description)?;
-        let now = self.now();
+        let mut w = self.begin_write(ctx).await?;
+        let now = w.now;
         let user = User {
             id: id.clone(),
             org_id: ctx.org_id.clone(),
@@ -80,8 +87,7 @@ impl Services {
             created_at: now,
             changed_at: now,
         };
-        let tx = self.db.begin().await.map_err(db_err)?;
-        repo::insert_user(&tx, &user).await.map_err(|e| {
+        repo::insert_user(w.db(), &user).await.map_err(|e| {
             repo::on_conflict(
                 e,
                 "COMMAND-k2ad3",
@@ -91,26 +97,20 @@ impl Services {
                 ),
             )
         })?;
-        repo::append_event(
-            &tx,
-            self.event(
-                ctx,
-                "user",
-                &id,
-                1,
-                "user.machine.added",
-                json!({"userName": user.user_name, "accessTokenType": user.access_token_type as i32}),
-                now,
-            ),
-        )
-        .await?;
-        tx.commit().await.map_err(db_err)?;
+        w.record(
+            "user",
+            &id,
+            1,
+            "user.machine.added",
+            json!({"userName": user.user_name, "accessTokenType": user.access_token_type as i32}),
+        );
+        w.commit().await?;
         Ok((id, Details::added(1, now, &ctx.org_id)))
     }
 
     pub async fn get_user(&self, ctx: &Ctx, id: &str) -> Result<User> {
         validate::id("id", id)?;
-        repo::get_user_in_org(&self.db, &ctx.org_id, id)
+        repo::find_user_in_org(&self.db, &ctx.org_id, id)
             .await?
             .ok_or_else(|| Error::not_found("QUERY-Dfbg2", "user not found"))
     }
@@ -120,20 +120,19 @@ impl Services {
     /// the last IAM_OWNER stays.
     pub async fn remove_user(&self, ctx: &Ctx, id: &str) -> Result<Details> {
         validate::id("id", id)?;
-        let now = self.now();
-        let tx = self.db.begin().await.map_err(db_err)?;
-        let sequence = repo::bump_user(&tx, &ctx.org_id, id, now)
+        let mut w = self.begin_write(ctx).await?;
+        let sequence = repo::bump_user(w.db(), &ctx.org_id, id, w.now)
             .await?
             .ok_or_else(|| Error::not_found("COMMAND-m9od3", "user not found"))?;
-        self.check_boundary(&tx, ctx, id).await?;
-        if repo::instance_roles(&tx, id)
+        self.check_boundary(w.db(), ctx, id).await?;
+        if repo::instance_roles(w.db(), id)
             .await?
             .contains(&Role::IamOwner)
         {
             // Serialized on the instance row, so two removals cannot each see the other's
             // target as the one left.
-            repo::lock_instance(&tx).await?;
-            let owners = repo::instance_role_holders(&tx, Role::IamOwner).await?;
+            repo::lock_instance(w.db()).await?;
+            let owners = repo::instance_role_holders(w.db(), Role::IamOwner).await?;
             if owners.iter().all(|o| o == id) {
                 return Err(Error::failed_precondition(
                     LAST_IAM_OWNER,
@@ -143,14 +142,97 @@ impl Services {
                 ));
             }
         }
-        repo::delete_user(&tx, id).await?;
-        repo::append_event(
-            &tx,
-            self.event(ctx, "user", id, sequence, "user.removed", json!({}), now),
-        )
-        .await?;
-        self.commit_changes(tx, &[Change::User(id.to_owned())])
-            .await?;
+        repo::delete_user(w.db(), id).await?;
+        let now = w.now;
+        w.record("user", id, sequence, "user.removed", json!({}));
+        w.commit().await?;
         Ok(Details::changed(sequence, now, &ctx.org_id))
     }
+
+    // ---- v2: the org comes from the request or the target user ------------------------------
+
+    /// v2 CreateUser (machine): `user.write` on the organization. A taken user id is
+    /// FAILED_PRECONDITION, a taken user name ALREADY_EXISTS, as upstream.
+    pub async fn create_user_v2(
+        &self,
+        caller: &User,
+        new: NewUserV2,
+    ) -> Result<(String, DateTime<Utc>)> {
+        let ctx = match self.context(&caller.id, &new.org_id).await? {
+            Some(ctx) if ctx.may(Permission::UserWrite) => ctx,
+            Some(_) => return Err(v2_denied(Permission::UserWrite)),
+            // No such org: say so only to a caller who could write users in any org.
+            None => {
+                return Err(
+                    match self
+                        .where_permitted(&caller.id, Permission::UserWrite)
+                        .await?
+                    {
+                        Visible::All => Error::failed_precondition(
+                            "USER2-Org404",
+                            format!("organization {} does not exist", new.org_id),
+                        ),
+                        Visible::Some { .. } => v2_denied(Permission::UserWrite),
+                    },
+                );
+            }
+        };
+        let id = match &new.user_id {
+            Some(id) => {
+                self.check_chosen_user_id(id).await?;
+                if repo::find_user(&self.db, id).await?.is_some() {
+                    return Err(Error::failed_precondition(
+                        "COMMAND-k2una",
+                        format!("a user with id {id} already exists"),
+                    ));
+                }
+                id.clone()
+            }
+            None => self.ids.next_id(),
+        };
+        let user_name = new.user_name.clone().unwrap_or_else(|| id.clone());
+        if repo::user_name_taken(&self.db, &ctx.org_id, &user_name).await? {
+            return Err(Error::already_exists(
+                "V3-DKcYh",
+                format!("the user name {user_name:?} is taken in this organization"),
+            ));
+        }
+        let user = NewMachineUser {
+            user_name,
+            ..new.user
+        };
+        validate_machine_user(&user)?;
+        let (id, details) = self.insert_machine_user(&ctx, user, id).await?;
+        Ok((id, details.created.unwrap_or_else(|| self.now())))
+    }
+
+    /// The user wherever it is (v2 addresses users by id alone).
+    pub async fn find_user(&self, id: &str) -> Result<Option<User>> {
+        validate::id("user_id", id)?;
+        repo::find_user(&self.db, id).await
+    }
+
+    /// v2 DeleteUser: `user.delete` on the user's org, or the caller itself. Unknown, or
+    /// unreadable for the caller → NOT_FOUND.
+    pub async fn delete_user_v2(&self, caller: &User, user_id: &str) -> Result<Details> {
+        let missing = || Error::not_found("COMMAND-bd4ir1mblj", "User could not be found");
+        let user = self.find_user(user_id).await?.ok_or_else(missing)?;
+        let ctx = self
+            .v2_object_context(
+                caller,
+                &user.org_id,
+                Permission::UserDelete,
+                Permission::UserRead,
+                Some(user_id),
+                missing,
+            )
+            .await?;
+        self.remove_user(&ctx, user_id).await
+    }
+}
+
+fn validate_machine_user(new: &NewMachineUser) -> Result<()> {
+    validate::name("user_name", &new.user_name)?;
+    validate::name("name", &new.name)?;
+    validate::description("description", &new.description)
 }

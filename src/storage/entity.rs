@@ -48,15 +48,18 @@ pub mod user {
     no_relations!();
 }
 
-pub mod machine_key {
+pub mod authn_key {
     use sea_orm::entity::prelude::*;
+    /// A machine user's key (`user_id`) or an API app's key (`project_id`, `app_id`).
     #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "machine_keys")]
+    #[sea_orm(table_name = "authn_keys")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
-        pub user_id: String,
         pub org_id: String,
+        pub user_id: Option<String>,
+        pub project_id: Option<String>,
+        pub app_id: Option<String>,
         pub key_type: i32,
         pub public_key: String,
         pub expires_at: ChronoDateTimeWithTimeZone,
@@ -131,25 +134,6 @@ pub mod app {
         pub sequence: i64,
         pub created_at: ChronoDateTimeWithTimeZone,
         pub changed_at: ChronoDateTimeWithTimeZone,
-    }
-    no_relations!();
-}
-
-pub mod app_key {
-    use sea_orm::entity::prelude::*;
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-    #[sea_orm(table_name = "app_keys")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        pub app_id: String,
-        pub project_id: String,
-        pub org_id: String,
-        pub key_type: i32,
-        pub public_key: String,
-        pub expires_at: ChronoDateTimeWithTimeZone,
-        pub sequence: i64,
-        pub created_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }

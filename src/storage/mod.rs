@@ -327,6 +327,16 @@ pub fn redact_url(url: &str) -> String {
 /// Maps a database error to the service error: unique violations to AlreadyExists (callers
 /// that know which constraint re-label it), lost connections to Unavailable, the rest to
 /// Internal with the cause kept for the log.
+/// Begins a transaction.
+pub async fn begin(db: &Db) -> Result<Tx, Error> {
+    db.begin().await.map_err(db_err)
+}
+
+/// Commits a transaction.
+pub async fn commit(tx: Tx) -> Result<(), Error> {
+    tx.commit().await.map_err(db_err)
+}
+
 pub(crate) fn db_err(e: DbErr) -> Error {
     match e.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => {

@@ -135,7 +135,7 @@ async fn sigkill_during_a_write_burst_leaves_no_partial_state() {
             .unwrap()
         }
     };
-    let keys: HashSet<String> = rows("SELECT id FROM machine_keys")
+    let keys: HashSet<String> = rows("SELECT id FROM authn_keys")
         .await
         .iter()
         .map(|r| r.try_get_by_index::<String>(0).unwrap())

@@ -123,6 +123,12 @@ impl TestApp {
         Self::start(db_url, dir, adjust, None).await
     }
 
+    /// A test server on the database at `db_url` as it is (migrated further and bootstrapped
+    /// on start); `dir` holds its files.
+    pub async fn spawn_on_url(db_url: String, dir: tempfile::TempDir) -> TestApp {
+        Self::start(db_url, dir, |_| {}, None).await
+    }
+
     /// A second server process's twin: another app on this one's database (same master key),
     /// as when several processes share one PostgreSQL. Keep `self` alive while it runs.
     pub async fn spawn_on_same_database(&self) -> TestApp {

@@ -15,6 +15,7 @@ mod introspection;
 mod isolation;
 mod listings;
 mod machine_keys;
+mod migrations;
 mod notices;
 mod oauth;
 mod operations;

@@ -412,7 +412,7 @@ async fn grants_racing_a_key_removal_leave_no_working_token() {
             .query_one_raw(sea_orm::Statement::from_string(
                 app.services.db.get_database_backend(),
                 "SELECT COUNT(*) FROM access_tokens t WHERE NOT EXISTS \
-                 (SELECT 1 FROM machine_keys k WHERE k.id = t.key_id)",
+                 (SELECT 1 FROM authn_keys k WHERE k.id = t.key_id)",
             ))
             .await
             .unwrap()

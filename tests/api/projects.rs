@@ -485,7 +485,7 @@ async fn app_keys() {
     .await
     .unwrap();
     assert!(
-        authn_keys::storage::repo::find_app_key(&app.services.db, &second)
+        authn_keys::storage::repo::find_key(&app.services.db, &second)
             .await
             .unwrap()
             .is_none()

@@ -151,10 +151,17 @@ async fn processed_sequence_moves_only_with_the_callers_orgs() {
         own_user: None,
     };
     let newest = async |orgs: &[&str]| {
-        repo::find_machine_keys(&app.services.db, &seen(orgs), &[], KeyOrder::Id, page)
-            .await
-            .unwrap()
-            .latest_position
+        repo::find_keys(
+            &app.services.db,
+            authn_keys::domain::model::OwnerKind::User,
+            &seen(orgs),
+            &[],
+            KeyOrder::Id,
+            page,
+        )
+        .await
+        .unwrap()
+        .latest_position
     };
     assert_eq!(newest(&[&app.org_id, &org_b]).await, b_after_b.0);
     assert_eq!(newest(&[&app.org_id, "no-such-org"]).await, admin_after_a.0);

@@ -289,7 +289,7 @@ async fn keys_written_without_associated_data_still_load_and_are_rebound() {
     assert_eq!(again.services.signing.current().kid, kid);
 
     // Re-encrypted bound to its id.
-    let row = repo::get_signing_key(&app.services.db, &kid)
+    let row = repo::find_signing_key(&app.services.db, &kid)
         .await
         .unwrap()
         .unwrap();

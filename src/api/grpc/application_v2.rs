@@ -3,18 +3,17 @@
 use tonic::{Request, Response, Status};
 
 use super::{
+    edge::{caller, id_filter, pagination, time, timestamp, window},
     pgv::{required, runes},
-    status::to_status,
-    user_v2::{caller, time, timestamp},
 };
 use crate::{
-    domain::list::{KeyFilter, KeyOrder, v2_window},
-    proto::zitadel::{
-        application::v2::{
-            self as pb, application_key_search_filter::Filter,
-            application_service_server::ApplicationService,
-        },
-        filter::v2 as filter_pb,
+    domain::{
+        list::{KeyFilter, KeyOrder},
+        model::OwnerKind,
+    },
+    proto::zitadel::application::v2::{
+        self as pb, application_key_search_filter::Filter,
+        application_service_server::ApplicationService,
     },
     service::Services,
 };
@@ -42,14 +41,13 @@ impl ApplicationService for ApplicationApi {
         let caller = caller(&self.svc, &req).await?;
         let req = req.into_inner();
         const M: &str = "CreateApplicationKeyRequest";
-        runes(M, "ApplicationId", &req.application_id, 1, 200).map_err(to_status)?;
-        runes(M, "ProjectId", &req.project_id, 1, 200).map_err(to_status)?;
+        runes(M, "ApplicationId", &req.application_id, 1, 200)?;
+        runes(M, "ProjectId", &req.project_id, 1, 200)?;
         let expiration = req.expiration_date.as_ref().map(time).transpose()?;
         let added = self
             .svc
-            .create_app_key_v2(&caller, &req.project_id, &req.application_id, expiration)
-            .await
-            .map_err(to_status)?;
+            .add_app_key_v2(&caller, &req.project_id, &req.application_id, expiration)
+            .await?;
         Ok(Response::new(pb::CreateApplicationKeyResponse {
             key_id: added.key.id.clone(),
             creation_date: timestamp(added.key.created_at),
@@ -65,14 +63,13 @@ impl ApplicationService for ApplicationApi {
         let caller = caller(&self.svc, &req).await?;
         let req = req.into_inner();
         const M: &str = "DeleteApplicationKeyRequest";
-        runes(M, "KeyId", &req.key_id, 1, 200).map_err(to_status)?;
-        runes(M, "ApplicationId", &req.application_id, 1, 200).map_err(to_status)?;
-        runes(M, "ProjectId", &req.project_id, 1, 200).map_err(to_status)?;
+        runes(M, "KeyId", &req.key_id, 1, 200)?;
+        runes(M, "ApplicationId", &req.application_id, 1, 200)?;
+        runes(M, "ProjectId", &req.project_id, 1, 200)?;
         let deleted = self
             .svc
-            .delete_app_key_v2(&caller, &req.project_id, &req.application_id, &req.key_id)
-            .await
-            .map_err(to_status)?;
+            .remove_app_key_v2(&caller, &req.project_id, &req.application_id, &req.key_id)
+            .await?;
         Ok(Response::new(pb::DeleteApplicationKeyResponse {
             deletion_date: timestamp(deleted),
         }))
@@ -85,12 +82,8 @@ impl ApplicationService for ApplicationApi {
     ) -> Rpc<pb::GetApplicationKeyResponse> {
         let caller = caller(&self.svc, &req).await?;
         let req = req.into_inner();
-        runes("GetApplicationKeyRequest", "KeyId", &req.key_id, 1, 200).map_err(to_status)?;
-        let (key, _) = self
-            .svc
-            .get_app_key_v2(&caller, &req.key_id)
-            .await
-            .map_err(to_status)?;
+        runes("GetApplicationKeyRequest", "KeyId", &req.key_id, 1, 200)?;
+        let key = self.svc.get_app_key_v2(&caller, &req.key_id).await?;
         Ok(Response::new(pb::GetApplicationKeyResponse {
             key_id: key.id,
             creation_date: timestamp(key.created_at),
@@ -117,68 +110,47 @@ impl ApplicationService for ApplicationApi {
         };
         let mut filters = Vec::with_capacity(req.filters.len());
         for f in req.filters {
-            let filter =
-                required("ApplicationKeySearchFilter", "Filter", &f.filter).map_err(to_status)?;
+            let filter = required("ApplicationKeySearchFilter", "Filter", &f.filter)?;
             filters.push(match filter {
-                Filter::ApplicationIdFilter(f) => {
-                    runes(
-                        "ApplicationKeyApplicationIDFilter",
-                        "ApplicationId",
-                        &f.application_id,
-                        0,
-                        200,
-                    )
-                    .map_err(to_status)?;
-                    KeyFilter::OwnerId(f.application_id.clone())
-                }
-                Filter::ProjectIdFilter(f) => {
-                    runes(
-                        "ApplicationKeyProjectIDFilter",
-                        "ProjectId",
-                        &f.project_id,
-                        1,
-                        200,
-                    )
-                    .map_err(to_status)?;
-                    KeyFilter::ProjectId(f.project_id.clone())
-                }
-                Filter::OrganizationIdFilter(f) => {
-                    runes(
-                        "ApplicationKeyOrganizationIDFilter",
-                        "OrganizationId",
-                        &f.organization_id,
-                        1,
-                        200,
-                    )
-                    .map_err(to_status)?;
-                    KeyFilter::OrgId(f.organization_id.clone())
-                }
+                Filter::ApplicationIdFilter(f) => KeyFilter::OwnerId(id_filter(
+                    "ApplicationKeyApplicationIDFilter",
+                    "ApplicationId",
+                    &f.application_id,
+                    0,
+                )?),
+                Filter::ProjectIdFilter(f) => KeyFilter::ProjectId(id_filter(
+                    "ApplicationKeyProjectIDFilter",
+                    "ProjectId",
+                    &f.project_id,
+                    1,
+                )?),
+                Filter::OrganizationIdFilter(f) => KeyFilter::OrgId(id_filter(
+                    "ApplicationKeyOrganizationIDFilter",
+                    "OrganizationId",
+                    &f.organization_id,
+                    1,
+                )?),
             });
         }
-        let p = req.pagination.unwrap_or_default();
-        let window = v2_window(p.offset, p.limit, p.asc).map_err(to_status)?;
+        let window = window(req.pagination)?;
         let page = self
             .svc
-            .list_app_keys_v2(&caller, &filters, order, window)
-            .await
-            .map_err(to_status)?;
+            .find_keys_v2(&caller, OwnerKind::App, &filters, order, window)
+            .await?;
         Ok(Response::new(pb::ListApplicationKeysResponse {
             keys: page
                 .items
                 .iter()
-                .map(|(k, project)| pb::ApplicationKey {
+                .map(|k| pb::ApplicationKey {
                     key_id: k.id.clone(),
-                    application_id: k.owner_id.clone(),
-                    project_id: project.clone(),
+                    application_id: k.owner_id().to_owned(),
+                    project_id: k.owner.project_id().unwrap_or_default().to_owned(),
                     creation_date: timestamp(k.created_at),
                     organization_id: k.org_id.clone(),
                     expiration_date: timestamp(k.expires_at),
                 })
                 .collect(),
-            pagination: Some(filter_pb::PaginationResponse {
-                total_result: page.total,
-                applied_limit: page.limit,
-            }),
+            pagination: pagination(page.total, page.limit),
         }))
     }
 }

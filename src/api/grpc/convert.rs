@@ -42,15 +42,25 @@ pub fn list_details<T>(l: &Listed<T>) -> v1::ListDetails {
     }
 }
 
+/// The ObjectDetails of a read: both dates set.
+fn read_details(
+    sequence: u64,
+    created: DateTime<Utc>,
+    changed: DateTime<Utc>,
+    resource_owner: &str,
+) -> Option<v1::ObjectDetails> {
+    Some(details(&Details::read(
+        sequence,
+        created,
+        changed,
+        resource_owner,
+    )))
+}
+
 pub fn org(o: &Org) -> org_pb::v1::Org {
     org_pb::v1::Org {
         id: o.id.clone(),
-        details: Some(details(&Details::read(
-            o.sequence,
-            o.created_at,
-            o.changed_at,
-            &o.id,
-        ))),
+        details: read_details(o.sequence, o.created_at, o.changed_at, &o.id),
         state: org_pb::v1::OrgState::Active as i32,
         name: o.name.clone(),
         primary_domain: o.primary_domain.clone(),
@@ -61,12 +71,7 @@ pub fn user(u: &User, org: &Org) -> user_pb::v1::User {
     let login_name = format!("{}@{}", u.user_name, org.primary_domain);
     user_pb::v1::User {
         id: u.id.clone(),
-        details: Some(details(&Details::read(
-            u.sequence,
-            u.created_at,
-            u.changed_at,
-            &u.org_id,
-        ))),
+        details: read_details(u.sequence, u.created_at, u.changed_at, &u.org_id),
         state: user_pb::v1::UserState::Active as i32,
         user_name: u.user_name.clone(),
         login_names: vec![login_name.clone()],
@@ -83,12 +88,7 @@ pub fn user(u: &User, org: &Org) -> user_pb::v1::User {
 pub fn project(p: &Project) -> project_pb::v1::Project {
     project_pb::v1::Project {
         id: p.id.clone(),
-        details: Some(details(&Details::read(
-            p.sequence,
-            p.created_at,
-            p.changed_at,
-            &p.org_id,
-        ))),
+        details: read_details(p.sequence, p.created_at, p.changed_at, &p.org_id),
         name: p.name.clone(),
         state: project_pb::v1::ProjectState::Active as i32,
         project_role_assertion: p.project_role_assertion,
@@ -101,12 +101,7 @@ pub fn project(p: &Project) -> project_pb::v1::Project {
 pub fn app(a: &App) -> app_pb::v1::App {
     app_pb::v1::App {
         id: a.id.clone(),
-        details: Some(details(&Details::read(
-            a.sequence,
-            a.created_at,
-            a.changed_at,
-            &a.org_id,
-        ))),
+        details: read_details(a.sequence, a.created_at, a.changed_at, &a.org_id),
         state: app_pb::v1::AppState::Active as i32,
         name: a.name.clone(),
         config: Some(app_pb::v1::app::Config::ApiConfig(app_pb::v1::ApiConfig {
@@ -190,28 +185,35 @@ pub fn user_queries(queries: Vec<user_pb::v1::SearchQuery>) -> Result<Vec<UserQu
     Ok(out)
 }
 
-pub fn project_queries(
-    queries: Vec<project_pb::v1::ProjectQuery>,
+/// Queries of objects whose only query is by name; a query without one is refused.
+fn name_queries<Q>(
+    queries: Vec<Q>,
+    object: &str,
+    name_query: fn(Q) -> Option<(String, i32)>,
 ) -> Result<Vec<TextMatch>, Error> {
-    use project_pb::v1::project_query::Query;
     queries
         .into_iter()
-        .map(|q| match q.query {
-            Some(Query::NameQuery(q)) => text_match("name_query", q.name, q.method),
-            None => Err(unsupported_query("project")),
+        .map(|q| {
+            let (name, method) = name_query(q).ok_or_else(|| unsupported_query(object))?;
+            text_match("name_query", name, method)
         })
         .collect()
 }
 
+pub fn project_queries(
+    queries: Vec<project_pb::v1::ProjectQuery>,
+) -> Result<Vec<TextMatch>, Error> {
+    use project_pb::v1::project_query::Query;
+    name_queries(queries, "project", |q| {
+        q.query.map(|Query::NameQuery(q)| (q.name, q.method))
+    })
+}
+
 pub fn app_queries(queries: Vec<app_pb::v1::AppQuery>) -> Result<Vec<TextMatch>, Error> {
     use app_pb::v1::app_query::Query;
-    queries
-        .into_iter()
-        .map(|q| match q.query {
-            Some(Query::NameQuery(q)) => text_match("name_query", q.name, q.method),
-            None => Err(unsupported_query("app")),
-        })
-        .collect()
+    name_queries(queries, "app", |q| {
+        q.query.map(|Query::NameQuery(q)| (q.name, q.method))
+    })
 }
 
 pub fn defined_enum<E: TryFrom<i32>>(field: &'static str, value: i32) -> Result<E, Error> {

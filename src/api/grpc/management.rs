@@ -1,29 +1,21 @@
 //! `zitadel.management.v1.ManagementService`: one thin method per RPC — authorize, convert,
 //! call the service, convert back. REST reaches these same methods through the gateway.
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
 use tonic::{Request, Response, Status};
 
 use super::{
     convert::{self, defined_enum},
-    status::to_status,
+    edge::credentials,
 };
 use crate::{
     domain::{
-        model::{AccessTokenType, ApiAuthMethod},
+        model::{AccessTokenType, ApiAuthMethod, KeyOwner},
         principal::Permission,
     },
     proto::zitadel::{
         app as app_pb, authn, management::v1::*, project as project_pb, user as user_pb,
     },
-    service::{
-        Ctx, Services, app_keys::NewAppKey, auth::Credentials, machine_keys::NewMachineKey,
-        projects::NewProject, users::NewMachineUser,
-    },
+    service::{Ctx, Services, authn_keys::NewKey, projects::NewProject, users::NewMachineUser},
 };
-
-pub const ORG_HEADER: &str = "x-zitadel-orgid";
 
 /// The service implementation handed to tonic (and called in-process by the REST gateway).
 #[derive(Clone)]
@@ -41,30 +33,8 @@ impl ManagementApi {
         req: Request<T>,
         permission: Permission,
     ) -> Result<(Ctx, T), Status> {
-        let ctx = self
-            .svc
-            .authorize(&credentials(&req), permission)
-            .await
-            .map_err(to_status)?;
+        let ctx = self.svc.authorize(&credentials(&req), permission).await?;
         Ok((ctx, req.into_inner()))
-    }
-}
-
-/// What a call says about its caller: `authorization`, `x-zitadel-orgid`, the peer address.
-pub fn credentials<T>(req: &Request<T>) -> Credentials {
-    let md = req.metadata();
-    let text = |name: &str| {
-        md.get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    Credentials {
-        authorization: text("authorization"),
-        org_id: text(ORG_HEADER),
-        peer: req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip()),
     }
 }
 
@@ -80,8 +50,8 @@ impl management_service_server::ManagementService for ManagementApi {
     /// GET /management/v1/users/{id} (user.read)
     async fn get_user_by_id(&self, req: Request<GetUserByIdRequest>) -> Rpc<GetUserByIdResponse> {
         let (ctx, req) = self.authorize(req, Permission::UserRead).await?;
-        let user = self.svc.get_user(&ctx, &req.id).await.map_err(to_status)?;
-        let org = self.svc.get_org(&ctx).await.map_err(to_status)?;
+        let user = self.svc.get_user(&ctx, &req.id).await?;
+        let org = self.svc.get_org(&ctx).await?;
         Ok(Response::new(GetUserByIdResponse {
             user: Some(convert::user(&user, &org)),
         }))
@@ -96,9 +66,7 @@ impl management_service_server::ManagementService for ManagementApi {
         let access_token_type = match defined_enum::<user_pb::v1::AccessTokenType>(
             "access_token_type",
             req.access_token_type,
-        )
-        .map_err(to_status)?
-        {
+        )? {
             user_pb::v1::AccessTokenType::Bearer => AccessTokenType::Bearer,
             user_pb::v1::AccessTokenType::Jwt => AccessTokenType::Jwt,
         };
@@ -109,11 +77,7 @@ impl management_service_server::ManagementService for ManagementApi {
             access_token_type,
             user_id: req.user_id,
         };
-        let (user_id, details) = self
-            .svc
-            .add_machine_user(&ctx, new)
-            .await
-            .map_err(to_status)?;
+        let (user_id, details) = self.svc.add_machine_user(&ctx, new).await?;
         Ok(Response::new(AddMachineUserResponse {
             user_id,
             details: Some(convert::details(&details)),
@@ -123,11 +87,7 @@ impl management_service_server::ManagementService for ManagementApi {
     /// DELETE /management/v1/users/{id} (user.delete)
     async fn remove_user(&self, req: Request<RemoveUserRequest>) -> Rpc<RemoveUserResponse> {
         let (ctx, req) = self.authorize(req, Permission::UserDelete).await?;
-        let details = self
-            .svc
-            .remove_user(&ctx, &req.id)
-            .await
-            .map_err(to_status)?;
+        let details = self.svc.remove_user(&ctx, &req.id).await?;
         Ok(Response::new(RemoveUserResponse {
             details: Some(convert::details(&details)),
         }))
@@ -136,14 +96,13 @@ impl management_service_server::ManagementService for ManagementApi {
     /// POST /management/v1/users/_search (user.read)
     async fn list_users(&self, req: Request<ListUsersRequest>) -> Rpc<ListUsersResponse> {
         let (ctx, req) = self.authorize(req, Permission::UserRead).await?;
-        let order = convert::user_order(req.sorting_column).map_err(to_status)?;
-        let queries = convert::user_queries(req.queries).map_err(to_status)?;
+        let order = convert::user_order(req.sorting_column)?;
+        let queries = convert::user_queries(req.queries)?;
         let listed = self
             .svc
             .list_users(&ctx, convert::page(req.query), order, &queries)
-            .await
-            .map_err(to_status)?;
-        let org = self.svc.get_org(&ctx).await.map_err(to_status)?;
+            .await?;
+        let org = self.svc.get_org(&ctx).await?;
         Ok(Response::new(ListUsersResponse {
             details: Some(convert::list_details(&listed)),
             sorting_column: req.sorting_column,
@@ -163,9 +122,8 @@ impl management_service_server::ManagementService for ManagementApi {
         let (ctx, req) = self.authorize(req, Permission::UserRead).await?;
         let key = self
             .svc
-            .get_machine_key(&ctx, &req.user_id, &req.key_id)
-            .await
-            .map_err(to_status)?;
+            .get_key(&ctx, &KeyOwner::user(req.user_id), &req.key_id)
+            .await?;
         Ok(Response::new(GetMachineKeyByIDsResponse {
             key: Some(convert::key(&key)),
         }))
@@ -180,9 +138,8 @@ impl management_service_server::ManagementService for ManagementApi {
         let q = req.query.unwrap_or_default();
         let listed = self
             .svc
-            .list_machine_keys(&ctx, &req.user_id, q.offset, q.limit, q.asc)
-            .await
-            .map_err(to_status)?;
+            .list_keys(&ctx, &KeyOwner::user(req.user_id), q.offset, q.limit, q.asc)
+            .await?;
         Ok(Response::new(ListMachineKeysResponse {
             details: Some(convert::list_details(&listed)),
             result: listed.items.iter().map(convert::key).collect(),
@@ -195,19 +152,14 @@ impl management_service_server::ManagementService for ManagementApi {
         req: Request<AddMachineKeyRequest>,
     ) -> Rpc<AddMachineKeyResponse> {
         let (ctx, req) = self.authorize(req, Permission::UserWrite).await?;
-        defined_enum::<authn::v1::KeyType>("type", req.r#type).map_err(to_status)?;
-        let new = NewMachineKey {
-            user_id: req.user_id,
+        defined_enum::<authn::v1::KeyType>("type", req.r#type)?;
+        let new = NewKey {
+            owner: KeyOwner::user(req.user_id),
             key_type: req.r#type,
-            expiration: convert::timestamp("expiration_date", req.expiration_date)
-                .map_err(to_status)?,
+            expiration: convert::timestamp("expiration_date", req.expiration_date)?,
             public_key: Some(req.public_key).filter(|k| !k.is_empty()),
         };
-        let added = self
-            .svc
-            .add_machine_key(&ctx, new)
-            .await
-            .map_err(to_status)?;
+        let added = self.svc.add_key(&ctx, new).await?;
         Ok(Response::new(AddMachineKeyResponse {
             key_id: added.key.id.clone(),
             key_details: added.key_file.map(|f| f.to_vec()).unwrap_or_default(),
@@ -223,9 +175,8 @@ impl management_service_server::ManagementService for ManagementApi {
         let (ctx, req) = self.authorize(req, Permission::UserWrite).await?;
         let details = self
             .svc
-            .remove_machine_key(&ctx, &req.user_id, &req.key_id)
-            .await
-            .map_err(to_status)?;
+            .remove_key(&ctx, &KeyOwner::user(req.user_id), &req.key_id)
+            .await?;
         Ok(Response::new(RemoveMachineKeyResponse {
             details: Some(convert::details(&details)),
         }))
@@ -234,7 +185,7 @@ impl management_service_server::ManagementService for ManagementApi {
     /// GET /management/v1/orgs/me (org.read)
     async fn get_my_org(&self, req: Request<GetMyOrgRequest>) -> Rpc<GetMyOrgResponse> {
         let (ctx, _) = self.authorize(req, Permission::OrgRead).await?;
-        let org = self.svc.get_org(&ctx).await.map_err(to_status)?;
+        let org = self.svc.get_org(&ctx).await?;
         Ok(Response::new(GetMyOrgResponse {
             org: Some(convert::org(&org)),
         }))
@@ -243,7 +194,7 @@ impl management_service_server::ManagementService for ManagementApi {
     /// POST /management/v1/orgs (org.create)
     async fn add_org(&self, req: Request<AddOrgRequest>) -> Rpc<AddOrgResponse> {
         let (ctx, req) = self.authorize(req, Permission::OrgCreate).await?;
-        let (id, details) = self.svc.add_org(&ctx, &req.name).await.map_err(to_status)?;
+        let (id, details) = self.svc.add_org(&ctx, &req.name).await?;
         Ok(Response::new(AddOrgResponse {
             id,
             details: Some(convert::details(&details)),
@@ -256,8 +207,7 @@ impl management_service_server::ManagementService for ManagementApi {
         let details = self
             .svc
             .add_org_member(&ctx, &req.user_id, &req.roles)
-            .await
-            .map_err(to_status)?;
+            .await?;
         Ok(Response::new(AddOrgMemberResponse {
             details: Some(convert::details(&details)),
         }))
@@ -269,11 +219,7 @@ impl management_service_server::ManagementService for ManagementApi {
         req: Request<RemoveOrgMemberRequest>,
     ) -> Rpc<RemoveOrgMemberResponse> {
         let (ctx, req) = self.authorize(req, Permission::OrgMemberDelete).await?;
-        let details = self
-            .svc
-            .remove_org_member(&ctx, &req.user_id)
-            .await
-            .map_err(to_status)?;
+        let details = self.svc.remove_org_member(&ctx, &req.user_id).await?;
         Ok(Response::new(RemoveOrgMemberResponse {
             details: Some(convert::details(&details)),
         }))
@@ -282,12 +228,11 @@ impl management_service_server::ManagementService for ManagementApi {
     /// POST /management/v1/projects/_search (project.read)
     async fn list_projects(&self, req: Request<ListProjectsRequest>) -> Rpc<ListProjectsResponse> {
         let (ctx, req) = self.authorize(req, Permission::ProjectRead).await?;
-        let names = convert::project_queries(req.queries).map_err(to_status)?;
+        let names = convert::project_queries(req.queries)?;
         let listed = self
             .svc
             .list_projects(&ctx, convert::page(req.query), &names)
-            .await
-            .map_err(to_status)?;
+            .await?;
         Ok(Response::new(ListProjectsResponse {
             details: Some(convert::list_details(&listed)),
             result: listed.items.iter().map(convert::project).collect(),
@@ -297,12 +242,11 @@ impl management_service_server::ManagementService for ManagementApi {
     /// POST /management/v1/projects/{project_id}/apps/_search (project.app.read)
     async fn list_apps(&self, req: Request<ListAppsRequest>) -> Rpc<ListAppsResponse> {
         let (ctx, req) = self.authorize(req, Permission::ProjectAppRead).await?;
-        let names = convert::app_queries(req.queries).map_err(to_status)?;
+        let names = convert::app_queries(req.queries)?;
         let listed = self
             .svc
             .list_apps(&ctx, &req.project_id, convert::page(req.query), &names)
-            .await
-            .map_err(to_status)?;
+            .await?;
         Ok(Response::new(ListAppsResponse {
             details: Some(convert::list_details(&listed)),
             result: listed.items.iter().map(convert::app).collect(),
@@ -315,11 +259,7 @@ impl management_service_server::ManagementService for ManagementApi {
         req: Request<GetProjectByIdRequest>,
     ) -> Rpc<GetProjectByIdResponse> {
         let (ctx, req) = self.authorize(req, Permission::ProjectRead).await?;
-        let project = self
-            .svc
-            .get_project(&ctx, &req.id)
-            .await
-            .map_err(to_status)?;
+        let project = self.svc.get_project(&ctx, &req.id).await?;
         Ok(Response::new(GetProjectByIdResponse {
             project: Some(convert::project(&project)),
         }))
@@ -331,8 +271,7 @@ impl management_service_server::ManagementService for ManagementApi {
         defined_enum::<project_pb::v1::PrivateLabelingSetting>(
             "private_labeling_setting",
             req.private_labeling_setting,
-        )
-        .map_err(to_status)?;
+        )?;
         let new = NewProject {
             name: req.name,
             project_role_assertion: req.project_role_assertion,
@@ -340,7 +279,7 @@ impl management_service_server::ManagementService for ManagementApi {
             has_project_check: req.has_project_check,
             private_labeling_setting: req.private_labeling_setting,
         };
-        let (id, details) = self.svc.add_project(&ctx, new).await.map_err(to_status)?;
+        let (id, details) = self.svc.add_project(&ctx, new).await?;
         Ok(Response::new(AddProjectResponse {
             id,
             details: Some(convert::details(&details)),
@@ -353,11 +292,7 @@ impl management_service_server::ManagementService for ManagementApi {
         req: Request<RemoveProjectRequest>,
     ) -> Rpc<RemoveProjectResponse> {
         let (ctx, req) = self.authorize(req, Permission::ProjectDelete).await?;
-        let details = self
-            .svc
-            .remove_project(&ctx, &req.id)
-            .await
-            .map_err(to_status)?;
+        let details = self.svc.remove_project(&ctx, &req.id).await?;
         Ok(Response::new(RemoveProjectResponse {
             details: Some(convert::details(&details)),
         }))
@@ -366,11 +301,7 @@ impl management_service_server::ManagementService for ManagementApi {
     /// GET /management/v1/projects/{project_id}/apps/{app_id} (project.app.read)
     async fn get_app_by_id(&self, req: Request<GetAppByIdRequest>) -> Rpc<GetAppByIdResponse> {
         let (ctx, req) = self.authorize(req, Permission::ProjectAppRead).await?;
-        let app = self
-            .svc
-            .get_app(&ctx, &req.project_id, &req.app_id)
-            .await
-            .map_err(to_status)?;
+        let app = self.svc.get_app(&ctx, &req.project_id, &req.app_id).await?;
         Ok(Response::new(GetAppByIdResponse {
             app: Some(convert::app(&app)),
         }))
@@ -382,17 +313,14 @@ impl management_service_server::ManagementService for ManagementApi {
         let method = match defined_enum::<app_pb::v1::ApiAuthMethodType>(
             "auth_method_type",
             req.auth_method_type,
-        )
-        .map_err(to_status)?
-        {
+        )? {
             app_pb::v1::ApiAuthMethodType::Basic => ApiAuthMethod::Basic,
             app_pb::v1::ApiAuthMethodType::PrivateKeyJwt => ApiAuthMethod::PrivateKeyJwt,
         };
         let added = self
             .svc
             .add_api_app(&ctx, &req.project_id, &req.name, method)
-            .await
-            .map_err(to_status)?;
+            .await?;
         Ok(Response::new(AddApiAppResponse {
             app_id: added.app_id,
             details: Some(convert::details(&added.details)),
@@ -410,8 +338,7 @@ impl management_service_server::ManagementService for ManagementApi {
         let details = self
             .svc
             .remove_app(&ctx, &req.project_id, &req.app_id)
-            .await
-            .map_err(to_status)?;
+            .await?;
         Ok(Response::new(RemoveAppResponse {
             details: Some(convert::details(&details)),
         }))
@@ -422,9 +349,12 @@ impl management_service_server::ManagementService for ManagementApi {
         let (ctx, req) = self.authorize(req, Permission::ProjectAppRead).await?;
         let key = self
             .svc
-            .get_app_key(&ctx, &req.project_id, &req.app_id, &req.key_id)
-            .await
-            .map_err(to_status)?;
+            .get_key(
+                &ctx,
+                &KeyOwner::app(req.project_id, req.app_id),
+                &req.key_id,
+            )
+            .await?;
         Ok(Response::new(GetAppKeyResponse {
             key: Some(convert::key(&key)),
         }))
@@ -436,9 +366,14 @@ impl management_service_server::ManagementService for ManagementApi {
         let q = req.query.unwrap_or_default();
         let listed = self
             .svc
-            .list_app_keys(&ctx, &req.project_id, &req.app_id, q.offset, q.limit, q.asc)
-            .await
-            .map_err(to_status)?;
+            .list_keys(
+                &ctx,
+                &KeyOwner::app(req.project_id, req.app_id),
+                q.offset,
+                q.limit,
+                q.asc,
+            )
+            .await?;
         Ok(Response::new(ListAppKeysResponse {
             details: Some(convert::list_details(&listed)),
             result: listed.items.iter().map(convert::key).collect(),
@@ -448,15 +383,14 @@ impl management_service_server::ManagementService for ManagementApi {
     /// POST /management/v1/projects/{project_id}/apps/{app_id}/keys (project.app.write)
     async fn add_app_key(&self, req: Request<AddAppKeyRequest>) -> Rpc<AddAppKeyResponse> {
         let (ctx, req) = self.authorize(req, Permission::ProjectAppWrite).await?;
-        defined_enum::<authn::v1::KeyType>("type", req.r#type).map_err(to_status)?;
-        let new = NewAppKey {
-            project_id: req.project_id,
-            app_id: req.app_id,
+        defined_enum::<authn::v1::KeyType>("type", req.r#type)?;
+        let new = NewKey {
+            owner: KeyOwner::app(req.project_id, req.app_id),
             key_type: req.r#type,
-            expiration: convert::timestamp("expiration_date", req.expiration_date)
-                .map_err(to_status)?,
+            expiration: convert::timestamp("expiration_date", req.expiration_date)?,
+            public_key: None,
         };
-        let added = self.svc.add_app_key(&ctx, new).await.map_err(to_status)?;
+        let added = self.svc.add_key(&ctx, new).await?;
         Ok(Response::new(AddAppKeyResponse {
             id: added.key.id.clone(),
             details: Some(convert::details(&added.details)),
@@ -469,9 +403,12 @@ impl management_service_server::ManagementService for ManagementApi {
         let (ctx, req) = self.authorize(req, Permission::ProjectAppWrite).await?;
         let details = self
             .svc
-            .remove_app_key(&ctx, &req.project_id, &req.app_id, &req.key_id)
-            .await
-            .map_err(to_status)?;
+            .remove_key(
+                &ctx,
+                &KeyOwner::app(req.project_id, req.app_id),
+                &req.key_id,
+            )
+            .await?;
         Ok(Response::new(RemoveAppKeyResponse {
             details: Some(convert::details(&details)),
         }))

@@ -2,6 +2,7 @@
 //! gRPC-Web reach too), the status mapping, and proto conversions.
 pub mod application_v2;
 pub mod convert;
+pub mod edge;
 pub mod frames;
 pub mod management;
 pub mod pgv;

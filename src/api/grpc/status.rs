@@ -27,12 +27,20 @@ pub fn code(kind: Kind) -> Code {
     }
 }
 
-/// Logs server-side failures once, with their cause chain, and builds the status.
-pub fn to_status(e: Error) -> Status {
-    if matches!(e.kind, Kind::Internal | Kind::Unavailable) {
-        tracing::error!(error_id = e.id, cause = %e.cause_chain(), "{}", e.message);
+/// Logs server-side failures once, with their cause chain, and builds the status: what `?`
+/// does with an [`Error`] in a handler.
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        if matches!(e.kind, Kind::Internal | Kind::Unavailable) {
+            tracing::error!(error_id = e.id, cause = %e.cause_chain(), "{}", e.message);
+        }
+        quiet_status(e)
     }
-    quiet_status(e)
+}
+
+/// [`Status::from`] as a function, for `map_err` outside handlers.
+pub fn to_status(e: Error) -> Status {
+    e.into()
 }
 
 /// The status of `e` without the log line: for answers that are part of normal operation,

@@ -1,31 +1,26 @@
 //! `zitadel.user.v2.UserService` (the key part): one thin method per RPC — authenticate,
-//! check the field rules, call the v2 service functions (`service::v2`) over the same users
-//! and keys as v1, convert back. Connect and REST (`/v2/...`) reach these same methods.
+//! check the field rules, call the v2 use cases (beside their v1 siblings in `service/`) over
+//! the same users and keys as v1, convert back. Connect and REST (`/v2/...`) reach these same methods.
 use tonic::{Request, Response, Status};
 
 use super::{
-    management::credentials,
+    edge::{caller, changed, id_filter, pagination, time, timestamp, timestamp_filter, window},
     pgv::{defined, max_bytes, opt_runes, required, runes},
-    status::to_status,
 };
 use crate::{
     domain::{
-        list::{Compare, KeyFilter, KeyOrder, v2_window},
-        model::{AccessTokenType, User},
+        list::{KeyFilter, KeyOrder},
+        model::{AccessTokenType, OwnerKind},
     },
     error::{Error, Kind, Result},
-    proto::{
-        wkt::Timestamp,
-        zitadel::{
-            filter::v2 as filter_pb,
-            object::v2 as object_pb,
-            user::v2::{
-                self as pb, create_user_request::UserType, keys_search_filter::Filter,
-                user_service_server::UserService,
-            },
-        },
+    proto::zitadel::user::v2::{
+        self as pb, create_user_request::UserType, keys_search_filter::Filter,
+        user_service_server::UserService,
     },
-    service::{Services, users::NewMachineUser, v2::NewUserV2},
+    service::{
+        Services,
+        users::{NewMachineUser, NewUserV2},
+    },
 };
 
 #[derive(Clone)]
@@ -37,43 +32,6 @@ impl UserApi {
     pub fn new(svc: Services) -> Self {
         UserApi { svc }
     }
-}
-
-/// The caller of a v2 RPC. Every unauthenticated answer carries v2's id, AUTH-7fs1e.
-pub async fn caller<T>(svc: &Services, req: &Request<T>) -> Result<User, Status> {
-    svc.caller(&credentials(req)).await.map_err(|e| {
-        to_status(if e.kind == Kind::Unauthenticated {
-            Error::unauthenticated("AUTH-7fs1e", e.message)
-        } else {
-            e
-        })
-    })
-}
-
-pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Option<Timestamp> {
-    Some(t.into())
-}
-
-pub fn time(t: &Timestamp) -> Result<chrono::DateTime<chrono::Utc>, Status> {
-    t.to_datetime().ok_or_else(|| {
-        to_status(Error::validation(
-            "the timestamp is outside the supported range",
-        ))
-    })
-}
-
-/// v2 timestamp filters, methods as named.
-pub fn compare(message: &str, method: i32) -> Result<Compare, Status> {
-    use filter_pb::TimestampFilterMethod as M;
-    Ok(
-        match defined::<M>(message, "Method", method).map_err(to_status)? {
-            M::Equals => Compare::Equals,
-            M::After => Compare::After,
-            M::AfterOrEquals => Compare::AfterOrEquals,
-            M::Before => Compare::Before,
-            M::BeforeOrEquals => Compare::BeforeOrEquals,
-        },
-    )
 }
 
 fn validate_create(req: &pb::CreateUserRequest) -> Result<()> {
@@ -150,7 +108,7 @@ fn key(k: &crate::domain::model::AuthnKey) -> pb::Key {
         // Keys never change: the change date is the creation date.
         change_date: timestamp(k.created_at),
         id: k.id.clone(),
-        user_id: k.owner_id.clone(),
+        user_id: k.owner_id().to_owned(),
         organization_id: k.org_id.clone(),
         expiration_date: timestamp(k.expires_at),
     }
@@ -167,16 +125,16 @@ impl UserService for UserApi {
     ) -> Rpc<pb::CreateUserResponse> {
         let caller = caller(&self.svc, &req).await?;
         let req = req.into_inner();
-        validate_create(&req).map_err(to_status)?;
+        validate_create(&req)?;
         if !req.metadata.is_empty() {
-            return Err(to_status(Error::new(
+            return Err(Status::from(Error::new(
                 Kind::Unimplemented,
                 "USER2-Meta01",
                 "user metadata is not stored by this server; send no metadata",
             )));
         }
         let Some(UserType::Machine(machine)) = req.user_type else {
-            return Err(to_status(Error::new(
+            return Err(Status::from(Error::new(
                 Kind::Unimplemented,
                 "USER2-Hum01",
                 "this server keeps machine users only; create human users in ZITADEL",
@@ -198,11 +156,7 @@ impl UserService for UserApi {
                 user_id: None,
             },
         };
-        let (id, created) = self
-            .svc
-            .create_user_v2(&caller, new)
-            .await
-            .map_err(to_status)?;
+        let (id, created) = self.svc.create_user_v2(&caller, new).await?;
         Ok(Response::new(pb::CreateUserResponse {
             id,
             creation_date: timestamp(created),
@@ -218,19 +172,10 @@ impl UserService for UserApi {
     ) -> Rpc<pb::DeleteUserResponse> {
         let caller = caller(&self.svc, &req).await?;
         let req = req.into_inner();
-        runes("DeleteUserRequest", "UserId", &req.user_id, 1, 200).map_err(to_status)?;
-        let details = self
-            .svc
-            .delete_user_v2(&caller, &req.user_id)
-            .await
-            .map_err(to_status)?;
+        runes("DeleteUserRequest", "UserId", &req.user_id, 1, 200)?;
+        let details = self.svc.delete_user_v2(&caller, &req.user_id).await?;
         Ok(Response::new(pb::DeleteUserResponse {
-            details: Some(object_pb::Details {
-                sequence: details.sequence,
-                change_date: details.changed.map(Into::into),
-                resource_owner: details.resource_owner,
-                creation_date: None,
-            }),
+            details: changed(&details),
         }))
     }
 
@@ -238,16 +183,17 @@ impl UserService for UserApi {
     async fn add_key(&self, req: Request<pb::AddKeyRequest>) -> Rpc<pb::AddKeyResponse> {
         let caller = caller(&self.svc, &req).await?;
         let req = req.into_inner();
-        runes("AddKeyRequest", "UserId", &req.user_id, 1, 200).map_err(to_status)?;
-        let expiration = time(
-            required("AddKeyRequest", "ExpirationDate", &req.expiration_date).map_err(to_status)?,
-        )?;
+        runes("AddKeyRequest", "UserId", &req.user_id, 1, 200)?;
+        let expiration = time(required(
+            "AddKeyRequest",
+            "ExpirationDate",
+            &req.expiration_date,
+        )?)?;
         let public_key = (!req.public_key.is_empty()).then_some(req.public_key);
         let added = self
             .svc
             .add_key_v2(&caller, &req.user_id, expiration, public_key)
-            .await
-            .map_err(to_status)?;
+            .await?;
         let key_content = added.key_file.map(|f| f.to_vec()).unwrap_or_default();
         Ok(Response::new(pb::AddKeyResponse {
             creation_date: timestamp(added.key.created_at),
@@ -260,13 +206,12 @@ impl UserService for UserApi {
     async fn remove_key(&self, req: Request<pb::RemoveKeyRequest>) -> Rpc<pb::RemoveKeyResponse> {
         let caller = caller(&self.svc, &req).await?;
         let req = req.into_inner();
-        runes("RemoveKeyRequest", "UserId", &req.user_id, 1, 200).map_err(to_status)?;
-        runes("RemoveKeyRequest", "KeyId", &req.key_id, 1, 200).map_err(to_status)?;
+        runes("RemoveKeyRequest", "UserId", &req.user_id, 1, 200)?;
+        runes("RemoveKeyRequest", "KeyId", &req.key_id, 1, 200)?;
         let removed = self
             .svc
             .remove_key_v2(&caller, &req.user_id, &req.key_id)
-            .await
-            .map_err(to_status)?;
+            .await?;
         Ok(Response::new(pb::RemoveKeyResponse {
             deletion_date: timestamp(removed),
         }))
@@ -280,7 +225,7 @@ impl UserService for UserApi {
             None => KeyOrder::Created,
             Some(column) => {
                 use pb::KeyFieldName as F;
-                match defined::<F>("ListKeysRequest", "SortingColumn", column).map_err(to_status)? {
+                match defined::<F>("ListKeysRequest", "SortingColumn", column)? {
                     F::Unspecified | F::CreatedDate => KeyOrder::Created,
                     F::Id => KeyOrder::Id,
                     F::UserId => KeyOrder::OwnerId,
@@ -291,46 +236,30 @@ impl UserService for UserApi {
         };
         let mut filters = Vec::with_capacity(req.filters.len());
         for f in req.filters {
-            let id = |f: &filter_pb::IdFilter| {
-                runes("IDFilter", "Id", &f.id, 0, 200)
-                    .map_err(to_status)
-                    .map(|()| f.id.clone())
+            let id = |f: &crate::proto::zitadel::filter::v2::IdFilter| {
+                id_filter("IDFilter", "Id", &f.id, 0)
             };
-            let at = |f: &filter_pb::TimestampFilter| -> Result<_, Status> {
-                let how = compare("TimestampFilter", f.method)?;
-                let t = time(
-                    required("TimestampFilter", "Timestamp", &f.timestamp).map_err(to_status)?,
-                )?;
-                Ok((how, t))
-            };
-            filters.push(
-                match required("KeysSearchFilter", "Filter", &f.filter).map_err(to_status)? {
-                    Filter::KeyIdFilter(f) => KeyFilter::KeyId(id(f)?),
-                    Filter::UserIdFilter(f) => KeyFilter::OwnerId(id(f)?),
-                    Filter::OrganizationIdFilter(f) => KeyFilter::OrgId(id(f)?),
-                    Filter::CreatedDateFilter(f) => {
-                        let (how, t) = at(f)?;
-                        KeyFilter::Created(how, t)
-                    }
-                    Filter::ExpirationDateFilter(f) => {
-                        let (how, t) = at(f)?;
-                        KeyFilter::Expires(how, t)
-                    }
-                },
-            );
+            filters.push(match required("KeysSearchFilter", "Filter", &f.filter)? {
+                Filter::KeyIdFilter(f) => KeyFilter::KeyId(id(f)?),
+                Filter::UserIdFilter(f) => KeyFilter::OwnerId(id(f)?),
+                Filter::OrganizationIdFilter(f) => KeyFilter::OrgId(id(f)?),
+                Filter::CreatedDateFilter(f) => {
+                    let (how, t) = timestamp_filter(f)?;
+                    KeyFilter::Created(how, t)
+                }
+                Filter::ExpirationDateFilter(f) => {
+                    let (how, t) = timestamp_filter(f)?;
+                    KeyFilter::Expires(how, t)
+                }
+            });
         }
-        let p = req.pagination.unwrap_or_default();
-        let window = v2_window(p.offset, p.limit, p.asc).map_err(to_status)?;
+        let window = window(req.pagination)?;
         let page = self
             .svc
-            .list_keys_v2(&caller, &filters, order, window)
-            .await
-            .map_err(to_status)?;
+            .find_keys_v2(&caller, OwnerKind::User, &filters, order, window)
+            .await?;
         Ok(Response::new(pb::ListKeysResponse {
-            pagination: Some(filter_pb::PaginationResponse {
-                total_result: page.total,
-                applied_limit: page.limit,
-            }),
+            pagination: pagination(page.total, page.limit),
             result: page.items.iter().map(key).collect(),
         }))
     }

@@ -2,12 +2,10 @@
 //! tokens, token signing keys, the audit event log, id nodes and the instance row.
 use sea_orm_migration::{prelude::*, schema::*};
 
-use super::Dialect;
+use super::{Dialect, ID};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-const ID: u32 = 200;
 
 fn fk(
     from: &'static str,
@@ -34,6 +32,22 @@ fn index(table: &'static str, cols: &[&'static str], unique: bool) -> IndexCreat
         i.unique();
     }
     i.to_owned()
+}
+
+/// A key table of this schema: its id, the owner's and org's columns, the key's columns.
+fn key_table(
+    d: &Dialect,
+    name: &'static str,
+    owner: &[&'static str],
+    mut owner_fk: ForeignKeyCreateStatement,
+) -> TableCreateStatement {
+    let mut t = d.table(name);
+    t.col(string_len("id", ID).primary_key());
+    for col in owner {
+        t.col(string_len(*col, ID));
+    }
+    super::key_columns(&mut t, d);
+    t.foreign_key(&mut owner_fk).to_owned()
 }
 
 #[async_trait::async_trait]
@@ -68,19 +82,12 @@ impl MigrationTrait for Migration {
         .await?;
         m.create_index(index("users", &["org_id", "user_name"], true))
             .await?;
-        m.create_table(
-            d.table("machine_keys")
-                .col(string_len("id", ID).primary_key())
-                .col(string_len("user_id", ID))
-                .col(string_len("org_id", ID))
-                .col(integer("key_type"))
-                .col(text("public_key"))
-                .col(d.time("expires_at"))
-                .col(big_integer("sequence"))
-                .col(d.time("created_at"))
-                .foreign_key(&mut fk("machine_keys", "user_id", "users", "id"))
-                .to_owned(),
-        )
+        m.create_table(key_table(
+            &d,
+            "machine_keys",
+            &["user_id", "org_id"],
+            fk("machine_keys", "user_id", "users", "id"),
+        ))
         .await?;
         m.create_index(index("machine_keys", &["user_id", "created_at"], false))
             .await?;
@@ -142,20 +149,12 @@ impl MigrationTrait for Migration {
         .await?;
         m.create_index(index("apps", &["project_id"], false))
             .await?;
-        m.create_table(
-            d.table("app_keys")
-                .col(string_len("id", ID).primary_key())
-                .col(string_len("app_id", ID))
-                .col(string_len("project_id", ID))
-                .col(string_len("org_id", ID))
-                .col(integer("key_type"))
-                .col(text("public_key"))
-                .col(d.time("expires_at"))
-                .col(big_integer("sequence"))
-                .col(d.time("created_at"))
-                .foreign_key(&mut fk("app_keys", "app_id", "apps", "id"))
-                .to_owned(),
-        )
+        m.create_table(key_table(
+            &d,
+            "app_keys",
+            &["app_id", "project_id", "org_id"],
+            fk("app_keys", "app_id", "apps", "id"),
+        ))
         .await?;
         m.create_index(index("app_keys", &["app_id", "created_at"], false))
             .await?;

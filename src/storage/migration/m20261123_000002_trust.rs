@@ -12,8 +12,6 @@ use super::Dialect;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const ID: u32 = 200;
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -21,18 +19,7 @@ impl MigrationTrait for Migration {
         m.drop_table(Table::drop().table("access_tokens").to_owned())
             .await?;
         m.create_table(
-            d.table("access_tokens")
-                .col(string_len("id", ID).primary_key())
-                .col(string_len("token_hash", 64).unique_key())
-                .col(string_len("user_id", ID))
-                .col(string_len("org_id", ID))
-                .col(string_len("key_id", ID))
-                // JSON arrays of strings.
-                .col(text("scopes"))
-                .col(text("audience"))
-                .col(text("projects"))
-                .col(d.time("expires_at"))
-                .col(d.time("created_at"))
+            super::access_tokens_table(&d, "access_tokens")
                 .foreign_key(
                     ForeignKey::create()
                         .name("fk_access_tokens_user_id")
@@ -44,14 +31,8 @@ impl MigrationTrait for Migration {
         )
         .await?;
         for col in ["user_id", "key_id", "expires_at"] {
-            m.create_index(
-                Index::create()
-                    .name(format!("ix_access_tokens_{col}"))
-                    .table("access_tokens")
-                    .col(col)
-                    .to_owned(),
-            )
-            .await?;
+            m.create_index(super::index("access_tokens", &[col]))
+                .await?;
         }
         m.create_table(
             d.table("used_assertions")
@@ -61,14 +42,8 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
-            Index::create()
-                .name("ix_used_assertions_expires_at")
-                .table("used_assertions")
-                .col("expires_at")
-                .to_owned(),
-        )
-        .await?;
+        m.create_index(super::index("used_assertions", &["expires_at"]))
+            .await?;
         Ok(())
     }
 

@@ -3,18 +3,10 @@
 //! a user its memberships, both by a column that was not indexed.
 use sea_orm_migration::prelude::*;
 
+use super::index;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn index(table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(format!("ix_{table}_{}", cols.join("_")))
-        .table(table);
-    for c in cols {
-        i.col(*c);
-    }
-    i.to_owned()
-}
 
 fn drop(table: &'static str, name: &'static str) -> IndexDropStatement {
     Index::drop().name(name).table(table).to_owned()

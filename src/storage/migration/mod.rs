@@ -1,7 +1,10 @@
 //! Schema migrations. Portable column types only, so the same migration runs on SQLite,
 //! PostgreSQL and MySQL; ids are strings (the API's ids are strings, and AddMachineUser
 //! accepts any). Where MySQL needs its own declaration, [`Dialect`] gives it.
-use sea_orm_migration::{prelude::*, schema::timestamp_with_time_zone};
+use sea_orm_migration::{
+    prelude::*,
+    schema::{big_integer, integer, string_len, text, timestamp_with_time_zone},
+};
 
 mod m20261122_000001_init;
 mod m20261123_000002_trust;
@@ -9,6 +12,7 @@ mod m20261123_000003_read_paths;
 mod m20261201_000004_listings;
 mod m20261203_000005_token_keys;
 mod m20261203_000006_event_positions;
+mod m20261203_000007_one_key_table;
 
 pub struct Migrator;
 
@@ -22,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_listings::Migration),
             Box::new(m20261203_000005_token_keys::Migration),
             Box::new(m20261203_000006_event_positions::Migration),
+            Box::new(m20261203_000007_one_key_table::Migration),
         ]
     }
 }
@@ -88,4 +93,96 @@ impl Dialect {
             timestamp_with_time_zone(name)
         }
     }
+}
+
+/// Ids are strings of at most this many characters.
+pub(crate) const ID: u32 = 200;
+
+/// An index named after its table and columns.
+pub(crate) fn index(table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
+    let mut i = Index::create();
+    i.name(format!("ix_{table}_{}", cols.join("_")))
+        .table(table);
+    for c in cols {
+        i.col(*c);
+    }
+    i.to_owned()
+}
+
+/// `from.col` references `to.id`; deleting the referenced row deletes this one.
+pub(crate) fn cascade(
+    name: &str,
+    from: &'static str,
+    col: &'static str,
+    to: &'static str,
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(name)
+        .from(from, col)
+        .to(to, "id")
+        .on_delete(ForeignKeyAction::Cascade)
+        .to_owned()
+}
+
+/// The columns every key table has after its owner's: type, public key, expiry, sequence and
+/// creation time.
+pub(crate) fn key_columns(t: &mut TableCreateStatement, d: &Dialect) {
+    t.col(integer("key_type"))
+        .col(text("public_key"))
+        .col(d.time("expires_at"))
+        .col(big_integer("sequence"))
+        .col(d.time("created_at"));
+}
+
+/// `access_tokens` (or a table named so while it replaces it) as migrations 2 and 5 define
+/// it, without its foreign keys.
+pub(crate) fn access_tokens_table(d: &Dialect, name: &'static str) -> TableCreateStatement {
+    d.table(name)
+        .col(string_len("id", ID).primary_key())
+        .col(string_len("token_hash", 64).unique_key())
+        .col(string_len("user_id", ID))
+        .col(string_len("org_id", ID))
+        .col(string_len("key_id", ID))
+        // JSON arrays of strings.
+        .col(text("scopes"))
+        .col(text("audience"))
+        .col(text("projects"))
+        .col(d.time("expires_at"))
+        .col(d.time("created_at"))
+        .to_owned()
+}
+
+/// Rebuilds `access_tokens` with its key column referencing `key_table` (SQLite cannot change
+/// a constraint of an existing table, so every backend rebuilds): the records whose key is not
+/// in `key_table` are not carried over — those are tokens that must not work. `fk_names` name
+/// the user and key constraints; on MySQL they must differ from the old table's.
+pub(crate) async fn rebuild_access_tokens(
+    m: &SchemaManager<'_>,
+    key_table: &'static str,
+    fk_names: [&str; 2],
+) -> Result<(), DbErr> {
+    const COLUMNS: &str = "id, token_hash, user_id, org_id, key_id, scopes, audience, projects, expires_at, created_at";
+    let d = Dialect::of(m).await?;
+    let next = "access_tokens_next";
+    m.create_table(
+        access_tokens_table(&d, next)
+            .foreign_key(&mut cascade(fk_names[0], next, "user_id", "users"))
+            .foreign_key(&mut cascade(fk_names[1], next, "key_id", key_table))
+            .to_owned(),
+    )
+    .await?;
+    m.get_connection()
+        .execute_unprepared(&format!(
+            "INSERT INTO {next} ({COLUMNS}) SELECT {COLUMNS} FROM access_tokens t \
+             WHERE EXISTS (SELECT 1 FROM {key_table} k WHERE k.id = t.key_id)"
+        ))
+        .await?;
+    m.drop_table(Table::drop().table("access_tokens").to_owned())
+        .await?;
+    m.rename_table(Table::rename().table(next, "access_tokens").to_owned())
+        .await?;
+    for col in ["user_id", "key_id", "expires_at"] {
+        m.create_index(index("access_tokens", &[col])).await?;
+    }
+    Ok(())
 }

@@ -8,104 +8,27 @@ use sha2::{Digest, Sha256};
 
 use std::net::IpAddr;
 
-use super::{Services, auth::API_SCOPE, cache::CachedKey, throttle};
+use super::{Services, cache::CachedKey, throttle};
 use crate::{
     domain::{
         jwt::{self, Algorithm, JwtError, TimeRules, UnverifiedJwt},
         keypair,
-        model::{AccessToken, AccessTokenType},
+        model::{AccessToken, AccessTokenType, OwnerKind},
+        scope::{MAX_SCOPE_LEN, MAX_SCOPES, requested_projects},
         text::shown,
     },
-    error::{Error, Kind, Result},
+    error::{Error, Result},
     storage::repo,
 };
 
+mod oauth_error;
+mod records;
+
+pub use oauth_error::{OAuthError, OAuthErrorCode};
+use records::RECORD_GONE;
+pub use records::TokenRecords;
+
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-const PROJECT_AUD_PREFIX: &str = "urn:zitadel:iam:org:project:id:";
-const PROJECT_AUD_SUFFIX: &str = ":aud";
-
-/// RFC 6749 §5.2 error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OAuthErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    UnsupportedGrantType,
-    InvalidScope,
-    ServerError,
-    TemporarilyUnavailable,
-    /// Too many failed attempts: HTTP 429 with `Retry-After`, body code
-    /// `temporarily_unavailable`.
-    RateLimited,
-}
-
-impl OAuthErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OAuthErrorCode::InvalidRequest => "invalid_request",
-            OAuthErrorCode::InvalidClient => "invalid_client",
-            OAuthErrorCode::InvalidGrant => "invalid_grant",
-            OAuthErrorCode::UnsupportedGrantType => "unsupported_grant_type",
-            OAuthErrorCode::InvalidScope => "invalid_scope",
-            OAuthErrorCode::ServerError => "server_error",
-            OAuthErrorCode::TemporarilyUnavailable | OAuthErrorCode::RateLimited => {
-                "temporarily_unavailable"
-            }
-        }
-    }
-
-    /// Whether the caller got something wrong (and is charged a failure for it).
-    fn is_client_failure(self) -> bool {
-        !matches!(
-            self,
-            OAuthErrorCode::ServerError
-                | OAuthErrorCode::TemporarilyUnavailable
-                | OAuthErrorCode::RateLimited
-        )
-    }
-}
-
-/// An OAuth error with a description that names the failed check.
-#[derive(Debug)]
-pub struct OAuthError {
-    pub code: OAuthErrorCode,
-    pub description: String,
-    /// Seconds to wait, for [`OAuthErrorCode::RateLimited`].
-    pub retry_after_secs: Option<u64>,
-    /// The cause of a server error, for the log.
-    pub source: Option<Box<Error>>,
-}
-
-impl OAuthError {
-    pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
-        OAuthError {
-            code,
-            description: description.into(),
-            retry_after_secs: None,
-            source: None,
-        }
-    }
-    fn grant(description: impl Into<String>) -> Self {
-        Self::new(OAuthErrorCode::InvalidGrant, description)
-    }
-}
-
-impl From<Error> for OAuthError {
-    fn from(e: Error) -> Self {
-        let code = match e.kind {
-            Kind::Unavailable => OAuthErrorCode::TemporarilyUnavailable,
-            Kind::ResourceExhausted => OAuthErrorCode::RateLimited,
-            _ => OAuthErrorCode::ServerError,
-        };
-        OAuthError {
-            code,
-            description: e.message.to_string(),
-            retry_after_secs: e.retry_after_secs,
-            // A rate limit is the caller's business, not a server fault to log with a cause.
-            source: (code != OAuthErrorCode::RateLimited).then(|| Box::new(e)),
-        }
-    }
-}
 
 /// A token request as the form carries it. Other fields (`client_id`, as ZITADEL's SDKs add
 /// it) are ignored.
@@ -141,23 +64,6 @@ impl std::fmt::Debug for TokenResponse {
             .field("expires_in", &self.expires_in)
             .finish_non_exhaustive()
     }
-}
-
-/// What a valid, unrevoked access token says.
-#[derive(Debug, Clone)]
-pub struct TokenInfo {
-    pub token_id: String,
-    pub user_id: String,
-    pub org_id: String,
-    /// The machine key the token was obtained with.
-    pub key_id: String,
-    pub scopes: Vec<String>,
-    /// The `aud` claim as issued.
-    pub audience: Vec<String>,
-    /// The projects the token was asked for: the only audiences apps may accept it for.
-    pub projects: Vec<String>,
-    pub issued_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -196,24 +102,6 @@ pub fn hash_token(token: &str) -> String {
 
 fn claim_error(e: JwtError) -> OAuthError {
     OAuthError::grant(e.to_string())
-}
-
-/// The most scopes one token request may carry, and the longest scope string.
-pub const MAX_SCOPES: usize = 32;
-pub const MAX_SCOPE_LEN: usize = 4096;
-
-/// The project ids a scope list asks to put into the audience.
-pub fn requested_projects(scopes: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for p in scopes.iter().filter_map(|s| {
-        s.strip_prefix(PROJECT_AUD_PREFIX)?
-            .strip_suffix(PROJECT_AUD_SUFFIX)
-    }) {
-        if p != "zitadel" && !p.is_empty() && !out.iter().any(|o| o == p) {
-            out.push(p.to_owned());
-        }
-    }
-    out
 }
 
 /// The message for a kid that is unknown, or whose key does not verify the signature. The
@@ -334,8 +222,9 @@ impl Services {
         // Nothing about the key is said until the caller has proven it holds it.
         // An unknown key id costs what a known one does: remembered lookups and one
         // signature check (against a decoy key when there is no key).
-        let Some(CachedKey { key, public, .. }) = self.cached_key(&kid, false).await? else {
-            let app_key = self.cached_key(&kid, true).await?;
+        let Some(CachedKey { key, public, .. }) = self.cached_key(&kid, OwnerKind::User).await?
+        else {
+            let app_key = self.cached_key(&kid, OwnerKind::App).await?;
             let signer = app_key.as_ref().map_or(keypair::decoy(), |k| &k.public);
             if jwt.verify(signer, &kid).is_ok() && app_key.is_some() {
                 return Err(OAuthError::grant(format!(
@@ -348,7 +237,7 @@ impl Services {
             .map_err(|_| OAuthError::grant(unknown_key(&kid, "machine key")))?;
         let assertion = jwt::check_assertion(&jwt, &self.settings.issuer, self.time_rules())
             .map_err(claim_error)?;
-        if assertion.subject != key.owner_id {
+        if assertion.subject != key.owner_id() {
             return Err(OAuthError::grant(format!(
                 "key {kid} does not belong to {} (iss/sub); it belongs to another user",
                 shown(&assertion.subject)
@@ -363,14 +252,14 @@ impl Services {
             )));
         }
         let user = self
-            .cached_user(&key.owner_id)
+            .cached_user(key.owner_id())
             .await?
-            .ok_or_else(|| OAuthError::grant(format!("user {} does not exist", key.owner_id)))?;
+            .ok_or_else(|| OAuthError::grant(format!("user {} does not exist", key.owner_id())))?;
 
         let projects = requested_projects(&scopes);
         for project in &projects {
             // Only the user's own org's projects: a foreign project answers as an unknown one.
-            if repo::get_project_in_org(&self.db, &user.org_id, project)
+            if repo::find_project_in_org(&self.db, &user.org_id, project)
                 .await?
                 .is_none()
             {
@@ -496,7 +385,7 @@ impl Services {
     /// it was obtained with is removed, so the record decides: a forged, foreign or revoked
     /// token has none, and neither has an ID token (never recorded), whatever its signature.
     /// The record is read from memory when possible (see [`super::cache`]).
-    pub async fn verify_access_token(&self, token: &str) -> Result<Option<TokenInfo>> {
+    pub async fn verify_access_token(&self, token: &str) -> Result<Option<AccessToken>> {
         if token.is_empty() || token.len() > 8192 {
             return Ok(None);
         }
@@ -510,125 +399,13 @@ impl Services {
     }
 }
 
-type Pending = (AccessToken, tokio::sync::oneshot::Sender<Result<()>>);
-
-/// Group commit for token records: grants queue their record and wait; one writer inserts
-/// whatever has queued up (up to 256) in one transaction and then answers each grant. Every
-/// token is still on record before its grant answers; the database sees one commit per batch
-/// instead of one per token.
-#[derive(Clone)]
-pub struct TokenRecords {
-    queue: tokio::sync::mpsc::Sender<Pending>,
-}
-
-impl std::fmt::Debug for TokenRecords {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenRecords")
-    }
-}
-
-const RECORD_BATCH: usize = 256;
-
-impl TokenRecords {
-    /// Starts the writer; it stops when the last handle is dropped.
-    pub fn start(db: crate::storage::Db) -> Self {
-        let (queue, mut pending) = tokio::sync::mpsc::channel::<Pending>(4 * RECORD_BATCH);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(RECORD_BATCH);
-            while pending.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-                let (tokens, replies): (Vec<AccessToken>, Vec<_>) = batch.drain(..).unzip();
-                let written = write_batch(&db, &tokens).await;
-                // One log line per failed batch, with its cause.
-                if let Some(Err(e)) = written
-                    .iter()
-                    .find(|r| matches!(r, Err(e) if e.id != RECORD_GONE))
-                {
-                    tracing::error!(error_id = e.id, cause = %e.cause_chain(), "recording access tokens failed");
-                }
-                for (reply, result) in replies.into_iter().zip(written) {
-                    let _ = reply.send(result);
-                }
-            }
-        });
-        TokenRecords { queue }
-    }
-
-    pub async fn record(&self, token: AccessToken) -> Result<()> {
-        let stopped = || Error::unavailable("TOKEN-Rec01", "the token writer has stopped");
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.queue
-            .send((token, reply))
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
-    }
-}
-
-/// A token whose key or user was removed while it was being issued: the removal won.
-const RECORD_GONE: &str = "STORE-Fk001";
-
-/// Writes a batch in one transaction, and each token's result. When the batch fails because a
-/// key or user was removed meanwhile, the tokens are written one by one, so only those whose
-/// key or user is gone fail.
-async fn write_batch(db: &crate::storage::Db, tokens: &[AccessToken]) -> Vec<Result<()>> {
-    match write_tokens(db, tokens).await {
-        Ok(()) => tokens.iter().map(|_| Ok(())).collect(),
-        Err(e) if e.id == RECORD_GONE && tokens.len() > 1 => {
-            let mut results = Vec::with_capacity(tokens.len());
-            for token in tokens {
-                results.push(write_tokens(db, std::slice::from_ref(token)).await);
-            }
-            results
-        }
-        Err(e) => {
-            let copies: Vec<Result<()>> = (1..tokens.len())
-                .map(|_| Err(Error::new(e.kind, e.id, e.message.clone())))
-                .collect();
-            std::iter::once(Err(e)).chain(copies).collect()
-        }
-    }
-}
-
-async fn write_tokens(db: &crate::storage::Db, tokens: &[AccessToken]) -> Result<()> {
-    use crate::storage::TransactionTrait;
-    let tx = db.begin().await.map_err(crate::storage::db_err)?;
-    repo::insert_access_tokens(&tx, tokens).await?;
-    tx.commit().await.map_err(crate::storage::db_err)
-}
-
-/// Whether `scopes` include the management API scope.
-pub fn has_api_scope(scopes: &[String]) -> bool {
-    scopes.iter().any(|s| s == API_SCOPE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn project_audience_scopes() {
-        let scopes: Vec<String> = [
-            "openid",
-            "urn:zitadel:iam:org:project:id:zitadel:aud",
-            "urn:zitadel:iam:org:project:id:123:aud",
-            "urn:zitadel:iam:org:project:id::aud",
-        ]
-        .map(String::from)
-        .to_vec();
-        assert_eq!(requested_projects(&scopes), vec!["123".to_string()]);
-        let twice = vec!["urn:zitadel:iam:org:project:id:7:aud".to_string(); 2];
-        assert_eq!(requested_projects(&twice), vec!["7".to_string()]);
-        assert_ne!(
-            assertion_id(
-                "k", "a
-b"
-            ),
-            assertion_id(
-                "k
-a", "b"
-            )
-        );
-        assert!(has_api_scope(&scopes));
+    fn assertion_ids_do_not_collide_across_keys() {
+        assert_ne!(assertion_id("k", "a\nb"), assertion_id("k\na", "b"));
         assert_eq!(hash_token("abc").len(), 64);
     }
 }

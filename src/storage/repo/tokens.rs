@@ -1,0 +1,124 @@
+//! Access tokens and remembered assertion ids.
+use super::*;
+
+fn json_list(items: &[String]) -> String {
+    serde_json::Value::from(items.to_vec()).to_string()
+}
+
+/// A JSON array of strings as stored; anything else reads as empty (never as a wider grant).
+fn from_json_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Records access tokens, several in one statement; call it in a transaction. Each record
+/// references its user and its key (foreign keys, cascade): a token whose key or user was
+/// removed meanwhile is refused here (`STORE-Fk001`), and a removal deletes the records committed
+/// before it, so no token outlives its key.
+///
+/// On PostgreSQL and MySQL their users are share-locked first. A removal of the user or of a
+/// key holds the user row, then deletes keys (and so tokens) and the user; the insert's foreign
+/// key checks lock the user and then the key (InnoDB even inserts the row before it checks), so
+/// without the user locked first a grant racing a removal would deadlock. Locked first, the
+/// grant simply waits for the removal, or the removal for it.
+pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessToken]) -> Result<()> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        let mut users: Vec<&str> = tokens.iter().map(|t| t.user_id.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::Id.is_in(users))
+            .order_by(user::Column::Id, Order::Asc)
+            .lock_shared()
+            .into_tuple::<String>()
+            .all(db)
+            .await
+            .map_err(db_err)?;
+    }
+    access_token::Entity::insert_many(tokens.iter().map(|t| access_token::ActiveModel {
+        id: Set(t.id.clone()),
+        token_hash: Set(t.token_hash.clone()),
+        user_id: Set(t.user_id.clone()),
+        org_id: Set(t.org_id.clone()),
+        key_id: Set(t.key_id.clone()),
+        scopes: Set(json_list(&t.scopes)),
+        audience: Set(json_list(&t.audience)),
+        projects: Set(json_list(&t.projects)),
+        expires_at: Set(t.expires_at.fixed_offset()),
+        created_at: Set(t.created_at.fixed_offset()),
+    }))
+    .exec_without_returning(db)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Records access tokens in a transaction of their own (see [`insert_access_tokens`]).
+pub async fn record_access_tokens(db: &crate::storage::Db, tokens: &[AccessToken]) -> Result<()> {
+    use sea_orm::TransactionTrait;
+    let tx = db.begin().await.map_err(db_err)?;
+    insert_access_tokens(&tx, tokens).await?;
+    tx.commit().await.map_err(db_err)
+}
+
+pub async fn find_access_token(
+    db: &impl ConnectionTrait,
+    token_hash: &str,
+) -> Result<Option<AccessToken>> {
+    Ok(access_token::Entity::find()
+        .filter(access_token::Column::TokenHash.eq(token_hash))
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .map(|m| AccessToken {
+            id: m.id,
+            token_hash: m.token_hash,
+            user_id: m.user_id,
+            org_id: m.org_id,
+            key_id: m.key_id,
+            scopes: from_json_list(&m.scopes),
+            audience: from_json_list(&m.audience),
+            projects: from_json_list(&m.projects),
+            expires_at: m.expires_at.to_utc(),
+            created_at: m.created_at.to_utc(),
+        }))
+}
+
+/// Removes tokens and remembered assertion ids that expired before `before`; returns how
+/// many rows went.
+pub async fn purge_expired_tokens(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64> {
+    let tokens = access_token::Entity::delete_many()
+        .filter(access_token::Column::ExpiresAt.lt(before.fixed_offset()))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    let assertions = used_assertion::Entity::delete_many()
+        .filter(used_assertion::Column::ExpiresAt.lt(before.fixed_offset()))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(tokens.rows_affected + assertions.rows_affected)
+}
+
+/// Remembers an assertion id until `expires_at`; false when it was already used.
+pub async fn remember_assertion(
+    db: &impl ConnectionTrait,
+    id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<bool> {
+    let res = used_assertion::Entity::insert(used_assertion::ActiveModel {
+        id: Set(id.to_owned()),
+        expires_at: Set(expires_at.fixed_offset()),
+    })
+    .exec_without_returning(db)
+    .await;
+    match res.map_err(db_err) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind == crate::error::Kind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
