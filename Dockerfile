@@ -5,8 +5,8 @@ FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 # protoc comes from the protoc-bin-vendored crate (see build.rs): no system protoc needed.
 # Every path Cargo.toml or build.rs reads is copied: the manifest names the test and bench
-# targets, and build.rs embeds ui/ into the binary. (.ci/image-context.sh builds a copy of
-# exactly these paths in CI.)
+# targets, and build.rs embeds ui/ into the binary. (.ci/image.sh copies exactly these paths
+# to an empty folder and builds the server there, in CI.)
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY src ./src
@@ -30,7 +30,9 @@ RUN apt-get update \
     && chown authn:authn /data
 COPY --from=builder /usr/local/bin/authn-keys /usr/local/bin/authn-keys
 
-# The admin key file (and, on SQLite, the database and its .masterkey) live in /data.
+# The admin key file (and, on SQLite, the database and its .masterkey) live in /data, owned by
+# uid 10001 with mode 0600: read the key file through the container, e.g.
+#   docker exec <container> cat /data/admin-key.json > admin-key.json   (see docs/docker.md)
 # AUTHN_KEYS_EXTERNAL_URL is the issuer that assertions must name in `aud`: set it to the URL
 # clients use to reach this container.
 ENV AUTHN_KEYS_LISTEN=0.0.0.0:8080 \

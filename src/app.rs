@@ -194,7 +194,8 @@ impl App {
         let services = open_services(&config, issuer(&config, addr)).await?;
         let instance = services
             .bootstrap(&config.default_org, &config.admin_key_file)
-            .await?;
+            .await
+            .map_err(|e| explain_taken_key_file(e, &config))?;
         if instance.created {
             tracing::info!(
                 admin_user_id = %instance.admin_user_id,
@@ -410,6 +411,25 @@ pub fn master_key(config: &Config, backend: Backend, holds_encrypted: bool) -> R
             }
         }
     }
+}
+
+/// An in-memory database is empty at every start, so every start is a first start and writes
+/// a new admin key file; a file left by an earlier start is in the way (it is never
+/// overwritten: another server may still run with it). Says so, and what to do.
+fn explain_taken_key_file(e: Error, config: &Config) -> Error {
+    let in_memory = Backend::of_url(&config.database_url) == Some(Backend::Sqlite)
+        && sqlite_file(&config.database_url).is_none();
+    if e.id != "BOOT-Exist1" || !in_memory {
+        return e;
+    }
+    Error::failed_precondition(
+        "BOOT-Exist1",
+        format!(
+            "the admin key file {} already exists and is never overwritten. The database is in memory ({}): every start begins empty and makes a new admin, so that file holds the key of an earlier start's admin, gone with its database unless that server still runs. Delete the file, or give each start its own AUTHN_KEYS_ADMIN_KEY_FILE (--admin-key-file)",
+            config.admin_key_file.display(),
+            config.database_url
+        ),
+    )
 }
 
 /// The file behind a `sqlite:` URL, if it names one.

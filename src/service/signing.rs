@@ -251,7 +251,11 @@ impl SigningKeys {
         if force || due(&rows) {
             let row = new_row(master, ids, &key, now)?;
             repo::insert_signing_key(&tx, &row).await?;
-            tracing::info!(kid = %row.id, "token signing key rotated");
+            if rows.is_empty() {
+                tracing::info!(kid = %row.id, "token signing key created");
+            } else {
+                tracing::info!(kid = %row.id, "token signing key rotated");
+            }
         }
         storage::commit(tx).await?;
         repo::list_signing_keys(db).await

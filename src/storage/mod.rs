@@ -73,6 +73,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         .acquire_timeout(Duration::from_secs(5));
     match backend {
         Backend::Sqlite => {
+            create_private_sqlite_file(&url);
             // `:memory:` gives every connection its own database: keep those to one.
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             options
@@ -102,6 +103,42 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         )
         .with_source(e)
     })
+}
+
+/// The file a SQLite URL lets SQLite create (`mode=rwc`), if it names one.
+fn sqlite_file_to_create(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let creates =
+        url::form_urlencoded::parse(params.as_bytes()).any(|(k, v)| k == "mode" && v == "rwc");
+    if !creates || path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    // sqlx's own reading of the path (percent-decoded), so this is the file it opens.
+    let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
+}
+
+/// SQLite would create a missing database file readable by everyone (0644 under the usual
+/// umask); it holds token hashes and the encrypted signing keys, so it is created here first,
+/// empty and readable by its owner only, as the master key file beside it. SQLite gives its
+/// `-wal` and `-shm` files the database file's mode. An existing file is left as it is; when
+/// the file cannot be created, opening it reports why.
+fn create_private_sqlite_file(url: &str) {
+    let Some(path) = sqlite_file_to_create(url) else {
+        return;
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let _ = options.open(path);
 }
 
 /// Every MySQL session reads committed data, as PostgreSQL's do: InnoDB's default

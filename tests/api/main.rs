@@ -7,6 +7,7 @@ mod browsers;
 mod concurrency;
 mod connect;
 mod crashes;
+mod docs;
 mod flow;
 mod grpc_web;
 mod helpers;

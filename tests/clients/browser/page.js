@@ -500,7 +500,7 @@ async function run({ serverUrl, token, runId }) {
     delete: { status: del.status, thrown: del.thrown },
     getGone: { status: getGone.status, body: getGone.json, thrown: getGone.thrown },
   };
-  // The README's example, as written there.
+  // The example of docs/browsers.md, as written there.
   try {
     out.snippet = { userId, ...(await addKey(serverUrl, token, userId)) };
   } catch (err) {

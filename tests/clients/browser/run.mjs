@@ -34,19 +34,19 @@ const CONNECT_TYPES = { "connect-json": "application/json", "connect-binary": "a
 
 const checks = new Checks("browser");
 
-/** The README's browser example: README.md holds snippet.js verbatim, and it worked. */
+/** The browser example of docs/browsers.md: it holds snippet.js verbatim, and it worked. */
 function checkSnippet(snippet) {
   const here = dirname(fileURLToPath(import.meta.url));
   const code = readFileSync(join(here, "snippet.js"), "utf8");
-  const example = code.slice(code.indexOf("import "));
-  const readme = readFileSync(join(here, "..", "..", "..", "README.md"), "utf8");
-  const marked = readme.match(/<!-- test: browser snippet -->\n```js\n([\s\S]*?)```/);
-  checks.check("README: the browser example is snippet.js verbatim", marked?.[1] === example,
-    marked ? "README.md's block differs from tests/clients/browser/snippet.js" : "no marked block in README.md");
-  checks.check("README example: ran without error", snippet && !snippet.thrown, snippet?.thrown);
-  checks.equal("README example: the key file names the user", snippet?.keyFile?.userId, snippet?.userId);
-  checks.equal("README example: the key file names the key", snippet?.keyFile?.keyId, snippet?.keyId);
-  checks.check("README example: the key is listed", snippet?.listed?.includes(snippet?.keyId), JSON.stringify(snippet?.listed));
+  const example = code.slice(code.search(/^import /m));
+  const page = readFileSync(join(here, "..", "..", "..", "docs", "browsers.md"), "utf8");
+  const marked = page.match(/<!-- test: browser snippet -->\n```js\n([\s\S]*?)```/);
+  checks.check("docs/browsers.md: the example is snippet.js verbatim", marked?.[1] === example,
+    marked ? "docs/browsers.md's block differs from tests/clients/browser/snippet.js" : "no marked block in docs/browsers.md");
+  checks.check("docs example: ran without error", snippet && !snippet.thrown, snippet?.thrown);
+  checks.equal("docs example: the key file names the user", snippet?.keyFile?.userId, snippet?.userId);
+  checks.equal("docs example: the key file names the key", snippet?.keyFile?.keyId, snippet?.keyId);
+  checks.check("docs example: the key is listed", snippet?.listed?.includes(snippet?.keyId), JSON.stringify(snippet?.listed));
 }
 const runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 
@@ -427,7 +427,7 @@ try {
 
   // Playwright reports finished requests asynchronously: wait for all the page made
   // (gRPC-Web: 10 calls per client, plus 2 connect-web calls setting up the REST part and the
-  // README example's 2; Connect: 10 calls per format; REST: 3).
+  // the docs example's 2; Connect: 10 calls per format; REST: 3).
   const expected = { binary: 14, text: 10, connect: 10, rest: 3 };
   const expectedTotal = expected.binary + expected.text + 2 * expected.connect + expected.rest;
   for (let i = 0; i < 50 && wire.length < expectedTotal; i++) {

@@ -1,5 +1,5 @@
-// The README's browser example (section "Browsers"), verbatim from the first import on:
-// run.mjs checks that README.md holds exactly this text, and page.js runs it in Chromium from
+// The browser example of docs/browsers.md, verbatim from the first import line on: run.mjs
+// checks that docs/browsers.md holds exactly this text, and page.js runs it in Chromium from
 // another origin than the server's.
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";

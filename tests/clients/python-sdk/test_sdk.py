@@ -901,39 +901,59 @@ t.step("token endpoint", token_endpoint)
 
 
 def readme_snippet():
-    """The README's Python example, exactly as written there, in a directory of its own."""
+    """The README's Python example (walk-through, 2c) with this pinned SDK: the script its block
+    writes, run twice in a directory of its own with what the block exports (ISSUER, ADMIN_KEY
+    naming a key file in another directory, ORG_ID). Each run makes its own machine user."""
     import re
     import shutil
     import subprocess
 
     readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "README.md")).read()
-    found = re.search(r"<!-- test: python-sdk snippet -->\n```python\n(.*?)```", readme, re.S)
-    t.check("README: the Python example is marked", found is not None)
-    if not found:
+    block = re.search(r"<!-- test: walkthrough python-sdk -->\n```sh\n(.*?)```", readme, re.S)
+    t.check("README: the Python example is marked", block is not None)
+    if not block:
         return
+    block = block.group(1)
+    script = re.search(r"^cat > python_bot\.py <<'EOF'\n(.*?\n)EOF$", block, re.S | re.M)
+    t.check("README: the block writes python_bot.py", script is not None)
+    if not script:
+        return
+    t.check("README: the block exports ISSUER and ADMIN_KEY", "\nexport ISSUER ADMIN_KEY\n" in block)
+    t.check("README: the block exports ORG_ID", "\nexport ORG_ID=" in block)
+    t.check("README: the block runs python_bot.py", "\n.venv/bin/python python_bot.py\n" in block)
     work = tempfile.mkdtemp()
-    with open(os.path.join(work, "snippet.py"), "w") as f:
-        f.write(found.group(1))
-    shutil.copy(ADMIN_KEY, os.path.join(work, "admin-key.json"))
-    env = dict(os.environ, ISSUER=URL, ORG_ID=ORG_ID)
-    run = subprocess.run(
-        [sys.executable, "-W", "ignore", "snippet.py"], cwd=work, env=env, capture_output=True, text=True, timeout=120
-    )
-    t.equal("README example: exits 0", run.returncode, 0)
-    if run.returncode != 0:
-        print(run.stderr[-2000:])
-        return
-    user_id, key_id, listed = run.stdout.strip().split(" ", 2)
-    t.equal("README example: the new key is listed", listed, f"['{key_id}']")
-    key_file = json.load(open(os.path.join(work, "python-bot-key.json")))
-    t.equal("README example: the saved key file names the user", key_file.get("userId"), user_id)
-    t.equal("README example: the saved key file names the key", key_file.get("keyId"), key_id)
-    t.equal(
-        "README example: the bot removed its own key",
-        ids(list_keys(admin, [user_id_filter(user_id)])),
-        [],
-    )
-    admin.users.delete_user(zc.UserServiceDeleteUserRequest(user_id=user_id))
+    with open(os.path.join(work, "python_bot.py"), "w") as f:
+        f.write(script.group(1))
+    env = dict(os.environ, ISSUER=URL, ADMIN_KEY=os.path.abspath(ADMIN_KEY), ORG_ID=ORG_ID)
+    users = []
+    for n in (1, 2):
+        run = subprocess.run(
+            [sys.executable, "-W", "ignore", "python_bot.py"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        t.equal(f"README example, run {n}: exits 0", run.returncode, 0)
+        if run.returncode != 0:
+            print(run.stderr[-2000:])
+            break
+        user_id, key_id, listed = run.stdout.strip().splitlines()[-1].split(" ", 2)
+        users.append(user_id)
+        t.equal(f"README example, run {n}: the new key is listed", listed, f"['{key_id}']")
+        key_file = json.load(open(os.path.join(work, "python-bot-key.json")))
+        t.equal(f"README example, run {n}: the saved key file names the user", key_file.get("userId"), user_id)
+        t.equal(f"README example, run {n}: the saved key file names the key", key_file.get("keyId"), key_id)
+        t.equal(
+            f"README example, run {n}: the bot removed its own key",
+            ids(list_keys(admin, [user_id_filter(user_id)])),
+            [],
+        )
+    if len(users) == 2:
+        t.check("README example: each run makes its own user", users[0] != users[1], f"got {users!r}")
+    for user_id in users:
+        admin.users.delete_user(zc.UserServiceDeleteUserRequest(user_id=user_id))
     shutil.rmtree(work, ignore_errors=True)
 
 

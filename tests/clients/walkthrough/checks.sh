@@ -243,3 +243,43 @@ check_v2_remove_key() {
     t_eq "again: HTTP 404" "$(sed -n 4p <<<"$out")" "HTTP 404"
     t_json "the removed key gets no token" "$(grant "$T_TMP/v2-key.json" openid)" .error invalid_grant
 }
+
+# One line of python_bot.py's output: "USER_ID KEY_ID ['KEY_ID']" → checks, and prints USER_ID.
+python_run_checks() {
+    local run=$1 line=$2 user key listed
+    read -r user key listed <<<"$line"
+    t_match "run $run: the new user's id" "$user" "$ID_RE"
+    t_match "run $run: the new key's id" "$key" "$ID_RE"
+    t_eq "run $run: ListKeys lists the new key" "$listed" "['$key']"
+    t_json "run $run: the key file names the user" "$(cat python-bot-key.json)" .userId "$user"
+    t_json "run $run: the key file names the key" "$(cat python-bot-key.json)" .keyId "$key"
+    t_eq "run $run: the key file is private (umask)" "$(stat -c %a python-bot-key.json)" 600
+    t_json "run $run: a python-bot user in the admin's org" \
+        "$(curl -s -H "authorization: Bearer $TOKEN" "$ISSUER/management/v1/users/$user")" \
+        '(.user.userName | startswith("python-bot-")) and .user.details.resourceOwner == "'"$ORG_ID"'"' true
+    t_json "run $run: the bot removed its own key" \
+        "$(curl -s -H "authorization: Bearer $TOKEN" -d '{}' "$ISSUER/management/v1/users/$user/keys/_search")" \
+        '(.result // []) | length' 0
+    t_json "run $run: the removed key gets no token" "$(grant python-bot-key.json openid)" .error invalid_grant
+    PYTHON_RUN_USER=$user
+}
+
+check_python_sdk() {
+    local first second
+    t_eq "ISSUER is exported" "$(printenv ISSUER)" "$ISSUER"
+    t_eq "ADMIN_KEY is exported" "$(printenv ADMIN_KEY)" "$ADMIN_KEY"
+    t_eq "ORG_ID is exported: the admin's org" "$(printenv ORG_ID)" "$(jq -r .details.resourceOwner user.json)"
+    t_ok "the SDK is installed in .venv" .venv/bin/python -c 'import zitadel_client'
+    t_ok "the admin's key file is not in the scratch directory" test ! -e admin-key.json
+    python_run_checks 1 "$(t_out | tail -n1)"
+    first=$PYTHON_RUN_USER
+    # The reader runs it again: a new user, not a failure on the first one's name.
+    if .venv/bin/python python_bot.py >python-again.out 2>python-again.err; then
+        t_pass "a second run exits 0"
+    else
+        t_fail "a second run failed: $(tail -n 5 python-again.err)"
+    fi
+    python_run_checks 2 "$(tail -n1 python-again.out)"
+    second=$PYTHON_RUN_USER
+    t_eq "each run makes its own user" "$([[ "$first" != "$second" ]] && echo different)" different
+}

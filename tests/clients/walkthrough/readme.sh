@@ -137,6 +137,7 @@ readme_run() {
         printf 'T_BLOCKS=(%s)\n' "$(cut -d' ' -f2 "$list" | tr '\n' ' ')"
         echo '_T_DONE=()'
         printf 'T_START_DIR=%q\n' "$work"
+        printf 'T_TMP=%q\n' "$T_TMP"
         echo "trap '_t_exit \$?' EXIT"
         printf 'cd %q\n' "$work"
         while read -r suite name file; do
