@@ -140,7 +140,7 @@ pub fn page(q: Option<v1::ListQuery>) -> PageRequest {
 fn unsupported_query(what: &str) -> Error {
     Error::invalid_argument(
         "QUERY-Unsup1",
-        format!("this {what} query kind is not supported here (supported: see the README)"),
+        format!("this {what} query kind is not supported here (supported: see docs/api.md)"),
     )
 }
 
