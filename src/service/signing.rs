@@ -328,13 +328,15 @@ impl SigningKeys {
 
     /// Follows `rows` (newest first); `full` may carry some rows' encrypted parts already read.
     /// A newest key that fails its checks is logged once and never used; this process keeps
-    /// signing with the key it has.
+    /// signing with the key it has. A new key is published before it signs, so no verifier
+    /// that fetches the JWKS after seeing a token misses the token's key.
     async fn adopt(
         &self,
         rows: &[repo::SigningKeyPublic],
         full: &[repo::SigningKeyRow],
         refused: &mut HashSet<String>,
     ) -> Result<()> {
+        let mut next = None;
         if let Some(newest) = rows.first()
             && newest.id != self.current().kid
             && !refused.contains(&newest.id)
@@ -347,12 +349,10 @@ impl SigningKeys {
             if let Some(row) = row {
                 match open_signer(&self.db, &self.master, &row).await {
                     Ok(opened) => {
-                        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
-                            Arc::new(Signer {
-                                kid: row.id.clone(),
-                                key: opened.key,
-                            });
-                        tracing::info!(kid = %row.id, "signing with a new key");
+                        next = Some(Signer {
+                            kid: row.id.clone(),
+                            key: opened.key,
+                        })
                     }
                     Err(e) => {
                         tracing::error!(kid = %row.id, error_id = e.id, cause = %e.cause_chain(), "{}; still signing with key {}", e.message, self.current().kid);
@@ -362,6 +362,10 @@ impl SigningKeys {
             }
         }
         self.publish(rows, full, refused).await;
+        if let Some(signer) = next {
+            tracing::info!(kid = %signer.kid, "signing with a new key");
+            *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(signer);
+        }
         Ok(())
     }
 
