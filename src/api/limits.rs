@@ -207,19 +207,14 @@ impl Protocol {
         }
     }
 
+    /// The refusal in the request's protocol; each answer carries the error's `Retry-After`.
     fn answer(self, e: Error) -> Response {
-        let retry = e.retry_after_secs;
-        let mut resp = match self {
+        match self {
             Protocol::Grpc => to_status(e).into_http(),
             Protocol::Connect => super::connect::error_response(e),
             Protocol::OAuth => oauth::oauth_error(e.into()),
             Protocol::Rest => rest::error_response(e),
-        };
-        if let Some(secs) = retry {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
-        resp
     }
 }
 

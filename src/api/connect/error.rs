@@ -1,15 +1,18 @@
 //! Connect's error answers: the JSON body `{"code", "message", "details"}` with the
-//! `zitadel.v1.ErrorDetail` of the status, the HTTP status of the code, and
+//! `zitadel.v1.ErrorDetail` of the status, the HTTP status of the shared table, and
 //! `Retry-After` when the status carries a delay.
 use axum::{
-    http::{HeaderValue, StatusCode, header},
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use prost::Message;
 
 use crate::{
-    api::grpc::status::{ERROR_DETAIL_TYPE, RETRY_AFTER},
+    api::{
+        grpc::status::ERROR_DETAIL_TYPE,
+        protocol::{http_status, retry_after_of, set_retry_after},
+    },
     error::Error,
     proto::{google::rpc, zitadel::v1::ErrorDetail},
 };
@@ -36,26 +39,6 @@ pub(super) fn code_name(code: tonic::Code) -> &'static str {
         DataLoss => "data_loss",
         Unauthenticated => "unauthenticated",
     }
-}
-
-/// Connect's HTTP status for a code.
-fn http_status(code: tonic::Code) -> StatusCode {
-    use tonic::Code::*;
-    let n = match code {
-        Ok => 200,
-        Cancelled => 499,
-        Unknown | Internal | DataLoss => 500,
-        InvalidArgument | FailedPrecondition | OutOfRange => 400,
-        DeadlineExceeded => 504,
-        NotFound => 404,
-        AlreadyExists | Aborted => 409,
-        PermissionDenied => 403,
-        ResourceExhausted => 429,
-        Unimplemented => 501,
-        Unavailable => 503,
-        Unauthenticated => 401,
-    };
-    StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// The status's details as Connect writes them: `{type, value, debug}`.
@@ -108,11 +91,7 @@ pub fn status_response(status: &tonic::Status) -> Response {
         axum::Json(error_json(status)),
     )
         .into_response();
-    if let Some(v) = status.metadata().get(RETRY_AFTER)
-        && let Ok(v) = HeaderValue::from_bytes(v.as_bytes())
-    {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
+    set_retry_after(resp.headers_mut(), retry_after_of(status));
     resp
 }
 
@@ -162,11 +141,5 @@ mod tests {
         assert_eq!(body["code"], "not_found");
         assert_eq!(body["details"][0]["type"], "zitadel.v1.ErrorDetail");
         assert_eq!(body["details"][0]["debug"]["id"], "QUERY-Dgr3g");
-        assert_eq!(
-            http_status(tonic::Code::FailedPrecondition),
-            StatusCode::BAD_REQUEST
-        );
-        assert_eq!(http_status(tonic::Code::Cancelled).as_u16(), 499);
-        assert_eq!(http_status(tonic::Code::Unimplemented).as_u16(), 501);
     }
 }
