@@ -4,9 +4,10 @@
 //! stream bound, and a backstop here releases the permit shortly after in case the end cannot
 //! be delivered (a client that stopped reading). A unary answer is complete when its head is
 //! ready, so its permit ends then. Both limits answer in the caller's protocol — a gRPC status
-//! (UNAVAILABLE) for gRPC and gRPC-Web, Connect's error JSON, RFC 6749 JSON for OAuth, the
-//! REST error body otherwise — with `Retry-After`, instead of queueing without end or dropping
-//! the connection.
+//! (UNAVAILABLE) for gRPC and gRPC-Web, Connect's error JSON (a Connect stream's end-of-stream
+//! envelope), RFC 6749 JSON for OAuth, the REST error body otherwise — with `Retry-After`,
+//! instead of queueing without end or dropping the connection. The protocol is the one the
+//! observation layer found (`protocol::Protocol`).
 //!
 //! tower's `ConcurrencyLimit`/`LoadShed`/`Timeout` turn these cases into opaque errors that
 //! would still need a protocol-aware handler; one small middleware is clearer.
@@ -30,7 +31,13 @@ use tokio::{
     task::AbortHandle,
 };
 
-use super::{grpc::status::to_status, oauth, rest};
+use tonic::Status;
+
+use super::{
+    connect, oauth,
+    protocol::{ConnectCodec, Protocol},
+    rest,
+};
 use crate::error::Error;
 
 #[derive(Debug, Clone)]
@@ -73,10 +80,11 @@ pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Re
     if exempt(req.uri().path()) {
         return next.run(req).await;
     }
-    let kind = Protocol::of(&req);
+    let protocol = Protocol::of(&req);
     let stream = is_stream(req.uri().path());
     let Ok(permit) = limits.in_flight.clone().try_acquire_owned() else {
-        return kind.answer(
+        return answer(
+            protocol,
             Error::unavailable(
                 "SERVER-Busy1",
                 "the server is at its limit of concurrent requests; retry shortly",
@@ -90,7 +98,8 @@ pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Re
         // it is sent), so its permit ends with the work, without a timer per request.
         Ok(resp) if stream => hold_until_sent(resp, permit, limits.max_stream + STREAM_GRACE),
         Ok(resp) => resp,
-        Err(_) => kind.answer(
+        Err(_) => answer(
+            protocol,
             Error::unavailable(
                 "SERVER-Time1",
                 format!(
@@ -181,40 +190,16 @@ impl hyper::body::Body for Held {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Protocol {
-    Grpc,
-    Connect,
-    OAuth,
-    Rest,
-}
-
-impl Protocol {
-    fn of(req: &Request) -> Protocol {
-        let grpc = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/grpc"));
-        if grpc {
-            Protocol::Grpc
-        } else if super::connect::is_connect(req) {
-            Protocol::Connect
-        } else if req.uri().path().starts_with("/oauth/") {
-            Protocol::OAuth
-        } else {
-            Protocol::Rest
-        }
-    }
-
-    /// The refusal in the request's protocol; each answer carries the error's `Retry-After`.
-    fn answer(self, e: Error) -> Response {
-        match self {
-            Protocol::Grpc => to_status(e).into_http(),
-            Protocol::Connect => super::connect::error_response(e),
-            Protocol::OAuth => oauth::oauth_error(e.into()),
-            Protocol::Rest => rest::error_response(e),
-        }
+/// The refusal of a request in its protocol: a gRPC status for gRPC and gRPC-Web, Connect's
+/// error JSON (or, for a Connect stream, its end-of-stream envelope), RFC 6749 JSON for the
+/// OAuth endpoints, the REST error body otherwise. Each carries the error's `Retry-After`.
+fn answer(protocol: Protocol, e: Error) -> Response {
+    match protocol {
+        Protocol::Grpc | Protocol::GrpcWeb(_) => Status::from(e).into_http(),
+        Protocol::Connect(Some(ConnectCodec::StreamProto)) => connect::stream::error_response(e),
+        Protocol::Connect(_) => connect::error_response(e),
+        Protocol::OAuth => oauth::oauth_error(e.into()),
+        Protocol::Rest | Protocol::Console | Protocol::Http => rest::error_response(e),
     }
 }
 

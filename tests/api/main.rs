@@ -23,6 +23,7 @@ mod outage;
 mod plans;
 mod processes;
 mod projects;
+mod protocols;
 mod proxies;
 mod reflection;
 mod rest;

@@ -50,25 +50,6 @@ static HEALTH: &[Method] = &[Method {
     encode_json: health_response,
 }];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Codec {
-    Json,
-    Proto,
-    /// Connect streaming with binary messages (reflection, health watches): envelopes in,
-    /// envelopes out, ended by an end-of-stream envelope.
-    StreamProto,
-}
-
-impl Codec {
-    pub(super) fn content_type(self) -> &'static str {
-        match self {
-            Codec::Json => "application/json",
-            Codec::Proto => "application/proto",
-            Codec::StreamProto => "application/connect+proto",
-        }
-    }
-}
-
 /// Every method the gateway transcodes.
 pub(super) fn methods() -> impl Iterator<Item = &'static Method> {
     GENERATED.iter().chain(HEALTH)

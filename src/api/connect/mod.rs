@@ -10,6 +10,7 @@
 //! `Content-Encoding` identity or gzip; `Connect-Timeout-Ms`; `Connect-Protocol-Version`
 //! optional; 415 for other content types, 405 for GET, 501 for methods that are not served.
 //! Streaming calls with binary messages pass through ([`stream`]); errors are [`error`]'s.
+//! Which requests are Connect is [`Protocol`]'s decision, made once per request.
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
@@ -24,14 +25,16 @@ use tower::ServiceExt;
 
 mod codec;
 mod error;
-mod stream;
+pub mod stream;
 
 pub use self::codec::Method;
 pub use self::error::{error_response, status_response};
 use self::{
-    codec::{Codec, GZIP_MIN, Gunzip, accepts_gzip, gunzip, gzip},
+    codec::{GZIP_MIN, Gunzip, accepts_gzip, gunzip, gzip},
     error::{http_error, plain_error},
 };
+pub use super::protocol::procedure;
+use super::protocol::{ConnectCodec, GrpcWeb, Protocol, is_procedure};
 use crate::error::Error;
 
 /// The gateway: the methods it knows and the gRPC services it calls in-process.
@@ -54,59 +57,39 @@ impl Connect {
     }
 }
 
-/// `/<pkg>.<Service>/<Method>`: a dotted name, then an identifier. Clients whose base URL
-/// ends in `/` send `//<pkg>…`; that is read as the same path, which is returned.
-pub fn procedure(path: &str) -> Option<String> {
-    let trimmed = path.trim_start_matches('/');
-    let (service, method) = trimmed.split_once('/')?;
-    let ident = |s: &str| {
-        s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    (service.contains('.') && service.split('.').all(ident) && ident(method))
-        .then(|| format!("/{trimmed}"))
-}
-
-/// Whether a request is for this gateway: a procedure path, and not gRPC or gRPC-Web (those
-/// go to tonic as they are).
-pub fn is_connect(req: &Request) -> bool {
-    let grpc = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"));
-    !grpc && procedure(req.uri().path()).is_some()
-}
-
+/// Answers Connect requests; gRPC-Web requests for a procedure with a codec other than
+/// protobuf are refused here (tonic-web would answer a bare 400); everything else goes on.
 pub async fn layer(State(connect): State<Arc<Connect>>, req: Request, next: Next) -> Response {
-    if let Some(codec) = unserved_grpc_web(&req) {
-        // tonic-web would answer a bare 400: say what is served instead.
-        let mut resp = http_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            tonic::Code::Unimplemented,
-            format!(
-                "{codec} is not served; gRPC-Web clients send protobuf (application/grpc-web+proto or application/grpc-web-text)"
-            ),
-        );
-        resp.headers_mut()
-            .insert("grpc-status", HeaderValue::from_static("12"));
-        return resp;
+    match Protocol::of(&req) {
+        Protocol::Connect(codec) => connect.serve(codec, req).await,
+        Protocol::GrpcWeb(GrpcWeb {
+            protobuf: false, ..
+        }) if is_procedure(req.uri().path()) => unserved_grpc_web(&req),
+        _ => next.run(req).await,
     }
-    if !is_connect(&req) {
-        return next.run(req).await;
-    }
-    connect.serve(req).await
 }
 
 /// A gRPC-Web request with a message codec other than protobuf (connect-web's gRPC-Web
-/// transport with JSON sends `application/grpc-web+json`).
-fn unserved_grpc_web(req: &Request) -> Option<String> {
-    let ct = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let ct = ct.split(';').next()?.trim().to_ascii_lowercase();
-    let codec = ct
-        .strip_prefix("application/grpc-web-text")
-        .or_else(|| ct.strip_prefix("application/grpc-web"))?;
-    (!codec.is_empty() && codec != "+proto" && procedure(req.uri().path()).is_some()).then_some(ct)
+/// transport with JSON sends `application/grpc-web+json`): say what is served instead.
+fn unserved_grpc_web(req: &Request) -> Response {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let mut resp = http_error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        tonic::Code::Unimplemented,
+        format!(
+            "{content_type} is not served; gRPC-Web clients send protobuf (application/grpc-web+proto or application/grpc-web-text)"
+        ),
+    );
+    resp.headers_mut()
+        .insert("grpc-status", HeaderValue::from_static("12"));
+    resp
 }
 
 /// Request headers that belong to the Connect or HTTP layer, not to the call.
@@ -144,7 +127,7 @@ fn timeout(headers: &HeaderMap) -> Result<Option<Duration>, String> {
 }
 
 impl Connect {
-    async fn serve(&self, req: Request) -> Response {
+    async fn serve(&self, codec: Option<ConnectCodec>, req: Request) -> Response {
         let path = procedure(req.uri().path()).unwrap_or_default();
         if req.method() != HttpMethod::POST {
             let mut resp = http_error(
@@ -159,17 +142,16 @@ impl Connect {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return resp;
         }
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let codec = match content_type.split(';').next().unwrap_or("").trim() {
-            "application/json" => Codec::Json,
-            "application/proto" => Codec::Proto,
-            "application/connect+proto" => Codec::StreamProto,
-            _ => {
+        let codec = match codec {
+            Some(ConnectCodec::StreamProto) => return self.stream(&path, req).await,
+            Some(codec) => codec,
+            None => {
+                let content_type = req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
                 let mut resp = http_error(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     tonic::Code::Unimplemented,
@@ -186,9 +168,6 @@ impl Connect {
                 return resp;
             }
         };
-        if codec == Codec::StreamProto {
-            return self.stream(&path, req).await;
-        }
         let Some(method) = self.methods.get(path.as_str()).copied() else {
             return plain_error(
                 tonic::Code::Unimplemented,
@@ -244,7 +223,7 @@ impl Connect {
 
     /// A unary call: the request body as one message (gunzipped, transcoded from JSON), the
     /// gRPC answer as Connect's.
-    async fn call(&self, method: &'static Method, codec: Codec, req: Request) -> Response {
+    async fn call(&self, method: &'static Method, codec: ConnectCodec, req: Request) -> Response {
         let (parts, body) = req.into_parts();
         let encoding = parts
             .headers
@@ -295,8 +274,8 @@ impl Connect {
             raw.to_vec()
         };
         let message = match codec {
-            Codec::Proto | Codec::StreamProto => body,
-            Codec::Json => match (method.decode_json)(&body) {
+            ConnectCodec::Proto | ConnectCodec::StreamProto => body,
+            ConnectCodec::Json => match (method.decode_json)(&body) {
                 Ok(m) => m,
                 Err(e) => {
                     return plain_error(
@@ -371,8 +350,8 @@ impl Connect {
         }
         let payload = &data[5..];
         let out = match codec {
-            Codec::Proto | Codec::StreamProto => payload.to_vec(),
-            Codec::Json => match (method.encode_json)(payload) {
+            ConnectCodec::Proto | ConnectCodec::StreamProto => payload.to_vec(),
+            ConnectCodec::Json => match (method.encode_json)(payload) {
                 Ok(json) => json,
                 Err(e) => {
                     return error_response(Error::internal(
@@ -405,33 +384,5 @@ impl Connect {
             resp.headers_mut().insert(name, value);
         }
         resp
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn procedure_paths() {
-        assert_eq!(
-            procedure("/zitadel.user.v2.UserService/AddKey").as_deref(),
-            Some("/zitadel.user.v2.UserService/AddKey")
-        );
-        assert_eq!(
-            procedure("//zitadel.user.v2.UserService/AddKey").as_deref(),
-            Some("/zitadel.user.v2.UserService/AddKey")
-        );
-        for not in [
-            "/.well-known/openid-configuration",
-            "/management/v1/users/_search",
-            "/ui/app.js",
-            "/oauth/v2/token",
-            "/healthz",
-            "/a.b/c/d",
-            "/a.b/",
-        ] {
-            assert_eq!(procedure(not), None, "{not}");
-        }
     }
 }

@@ -9,7 +9,11 @@ use axum::{
 };
 use http_body_util::BodyExt;
 
-use super::{Connect, codec::Codec};
+use super::Connect;
+use crate::{
+    api::protocol::{ConnectCodec, set_retry_after},
+    error::Error,
+};
 
 /// Connect's end-of-stream envelope (flag 0x02): `{}` on success, `{"error": …}` otherwise.
 fn end_of_stream(status: &tonic::Status) -> Vec<u8> {
@@ -30,10 +34,22 @@ fn end_of_stream(status: &tonic::Status) -> Vec<u8> {
 fn end_only(status: &tonic::Status) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, Codec::StreamProto.content_type())],
+        [(
+            header::CONTENT_TYPE,
+            ConnectCodec::StreamProto.content_type(),
+        )],
         end_of_stream(status),
     )
         .into_response()
+}
+
+/// A streaming call refused before it started (the server's limits): the error in the
+/// end-of-stream envelope, and `Retry-After` when it has a delay.
+pub fn error_response(e: Error) -> Response {
+    let retry = e.retry_after_secs;
+    let mut resp = end_only(&e.into());
+    set_retry_after(resp.headers_mut(), retry);
+    resp
 }
 
 impl Connect {
@@ -72,7 +88,7 @@ impl Connect {
         let mut resp = Response::new(Body::new(body));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(Codec::StreamProto.content_type()),
+            HeaderValue::from_static(ConnectCodec::StreamProto.content_type()),
         );
         resp
     }
