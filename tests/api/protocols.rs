@@ -1,13 +1,13 @@
 //! One classification of each request's protocol, shared by the metrics, the limits, the
 //! Connect gateway and the router: every route family is labelled as what it is in
-//! `/metrics`, and a request the server sheds is refused in its own protocol with
-//! `Retry-After`.
+//! `/metrics`, a request the server sheds is refused in its own protocol with `Retry-After`,
+//! and empty REST lists answer as ZITADEL's gateway does.
 use std::time::Duration;
 
 use authn_keys::proto::zitadel::management::v1::*;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use prost::Message;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
@@ -398,4 +398,91 @@ async fn a_shed_request_is_refused_in_its_own_protocol() {
         Some(1.0),
         "{text}"
     );
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
+}
+
+/// ZITADEL's REST gateway marshals with protojson's defaults (no `EmitUnpopulated`): an empty
+/// list answers without `result`, and a zero total without `totalResult`, as unpopulated
+/// fields are left out of every answer ("we do not serialise the default values",
+/// zitadel/zitadel#6114). So do v1 and v2 REST here, and Connect (protobuf's JSON mapping).
+#[tokio::test]
+async fn empty_rest_lists_answer_as_zitadel_does() {
+    let app = TestApp::spawn().await;
+    let t = app.admin_token().await;
+    let (status, user) = app
+        .rest(
+            "POST",
+            "/users/machine",
+            Some(&t),
+            None,
+            Some(json!({"userName": unique("nokeys"), "name": "no keys"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    let user_id = user["userId"].as_str().unwrap();
+
+    let (status, v1) = app
+        .rest(
+            "POST",
+            &format!("/users/{user_id}/keys/_search"),
+            Some(&t),
+            None,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v1}");
+    assert_eq!(keys(&v1), ["details"], "{v1}");
+    assert_eq!(
+        keys(&v1["details"]),
+        ["processedSequence", "viewTimestamp"],
+        "{v1}"
+    );
+
+    let v2 = send(
+        &app,
+        "POST",
+        "/v2/users/keys/search",
+        &[
+            ("authorization", &format!("Bearer {t}")),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(&json!({"filters": [{"userIdFilter": {"id": user_id}}]})).unwrap(),
+        true,
+    )
+    .await;
+    assert_eq!(v2.status, 200);
+    assert_eq!(v2.json(), json!({"pagination": {"appliedLimit": "100"}}));
+
+    // The same list with one key has both.
+    let (status, _) = app
+        .rest(
+            "POST",
+            &format!("/users/{user_id}/keys"),
+            Some(&t),
+            None,
+            Some(json!({"type": "KEY_TYPE_JSON"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, v1) = app
+        .rest(
+            "POST",
+            &format!("/users/{user_id}/keys/_search"),
+            Some(&t),
+            None,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(keys(&v1), ["details", "result"], "{v1}");
+    assert_eq!(v1["details"]["totalResult"], "1", "{v1}");
 }
