@@ -26,10 +26,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore},
-    task::AbortHandle,
-};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use tonic::Status;
 
@@ -129,12 +126,12 @@ fn hold_until_sent(resp: Response, permit: OwnedSemaphorePermit, bound: Duration
         }
     })
     .abort_handle();
+    // However the body ends, the permit goes back and the timer stops.
     resp.map(|inner| {
-        Body::new(Held {
-            inner,
-            slot,
-            backstop,
-        })
+        Body::new(Watched::new(inner, move |_| {
+            backstop.abort();
+            release(&slot);
+        }))
     })
 }
 
@@ -142,27 +139,45 @@ fn release(slot: &Mutex<Option<OwnedSemaphorePermit>>) {
     slot.lock().unwrap_or_else(|p| p.into_inner()).take();
 }
 
-/// A response body holding its request's permit.
-struct Held {
+/// How a watched body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyEnd {
+    /// Its last frame was read.
+    Complete,
+    /// Reading it failed.
+    Failed,
+    /// It was dropped before either.
+    Dropped,
+}
+
+/// A body that tells `on_end`, once, how it ended.
+struct Watched<F: FnOnce(BodyEnd)> {
     inner: Body,
-    slot: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
-    backstop: AbortHandle,
+    on_end: Option<F>,
 }
 
-impl Held {
-    fn finish(&self) {
-        self.backstop.abort();
-        release(&self.slot);
+impl<F: FnOnce(BodyEnd)> Watched<F> {
+    fn new(inner: Body, on_end: F) -> Self {
+        Watched {
+            inner,
+            on_end: Some(on_end),
+        }
+    }
+
+    fn end(&mut self, how: BodyEnd) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(how);
+        }
     }
 }
 
-impl Drop for Held {
+impl<F: FnOnce(BodyEnd)> Drop for Watched<F> {
     fn drop(&mut self) {
-        self.finish();
+        self.end(BodyEnd::Dropped);
     }
 }
 
-impl hyper::body::Body for Held {
+impl<F: FnOnce(BodyEnd) + Unpin> hyper::body::Body for Watched<F> {
     type Data = axum::body::Bytes;
     type Error = axum::Error;
 
@@ -170,13 +185,13 @@ impl hyper::body::Body for Held {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
         let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(
-            polled,
-            std::task::Poll::Ready(None) | std::task::Poll::Ready(Some(Err(_)))
-        ) || self.inner.is_end_stream()
-        {
-            self.finish();
+        match &polled {
+            Poll::Ready(Some(Err(_))) => self.end(BodyEnd::Failed),
+            Poll::Ready(None) => self.end(BodyEnd::Complete),
+            _ if self.inner.is_end_stream() => self.end(BodyEnd::Complete),
+            _ => {}
         }
         polled
     }
@@ -215,10 +230,12 @@ pub async fn close_after_unread_body(req: Request, next: Next) -> Response {
     }
     let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let req = req.map(|body| {
-        axum::body::Body::new(ReadToEnd {
-            inner: body,
-            read: read.clone(),
-        })
+        let read = read.clone();
+        Body::new(Watched::new(body, move |how| {
+            if how == BodyEnd::Complete {
+                read.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }))
     });
     let mut resp = next.run(req).await;
     if !read.load(std::sync::atomic::Ordering::Acquire) {
@@ -230,32 +247,42 @@ pub async fn close_after_unread_body(req: Request, next: Next) -> Response {
     resp
 }
 
-/// A request body that notes when it has been read to its end.
-struct ReadToEnd {
-    inner: axum::body::Body,
-    read: Arc<std::sync::atomic::AtomicBool>,
-}
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
 
-impl hyper::body::Body for ReadToEnd {
-    type Data = axum::body::Bytes;
-    type Error = axum::Error;
+    use http_body_util::BodyExt;
 
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.read.store(true, std::sync::atomic::Ordering::Release);
-        }
-        polled
+    use super::*;
+
+    type Ends = Arc<Mutex<Vec<BodyEnd>>>;
+
+    /// `body`, noting each end it reports in a new list.
+    fn watched(body: Body) -> (Ends, Watched<impl FnOnce(BodyEnd) + Unpin>) {
+        let ends = Ends::default();
+        let seen = ends.clone();
+        (
+            ends,
+            Watched::new(body, move |how| seen.lock().unwrap().push(how)),
+        )
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
+    #[tokio::test]
+    async fn a_watched_body_reports_its_end_once() {
+        let (ends, body) = watched(Body::from("all of it"));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "all of it");
+        assert_eq!(*ends.lock().unwrap(), [BodyEnd::Complete]);
 
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
+        let (ends, body) = watched(Body::from("never read"));
+        drop(body);
+        assert_eq!(*ends.lock().unwrap(), [BodyEnd::Dropped]);
+
+        let broken = Body::from_stream(tokio_stream::iter([
+            Ok(axum::body::Bytes::from("part")),
+            Err(std::io::Error::other("reset")),
+        ]));
+        let (ends, body) = watched(broken);
+        assert!(body.collect().await.is_err());
+        assert_eq!(*ends.lock().unwrap(), [BodyEnd::Failed]);
     }
 }
