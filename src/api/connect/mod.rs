@@ -72,24 +72,27 @@ pub async fn layer(State(connect): State<Arc<Connect>>, req: Request, next: Next
 /// A gRPC-Web request with a message codec other than protobuf (connect-web's gRPC-Web
 /// transport with JSON sends `application/grpc-web+json`): say what is served instead.
 fn unserved_grpc_web(req: &Request) -> Response {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let content_type = content_type(req);
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
     let mut resp = http_error(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         tonic::Code::Unimplemented,
         format!(
-            "{content_type} is not served; gRPC-Web clients send protobuf (application/grpc-web+proto or application/grpc-web-text)"
+            "{media_type} is not served; gRPC-Web clients send protobuf (application/grpc-web+proto or application/grpc-web-text)"
         ),
     );
     resp.headers_mut()
         .insert("grpc-status", HeaderValue::from_static("12"));
     resp
+}
+
+/// The request's content type, lowercased, for messages that quote it.
+fn content_type(req: &Request) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 /// Request headers that belong to the Connect or HTTP layer, not to the call.
@@ -146,12 +149,7 @@ impl Connect {
             Some(ConnectCodec::StreamProto) => return self.stream(&path, req).await,
             Some(codec) => codec,
             None => {
-                let content_type = req
-                    .headers()
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
+                let content_type = content_type(&req);
                 let mut resp = http_error(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     tonic::Code::Unimplemented,
