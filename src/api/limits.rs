@@ -4,9 +4,10 @@
 //! stream bound, and a backstop here releases the permit shortly after in case the end cannot
 //! be delivered (a client that stopped reading). A unary answer is complete when its head is
 //! ready, so its permit ends then. Both limits answer in the caller's protocol — a gRPC status
-//! (UNAVAILABLE) for gRPC and gRPC-Web, Connect's error JSON, RFC 6749 JSON for OAuth, the
-//! REST error body otherwise — with `Retry-After`, instead of queueing without end or dropping
-//! the connection.
+//! (UNAVAILABLE) for gRPC and gRPC-Web, Connect's error JSON (a Connect stream's end-of-stream
+//! envelope), RFC 6749 JSON for OAuth, the REST error body otherwise — with `Retry-After`,
+//! instead of queueing without end or dropping the connection. The protocol is the one the
+//! observation layer found (`protocol::Protocol`).
 //!
 //! tower's `ConcurrencyLimit`/`LoadShed`/`Timeout` turn these cases into opaque errors that
 //! would still need a protocol-aware handler; one small middleware is clearer.
@@ -25,12 +26,15 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore},
-    task::AbortHandle,
-};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{grpc::status::to_status, oauth, rest};
+use tonic::Status;
+
+use super::{
+    connect, oauth,
+    protocol::{ConnectCodec, Protocol},
+    rest,
+};
 use crate::error::Error;
 
 #[derive(Debug, Clone)]
@@ -73,10 +77,11 @@ pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Re
     if exempt(req.uri().path()) {
         return next.run(req).await;
     }
-    let kind = Protocol::of(&req);
+    let protocol = Protocol::of(&req);
     let stream = is_stream(req.uri().path());
     let Ok(permit) = limits.in_flight.clone().try_acquire_owned() else {
-        return kind.answer(
+        return answer(
+            protocol,
             Error::unavailable(
                 "SERVER-Busy1",
                 "the server is at its limit of concurrent requests; retry shortly",
@@ -90,7 +95,8 @@ pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Re
         // it is sent), so its permit ends with the work, without a timer per request.
         Ok(resp) if stream => hold_until_sent(resp, permit, limits.max_stream + STREAM_GRACE),
         Ok(resp) => resp,
-        Err(_) => kind.answer(
+        Err(_) => answer(
+            protocol,
             Error::unavailable(
                 "SERVER-Time1",
                 format!(
@@ -120,12 +126,12 @@ fn hold_until_sent(resp: Response, permit: OwnedSemaphorePermit, bound: Duration
         }
     })
     .abort_handle();
+    // However the body ends, the permit goes back and the timer stops.
     resp.map(|inner| {
-        Body::new(Held {
-            inner,
-            slot,
-            backstop,
-        })
+        Body::new(Watched::new(inner, move |_| {
+            backstop.abort();
+            release(&slot);
+        }))
     })
 }
 
@@ -133,27 +139,45 @@ fn release(slot: &Mutex<Option<OwnedSemaphorePermit>>) {
     slot.lock().unwrap_or_else(|p| p.into_inner()).take();
 }
 
-/// A response body holding its request's permit.
-struct Held {
+/// How a watched body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyEnd {
+    /// Its last frame was read.
+    Complete,
+    /// Reading it failed.
+    Failed,
+    /// It was dropped before either.
+    Dropped,
+}
+
+/// A body that tells `on_end`, once, how it ended.
+struct Watched<F: FnOnce(BodyEnd)> {
     inner: Body,
-    slot: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
-    backstop: AbortHandle,
+    on_end: Option<F>,
 }
 
-impl Held {
-    fn finish(&self) {
-        self.backstop.abort();
-        release(&self.slot);
+impl<F: FnOnce(BodyEnd)> Watched<F> {
+    fn new(inner: Body, on_end: F) -> Self {
+        Watched {
+            inner,
+            on_end: Some(on_end),
+        }
+    }
+
+    fn end(&mut self, how: BodyEnd) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(how);
+        }
     }
 }
 
-impl Drop for Held {
+impl<F: FnOnce(BodyEnd)> Drop for Watched<F> {
     fn drop(&mut self) {
-        self.finish();
+        self.end(BodyEnd::Dropped);
     }
 }
 
-impl hyper::body::Body for Held {
+impl<F: FnOnce(BodyEnd) + Unpin> hyper::body::Body for Watched<F> {
     type Data = axum::body::Bytes;
     type Error = axum::Error;
 
@@ -161,13 +185,13 @@ impl hyper::body::Body for Held {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
         let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(
-            polled,
-            std::task::Poll::Ready(None) | std::task::Poll::Ready(Some(Err(_)))
-        ) || self.inner.is_end_stream()
-        {
-            self.finish();
+        match &polled {
+            Poll::Ready(Some(Err(_))) => self.end(BodyEnd::Failed),
+            Poll::Ready(None) => self.end(BodyEnd::Complete),
+            _ if self.inner.is_end_stream() => self.end(BodyEnd::Complete),
+            _ => {}
         }
         polled
     }
@@ -181,45 +205,16 @@ impl hyper::body::Body for Held {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Protocol {
-    Grpc,
-    Connect,
-    OAuth,
-    Rest,
-}
-
-impl Protocol {
-    fn of(req: &Request) -> Protocol {
-        let grpc = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/grpc"));
-        if grpc {
-            Protocol::Grpc
-        } else if super::connect::is_connect(req) {
-            Protocol::Connect
-        } else if req.uri().path().starts_with("/oauth/") {
-            Protocol::OAuth
-        } else {
-            Protocol::Rest
-        }
-    }
-
-    fn answer(self, e: Error) -> Response {
-        let retry = e.retry_after_secs;
-        let mut resp = match self {
-            Protocol::Grpc => to_status(e).into_http(),
-            Protocol::Connect => super::connect::error_response(e),
-            Protocol::OAuth => oauth::oauth_error(e.into()),
-            Protocol::Rest => rest::error_response(e),
-        };
-        if let Some(secs) = retry {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
-        }
-        resp
+/// The refusal of a request in its protocol: a gRPC status for gRPC and gRPC-Web, Connect's
+/// error JSON (or, for a Connect stream, its end-of-stream envelope), RFC 6749 JSON for the
+/// OAuth endpoints, the REST error body otherwise. Each carries the error's `Retry-After`.
+fn answer(protocol: Protocol, e: Error) -> Response {
+    match protocol {
+        Protocol::Grpc | Protocol::GrpcWeb(_) => Status::from(e).into_http(),
+        Protocol::Connect(Some(ConnectCodec::StreamProto)) => connect::stream::error_response(e),
+        Protocol::Connect(_) => connect::error_response(e),
+        Protocol::OAuth => oauth::oauth_error(e.into()),
+        Protocol::Rest | Protocol::Console | Protocol::Http => rest::error_response(e),
     }
 }
 
@@ -235,10 +230,12 @@ pub async fn close_after_unread_body(req: Request, next: Next) -> Response {
     }
     let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let req = req.map(|body| {
-        axum::body::Body::new(ReadToEnd {
-            inner: body,
-            read: read.clone(),
-        })
+        let read = read.clone();
+        Body::new(Watched::new(body, move |how| {
+            if how == BodyEnd::Complete {
+                read.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }))
     });
     let mut resp = next.run(req).await;
     if !read.load(std::sync::atomic::Ordering::Acquire) {
@@ -250,32 +247,42 @@ pub async fn close_after_unread_body(req: Request, next: Next) -> Response {
     resp
 }
 
-/// A request body that notes when it has been read to its end.
-struct ReadToEnd {
-    inner: axum::body::Body,
-    read: Arc<std::sync::atomic::AtomicBool>,
-}
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
 
-impl hyper::body::Body for ReadToEnd {
-    type Data = axum::body::Bytes;
-    type Error = axum::Error;
+    use http_body_util::BodyExt;
 
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.read.store(true, std::sync::atomic::Ordering::Release);
-        }
-        polled
+    use super::*;
+
+    type Ends = Arc<Mutex<Vec<BodyEnd>>>;
+
+    /// `body`, noting each end it reports in a new list.
+    fn watched(body: Body) -> (Ends, Watched<impl FnOnce(BodyEnd) + Unpin>) {
+        let ends = Ends::default();
+        let seen = ends.clone();
+        (
+            ends,
+            Watched::new(body, move |how| seen.lock().unwrap().push(how)),
+        )
     }
 
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
+    #[tokio::test]
+    async fn a_watched_body_reports_its_end_once() {
+        let (ends, body) = watched(Body::from("all of it"));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "all of it");
+        assert_eq!(*ends.lock().unwrap(), [BodyEnd::Complete]);
 
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
+        let (ends, body) = watched(Body::from("never read"));
+        drop(body);
+        assert_eq!(*ends.lock().unwrap(), [BodyEnd::Dropped]);
+
+        let broken = Body::from_stream(tokio_stream::iter([
+            Ok(axum::body::Bytes::from("part")),
+            Err(std::io::Error::other("reset")),
+        ]));
+        let (ends, body) = watched(broken);
+        assert!(body.collect().await.is_err());
+        assert_eq!(*ends.lock().unwrap(), [BodyEnd::Failed]);
     }
 }

@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod limits;
 pub mod oauth;
 pub mod observe;
+pub mod protocol;
 pub mod rest;
 mod router;
 pub mod tls;

@@ -11,7 +11,7 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::json;
 
-use super::{Peer, observe::OAuthOutcome, peer_ip};
+use super::{Peer, observe::OAuthOutcome, peer_ip, protocol::set_retry_after};
 use crate::service::{
     Services,
     introspect::{BasicAuth, IntrospectRequest},
@@ -65,10 +65,7 @@ pub fn oauth_error(e: OAuthError) -> Response {
             header::HeaderValue::from_static("Basic realm=\"authn-keys\""),
         );
     }
-    if let Some(secs) = e.retry_after_secs {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
-    }
+    set_retry_after(resp.headers_mut(), e.retry_after_secs);
     resp.extensions_mut().insert(OAuthOutcome(e.code.as_str()));
     resp
 }

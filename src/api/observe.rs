@@ -29,6 +29,7 @@ use prometheus_client::{
 use prost::Message;
 use tracing::Instrument;
 
+use super::protocol::{Protocol, procedure};
 use crate::{service::Services, storage};
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -214,31 +215,6 @@ impl Collector for ServerState {
     }
 }
 
-/// Which protocol a request speaks.
-pub fn transport(req: &Request) -> &'static str {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let path = req.uri().path();
-    if ct.starts_with("application/grpc-web") {
-        "grpc-web"
-    } else if ct.starts_with("application/grpc") {
-        "grpc"
-    } else if super::connect::procedure(path).is_some() {
-        "connect"
-    } else if path.starts_with("/oauth/") || path.starts_with("/.well-known/") {
-        "oauth"
-    } else if path.starts_with("/management/") {
-        "rest"
-    } else if path.starts_with("/ui") {
-        "console"
-    } else {
-        "http"
-    }
-}
-
 /// A caller's request id is kept when it is short and plain; otherwise a new one is made.
 fn request_id(req: &Request) -> String {
     let sane = |v: &&str| {
@@ -270,28 +246,30 @@ fn grpc_code_name(code: &str) -> String {
     }
 }
 
-pub async fn layer(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+pub async fn layer(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let transport = transport(&req);
-    let path =
-        super::connect::procedure(req.uri().path()).unwrap_or_else(|| req.uri().path().to_owned());
-    let method = match transport {
-        "grpc" | "grpc-web" | "connect" if metrics.grpc_methods.contains(&path) => path.clone(),
-        "grpc" | "grpc-web" | "connect" => "unmatched".to_owned(),
-        _ => match req.extensions().get::<MatchedPath>() {
+    // The one classification of this request: the inner layers read it from the extensions.
+    let protocol = Protocol::mark(&mut req);
+    let transport = protocol.label();
+    let method = if protocol.is_rpc() {
+        procedure(req.uri().path())
+            .filter(|p| metrics.grpc_methods.contains(p))
+            .unwrap_or_else(|| "unmatched".to_owned())
+    } else {
+        match req.extensions().get::<MatchedPath>() {
             Some(m) => format!("{} {}", req.method(), m.as_str()),
             None => "unmatched".to_owned(),
-        },
+        }
     };
     let id = request_id(&req);
     let span = tracing::info_span!("request", request_id = %id, transport, method = %method);
     let mut resp = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
 
-    let code = match transport {
+    let code = match protocol {
         // Unary gRPC: an error is trailers-only, with the status in the head; a head without
         // one is a success whose trailers follow.
-        "grpc" | "grpc-web" => match resp.headers().get("grpc-status") {
+        Protocol::Grpc | Protocol::GrpcWeb(_) => match resp.headers().get("grpc-status") {
             Some(v) => grpc_code_name(v.to_str().unwrap_or("2")),
             None if resp.status().is_success() => "Ok".into(),
             None => resp.status().as_u16().to_string(),
@@ -313,12 +291,16 @@ pub async fn layer(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
             method: method.clone(),
         })
         .observe(elapsed.as_secs_f64());
-    if let Some(OAuthOutcome(outcome)) = resp.extensions().get::<OAuthOutcome>().copied() {
-        let endpoint = if method.ends_with("/introspect") {
-            "introspect"
-        } else {
-            "token"
-        };
+    // Only the token and introspection endpoints count outcomes: a refusal of discovery or
+    // of the key set (the server's limits) is neither.
+    let endpoint = match method.as_str() {
+        "POST /oauth/v2/token" => Some("token"),
+        "POST /oauth/v2/introspect" => Some("introspect"),
+        _ => None,
+    };
+    if let (Some(endpoint), Some(OAuthOutcome(outcome))) =
+        (endpoint, resp.extensions().get::<OAuthOutcome>().copied())
+    {
         metrics
             .oauth
             .get_or_create(&OAuthLabels { endpoint, outcome })

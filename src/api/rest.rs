@@ -15,14 +15,17 @@ use axum::{
     routing::{delete, get, post},
 };
 use serde::{Serialize, de::DeserializeOwned};
-use tonic::{Code, Status, metadata::MetadataValue};
+use tonic::{Status, metadata::MetadataValue};
 
-use super::Peer;
-use super::grpc::user_v2::UserApi;
-use super::grpc::{
-    edge::ORG_HEADER,
-    management::ManagementApi,
-    status::{ERROR_DETAIL_TYPE, RETRY_AFTER, error_detail, to_status},
+use super::{
+    Peer,
+    grpc::{
+        edge::ORG_HEADER,
+        management::ManagementApi,
+        status::{ERROR_DETAIL_TYPE, error_detail},
+        user_v2::UserApi,
+    },
+    protocol::{http_status, retry_after_of, set_retry_after},
 };
 use crate::{
     error::Error,
@@ -35,26 +38,6 @@ use crate::{
 type Api = Arc<ManagementApi>;
 type Params = Result<Path<HashMap<String, String>>, PathRejection>;
 
-/// grpc-gateway's table: gRPC code → HTTP status.
-pub fn http_status(code: Code) -> StatusCode {
-    match code {
-        Code::Ok => StatusCode::OK,
-        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-            StatusCode::BAD_REQUEST
-        }
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 /// `{"code": 5, "message": "...", "details": [{"@type": ..., "id", "message"}]}`.
 pub fn status_response(status: &Status) -> Response {
     let details: Vec<serde_json::Value> = error_detail(status)
@@ -63,16 +46,12 @@ pub fn status_response(status: &Status) -> Response {
         .collect();
     let body = serde_json::json!({"code": status.code() as i32, "message": status.message(), "details": details});
     let mut resp = (http_status(status.code()), axum::Json(body)).into_response();
-    if let Some(v) = status.metadata().get(RETRY_AFTER)
-        && let Ok(v) = header::HeaderValue::from_bytes(v.as_bytes())
-    {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
+    set_retry_after(resp.headers_mut(), retry_after_of(status));
     resp
 }
 
 pub fn error_response(e: Error) -> Response {
-    status_response(&to_status(e))
+    status_response(&e.into())
 }
 
 fn bad_request(id: &'static str, message: String) -> Response {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request, State},
-    http::{StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -22,11 +22,11 @@ use super::{
     grpc::{
         frames::{FrameCheck, bounded_message},
         management::ManagementApi,
-        status::to_status,
     },
     limits::Limits,
     oauth,
     observe::{self, Metrics},
+    protocol::Protocol,
     rest, ui,
 };
 use crate::{
@@ -164,10 +164,11 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         .add_service(web.layer(reflection_v1alpha));
     // Outermost first: HTTP/1.1 answers that leave a body unread close their connection;
     // the client address replaces a trusted proxy's (only when proxies are configured: a
-    // layer costs every request); CORS answers preflights; observation gives every other
-    // request its id and counts it, shed or not; the limits layer sheds and times out; Connect
-    // requests are answered by the gateway, everything else routed; extractors refuse bodies
-    // over the limit.
+    // layer costs every request); CORS answers preflights; observation decides every other
+    // request's protocol once (`protocol::Protocol`, read by the layers inside and the
+    // fallback), gives it its id and counts it, shed or not; the limits layer sheds and times
+    // out; Connect requests are answered by the gateway, everything else routed; extractors
+    // refuse bodies over the limit.
     let proxies = (!limits.trusted_proxies.is_empty()).then(|| {
         axum::middleware::from_fn_with_state(Arc::new(limits.trusted_proxies), client_addr::layer)
     });
@@ -207,16 +208,13 @@ async fn ready(State(svc): State<Services>) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
 }
 
+/// No route: gRPC and gRPC-Web clients get UNIMPLEMENTED (Connect requests never get here:
+/// the gateway answers them), everyone else a JSON 404.
 async fn fallback(req: Request) -> Response {
-    let is_grpc = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc"));
     let path = req.uri().path().to_owned();
-    if is_grpc {
+    if let Protocol::Grpc | Protocol::GrpcWeb(_) = Protocol::of(&req) {
         // The path is the caller's: bounded like every other quoted input.
-        to_status(Error::new(
+        tonic::Status::from(Error::new(
             Kind::Unimplemented,
             "GRPC-Unimp2",
             format!("unknown method {}", bounded_message(&path)),

@@ -1,15 +1,47 @@
 //! The gRPC codec of the management service: prost's, except that a request that does not
-//! decode is INVALID_ARGUMENT with our error detail (tonic answers INTERNAL).
+//! decode is INVALID_ARGUMENT with our error detail (tonic answers INTERNAL). Beside it, how
+//! an error goes on the wire: a status whose details carry a `zitadel.v1.ErrorDetail`.
 use std::marker::PhantomData;
 
 use prost::Message;
 use tonic::{
-    Status,
+    Code, Status,
     codec::{BufferSettings, DecodeBuf, Decoder},
 };
 use tonic_prost::ProstEncoder;
 
-use crate::error::Error;
+use crate::{
+    error::Error,
+    proto::{google::rpc, zitadel::v1::ErrorDetail},
+};
+
+/// The type URL of the error detail every answer with an error id carries.
+pub const ERROR_DETAIL_TYPE: &str = "type.googleapis.com/zitadel.v1.ErrorDetail";
+
+/// A status with `code`, the client's message of `e` (`"<message> (<ID>)"`) and, when `e`
+/// has an id, a `zitadel.v1.ErrorDetail` packed in the `google.rpc.Status` of
+/// `grpc-status-details-bin`.
+pub fn detailed_status(code: Code, e: &Error) -> Status {
+    let message = e.client_message();
+    let details = if e.id.is_empty() {
+        Vec::new()
+    } else {
+        let detail = ErrorDetail {
+            id: e.id.to_owned(),
+            message: e.message.to_string(),
+        };
+        vec![pbjson_types::Any {
+            type_url: ERROR_DETAIL_TYPE.to_owned(),
+            value: detail.encode_to_vec().into(),
+        }]
+    };
+    let status = rpc::Status {
+        code: code as i32,
+        message: message.clone(),
+        details,
+    };
+    Status::with_details(code, message, status.encode_to_vec().into())
+}
 
 #[derive(Debug, Clone)]
 pub struct Codec<T, U>(PhantomData<(T, U)>);
@@ -48,10 +80,13 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         U::decode(buf).map(Some).map_err(|e| {
-            crate::api::grpc::status::to_status(Error::invalid_argument(
-                "GRPC-Dec01",
-                format!("the request is not a valid protobuf message: {e}"),
-            ))
+            detailed_status(
+                Code::InvalidArgument,
+                &Error::invalid_argument(
+                    "GRPC-Dec01",
+                    format!("the request is not a valid protobuf message: {e}"),
+                ),
+            )
         })
     }
 

@@ -25,6 +25,7 @@ mod outage;
 mod plans;
 mod processes;
 mod projects;
+mod protocols;
 mod proxies;
 mod reflection;
 mod rest;

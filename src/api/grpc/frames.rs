@@ -41,7 +41,7 @@ use tonic::{
 };
 use tower::Service;
 
-use super::status::{quiet_status, to_status};
+use super::status::quiet_status;
 use crate::error::{Error, Kind};
 
 /// What a body may hold beyond its one message and that message's header: room for a
@@ -133,7 +133,7 @@ fn declared_len(body: &[u8]) -> Option<usize> {
 }
 
 fn too_large(limit: usize, what: String) -> Status {
-    to_status(Error::new(
+    Status::from(Error::new(
         Kind::ResourceExhausted,
         "GRPC-Size1",
         format!("{what}; a request message may have at most {limit} bytes"),
@@ -141,14 +141,14 @@ fn too_large(limit: usize, what: String) -> Status {
 }
 
 fn truncated() -> Status {
-    to_status(Error::invalid_argument(
+    Status::from(Error::invalid_argument(
         "GRPC-Frm01",
         "the request's gRPC frame is truncated: its length prefix promises more bytes than were sent",
     ))
 }
 
 fn bad_flag_status(flag: u8) -> Status {
-    to_status(Error::invalid_argument(
+    Status::from(Error::invalid_argument(
         "GRPC-Frm03",
         format!(
             "a gRPC frame has flag {flag:#04x}: messages are flagged 0, or 1 (compressed) under a grpc-encoding header"
@@ -162,7 +162,7 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, Response<Bod
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| {
-            to_status(Error::invalid_argument(
+            Status::from(Error::invalid_argument(
                 "GRPC-Body1",
                 "the request body could not be read",
             ))
@@ -288,7 +288,7 @@ async fn checked_whole(
         return Err(truncated().into_http());
     }
     if bytes.is_empty() {
-        return Err(to_status(Error::invalid_argument(
+        return Err(Status::from(Error::invalid_argument(
             "GRPC-Frm02",
             "the request carries no gRPC message; a unary call sends exactly one",
         ))
@@ -298,7 +298,7 @@ async fn checked_whole(
         return Err(bad_flag_status(flag).into_http());
     }
     if let Some(e) = decodes.and_then(|d| bad_message(&bytes, d)) {
-        return Err(to_status(Error::invalid_argument(
+        return Err(Status::from(Error::invalid_argument(
             "GRPC-Dec01",
             format!("the request is not a valid protobuf message: {e}"),
         ))

@@ -1,14 +1,15 @@
 //! The one mapping from [`Error`] to a gRPC status: code, `"<message> (<ID>)"`, and a
-//! `zitadel.v1.ErrorDetail` packed in the `google.rpc.Status` of `grpc-status-details-bin`.
+//! `zitadel.v1.ErrorDetail` packed in the `google.rpc.Status` of `grpc-status-details-bin`
+//! (built by `proto::codec::detailed_status`), and `retry-after` when there is a delay.
 use prost::Message;
 use tonic::{Code, Status};
 
+pub use crate::proto::codec::ERROR_DETAIL_TYPE;
 use crate::{
     error::{Error, Kind},
-    proto::{google::rpc, zitadel::v1::ErrorDetail},
+    proto::{codec::detailed_status, google::rpc, zitadel::v1::ErrorDetail},
 };
 
-pub const ERROR_DETAIL_TYPE: &str = "type.googleapis.com/zitadel.v1.ErrorDetail";
 /// Trailer (gRPC) and header (REST, via the gateway) saying when to retry a rate-limited call.
 pub const RETRY_AFTER: &str = "retry-after";
 
@@ -38,36 +39,11 @@ impl From<Error> for Status {
     }
 }
 
-/// [`Status::from`] as a function, for `map_err` outside handlers.
-pub fn to_status(e: Error) -> Status {
-    e.into()
-}
-
 /// The status of `e` without the log line: for answers that are part of normal operation,
 /// such as a stream ended at the server's time limit.
 pub fn quiet_status(e: Error) -> Status {
-    let code = code(e.kind);
-    let message = e.client_message();
-    let retry_after = e.retry_after_secs;
-    let detail = ErrorDetail {
-        id: e.id.to_owned(),
-        message: e.message.to_string(),
-    };
-    let details = if detail.id.is_empty() {
-        Vec::new()
-    } else {
-        vec![pbjson_types::Any {
-            type_url: ERROR_DETAIL_TYPE.to_owned(),
-            value: detail.encode_to_vec().into(),
-        }]
-    };
-    let status = rpc::Status {
-        code: code as i32,
-        message: message.clone(),
-        details,
-    };
-    let mut status = Status::with_details(code, message, status.encode_to_vec().into());
-    if let Some(secs) = retry_after {
+    let mut status = detailed_status(code(e.kind), &e);
+    if let Some(secs) = e.retry_after_secs {
         status
             .metadata_mut()
             .insert(RETRY_AFTER, tonic::metadata::MetadataValue::from(secs));
@@ -91,7 +67,7 @@ mod tests {
 
     #[test]
     fn status_carries_the_error_id() {
-        let s = to_status(Error::not_found("QUERY-Dgr3g", "machine key not found"));
+        let s = Status::from(Error::not_found("QUERY-Dgr3g", "machine key not found"));
         assert_eq!(s.code(), Code::NotFound);
         assert_eq!(s.message(), "machine key not found (QUERY-Dgr3g)");
         let d = error_detail(&s).unwrap();
@@ -99,5 +75,21 @@ mod tests {
             (d.id.as_str(), d.message.as_str()),
             ("QUERY-Dgr3g", "machine key not found")
         );
+    }
+
+    #[test]
+    fn the_conversion_is_the_mapping() {
+        let s: Status = Error::unavailable("SERVER-Busy1", "busy")
+            .retry_after(3)
+            .into();
+        assert_eq!(s.code(), Code::Unavailable);
+        assert_eq!(s.message(), "busy (SERVER-Busy1)");
+        assert_eq!(s.metadata().get(RETRY_AFTER).unwrap(), "3");
+        assert_eq!(error_detail(&s).unwrap().id, "SERVER-Busy1");
+        // No id, no detail (protoc-gen-validate's answers carry none).
+        let s = Status::from(Error::validation("value length must be at least 1 runes"));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert!(error_detail(&s).is_none());
+        assert!(s.metadata().get(RETRY_AFTER).is_none());
     }
 }
