@@ -13,6 +13,13 @@ use rsa::{
 /// The smallest RSA modulus accepted, for uploaded keys and configured key sizes.
 pub const MIN_RSA_BITS: usize = 2048;
 
+/// The largest RSA modulus accepted for uploaded keys.
+pub const MAX_RSA_BITS: usize = 4096;
+
+/// The largest RSA public exponent accepted for uploaded keys (2^33 - 1, the bound ring
+/// verifies with).
+const MAX_RSA_EXPONENT: u64 = (1 << 33) - 1;
+
 /// A generated RSA private key.
 #[derive(Clone)]
 pub struct PrivateKey(RsaPrivateKey);
@@ -180,6 +187,14 @@ pub enum PublicKeyError {
     NotRsa,
     #[error("the RSA public key has {0} bits; at least {MIN_RSA_BITS} are required")]
     TooSmall(usize),
+    #[error("the RSA public key has {0} bits; at most {MAX_RSA_BITS} are accepted")]
+    TooLarge(usize),
+    #[error("the RSA public key's modulus is even; an RSA modulus is a product of two odd primes")]
+    EvenModulus,
+    #[error(
+        "the RSA public key's exponent must be odd, greater than 1 and less than 2^33 (65537 is usual)"
+    )]
+    BadExponent,
 }
 
 /// A public key no one holds: when an assertion names a key id we do not have, its signature
@@ -205,7 +220,8 @@ jwIDAQAB\n\
 -----END PUBLIC KEY-----\n";
 
 impl PublicKey {
-    /// Parses an uploaded key: PEM of a PKIX RSA public key of at least 2048 bits.
+    /// Parses an uploaded key: PEM of a PKIX RSA public key whose modulus has 2048 to 4096 bits
+    /// and is odd, and whose exponent is odd, greater than 1 and less than 2^33.
     pub fn from_pkix_pem(pem: &[u8]) -> Result<Self, PublicKeyError> {
         let text = std::str::from_utf8(pem).map_err(|_| PublicKeyError::NotPem)?;
         let text = text.trim();
@@ -217,6 +233,11 @@ impl PublicKey {
             // A well-formed SPKI of another algorithm fails on its OID; anything else is not PEM.
             Err(rsa::pkcs8::spki::Error::OidUnknown { .. }) => return Err(PublicKeyError::NotRsa),
             Err(_) => {
+                // A well-formed RSA key whose numbers the rsa crate refuses (a modulus past its
+                // size limit, an exponent out of range): say which rule they break.
+                if let Some((n, e)) = rsa_numbers(text) {
+                    check_rsa_numbers(&n, &e)?;
+                }
                 return Err(if is_other_algorithm_spki(text) {
                     PublicKeyError::NotRsa
                 } else {
@@ -224,11 +245,9 @@ impl PublicKey {
                 });
             }
         };
-        let bits = key.n().bits();
-        if bits < MIN_RSA_BITS {
-            return Err(PublicKeyError::TooSmall(bits));
-        }
-        Ok(PublicKey::from_rsa(key))
+        let key = PublicKey::from_rsa(key);
+        check_rsa_numbers(&key.n, &key.e)?;
+        Ok(key)
     }
 
     fn from_rsa(key: RsaPublicKey) -> Self {
@@ -263,6 +282,64 @@ impl PublicKey {
         .verify(params, message, signature)
         .is_ok()
     }
+}
+
+/// The rule for an uploaded RSA public key, on its modulus `n` and exponent `e` (big-endian):
+/// a modulus of [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits that is odd (an even one has the
+/// factor 2 and is no RSA modulus), and an odd exponent greater than 1 (1 makes a signature
+/// equal to its message; an even one has no inverse) and below 2^33.
+fn check_rsa_numbers(n: &[u8], e: &[u8]) -> Result<(), PublicKeyError> {
+    let bits = bit_length(n);
+    if bits < MIN_RSA_BITS {
+        return Err(PublicKeyError::TooSmall(bits));
+    }
+    if bits > MAX_RSA_BITS {
+        return Err(PublicKeyError::TooLarge(bits));
+    }
+    if n.last().is_none_or(|b| b & 1 == 0) {
+        return Err(PublicKeyError::EvenModulus);
+    }
+    let exponent = strip_zeros(e);
+    let exponent = match exponent.len() {
+        0..=8 => exponent.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)),
+        _ => return Err(PublicKeyError::BadExponent),
+    };
+    if exponent <= 1 || exponent % 2 == 0 || exponent > MAX_RSA_EXPONENT {
+        return Err(PublicKeyError::BadExponent);
+    }
+    Ok(())
+}
+
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
+/// The number of bits of a big-endian unsigned integer.
+fn bit_length(bytes: &[u8]) -> usize {
+    match strip_zeros(bytes) {
+        [] => 0,
+        [first, rest @ ..] => rest.len() * 8 + (8 - first.leading_zeros() as usize),
+    }
+}
+
+/// The modulus and exponent of a PEM SubjectPublicKeyInfo of an RSA key, read without the
+/// rsa crate's own range checks; None when it is no such thing.
+fn rsa_numbers(pem: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    use rsa::pkcs8::der::Decode;
+    let (label, doc) = rsa::pkcs8::der::Document::from_pem(pem).ok()?;
+    if label != "PUBLIC KEY" {
+        return None;
+    }
+    let spki = rsa::pkcs8::SubjectPublicKeyInfoRef::from_der(doc.as_bytes()).ok()?;
+    if spki.algorithm.oid != rsa::pkcs1::ALGORITHM_OID {
+        return None;
+    }
+    let numbers = rsa::pkcs1::RsaPublicKey::from_der(spki.subject_public_key.as_bytes()?).ok()?;
+    Some((
+        numbers.modulus.as_bytes().to_vec(),
+        numbers.public_exponent.as_bytes().to_vec(),
+    ))
 }
 
 /// True when `pem` decodes as a SubjectPublicKeyInfo whose algorithm is not RSA.
@@ -348,5 +425,76 @@ mod tests {
             PublicKey::from_pkix_pem(pem.as_bytes()),
             Err(PublicKeyError::TooSmall(1024))
         );
+    }
+
+    /// A PEM SubjectPublicKeyInfo of an RSA key with modulus `n` and exponent `e`.
+    fn spki_pem(n: &[u8], e: &[u8]) -> String {
+        use rsa::pkcs8::der::{
+            Encode,
+            asn1::{AnyRef, BitStringRef, UintRef},
+        };
+        let numbers = rsa::pkcs1::RsaPublicKey {
+            modulus: UintRef::new(n).unwrap(),
+            public_exponent: UintRef::new(e).unwrap(),
+        }
+        .to_der()
+        .unwrap();
+        let spki = rsa::pkcs8::SubjectPublicKeyInfoRef {
+            algorithm: rsa::pkcs8::AlgorithmIdentifierRef {
+                oid: rsa::pkcs1::ALGORITHM_OID,
+                parameters: Some(AnyRef::NULL),
+            },
+            subject_public_key: BitStringRef::from_bytes(&numbers).unwrap(),
+        };
+        rsa::pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &spki.to_der().unwrap())
+            .unwrap()
+    }
+
+    /// An odd number of `bits` bits (not a real modulus; the rule does not factor).
+    fn odd_number(bits: usize) -> Vec<u8> {
+        let mut n = vec![0xa5u8; bits.div_ceil(8)];
+        n[0] = 1u8 << ((bits - 1) % 8);
+        *n.last_mut().unwrap() |= 1;
+        n
+    }
+
+    #[test]
+    fn uploaded_rsa_numbers_follow_the_rule() {
+        let parse = |n: &[u8], e: &[u8]| PublicKey::from_pkix_pem(spki_pem(n, e).as_bytes());
+        let real = PrivateKey::generate(2048).unwrap().public_key();
+        let (n, _) = real.n_e();
+        let f4 = [1u8, 0, 1];
+        assert_eq!(parse(n, &f4), Ok(real.clone()));
+        assert!(parse(n, &[3]).is_ok(), "the smallest odd exponent");
+        assert!(parse(n, &[1, 0xff, 0xff, 0xff, 0xff]).is_ok(), "2^33 - 1");
+        for bits in [2048, 3072, 4096] {
+            assert!(parse(&odd_number(bits), &f4).is_ok(), "{bits} bits");
+        }
+
+        // The exponent: 1, even, and past 2^33 - 1 (2^33 + 1, 2^64 + 1) are refused.
+        for e in [
+            &[1u8][..],
+            &[2],
+            &[1, 0, 2],
+            &[2, 0, 0, 0, 1],
+            &[1, 0, 0, 0, 0, 0, 0, 0, 1],
+            &[1, 0, 0, 0, 0, 0, 0, 0, 0],
+        ] {
+            assert_eq!(parse(n, e), Err(PublicKeyError::BadExponent), "e = {e:?}");
+        }
+        // The modulus: even, too small, too large.
+        let mut even = n.to_vec();
+        *even.last_mut().unwrap() &= 0xfe;
+        assert_eq!(parse(&even, &f4), Err(PublicKeyError::EvenModulus));
+        assert_eq!(
+            parse(&odd_number(2047), &f4),
+            Err(PublicKeyError::TooSmall(2047))
+        );
+        for bits in [4097, 8200] {
+            assert_eq!(
+                parse(&odd_number(bits), &f4),
+                Err(PublicKeyError::TooLarge(bits))
+            );
+        }
     }
 }

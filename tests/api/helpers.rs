@@ -535,3 +535,64 @@ pub async fn wait_for_listener(addr: &str) {
     }
     panic!("nothing listens on {addr}");
 }
+
+/// The log lines a server process writes to stdout (spawned with `Stdio::piped()`), read on a
+/// thread of their own.
+pub struct ProcessLog(tokio::sync::mpsc::UnboundedReceiver<String>);
+
+impl ProcessLog {
+    pub fn of(child: &mut std::process::Child) -> ProcessLog {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().expect("the process's stdout is piped");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ProcessLog(rx)
+    }
+
+    /// The next line that contains `needle`, waiting at most `within` (panics, with the lines
+    /// passed over, when none comes).
+    pub async fn wait_for(&mut self, needle: &str, within: std::time::Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut passed = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.0.recv()).await {
+                Ok(Some(line)) if line.contains(needle) => return line,
+                Ok(Some(line)) => passed.push(line),
+                Ok(None) => panic!("the log ended without {needle:?}: {passed:#?}"),
+                Err(_) => panic!("no log line with {needle:?} within {within:?}: {passed:#?}"),
+            }
+        }
+    }
+}
+
+/// Prints that the running test skipped its checks, and why, where `cargo test` shows it:
+/// straight to stderr, past the test harness's output capture.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
+
+/// Runs the ignored test `name` (its full path, `module::test`) alone in a new process of
+/// this test binary, and asserts that it ran and passed: for what cannot share a process with
+/// other tests (a global log subscriber, the process's peak memory).
+pub fn run_in_own_process(name: &str) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--nocapture"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

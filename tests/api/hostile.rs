@@ -768,10 +768,38 @@ fn pem_input() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// The rule for an uploaded RSA key, written here apart from the server's: a modulus of 2048 to
+/// 4096 bits that is odd, an exponent that is odd, greater than 1 and less than 2^33.
+fn rsa_numbers_acceptable(n: &[u8], e: &[u8]) -> Result<(), String> {
+    let strip = |b: &[u8]| {
+        b.iter()
+            .skip_while(|x| **x == 0)
+            .copied()
+            .collect::<Vec<u8>>()
+    };
+    let (n, e) = (strip(n), strip(e));
+    let bits = n.first().map_or(0, |top| {
+        (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize)
+    });
+    if !(2048..=4096).contains(&bits) {
+        return Err(format!("a {bits}-bit modulus"));
+    }
+    if n.last().is_some_and(|b| b % 2 == 0) {
+        return Err("an even modulus".into());
+    }
+    let e_value = (e.len() <= 8).then(|| e.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)));
+    match e_value {
+        Some(e) if e > 1 && e % 2 == 1 && e < (1 << 33) => Ok(()),
+        _ => Err(format!("the exponent {e:02x?}")),
+    }
+}
+
 fn probe_pem(pem: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(key) = PublicKey::from_pkix_pem(pem) {
-        let (n, _) = key.n_e();
-        prop_assert!(n.len() >= 256, "a {}-byte modulus was accepted", n.len());
+        let (n, e) = key.n_e();
+        if let Err(why) = rsa_numbers_acceptable(n, e) {
+            return Err(fail(format!("a key with {why} was accepted")));
+        }
         let again = key.to_pkix_pem().map_err(|e| fail(e.to_string()))?;
         prop_assert_eq!(PublicKey::from_pkix_pem(again.as_bytes()), Ok(key.clone()));
         prop_assert!(!key.verify(false, b"message", &[0u8; 256]));
@@ -1225,36 +1253,101 @@ fn oauth_form_and_basic_end_to_end() {
         let answer =
             s.rt.block_on(s.send(false, path, &headers, body))
                 .map_err(fail)?;
-        oauth_ok(path, &answer)
+        oauth_refused(path, &answer).map(drop)
     });
     s.assert_still_serving();
 }
 
-/// An OAuth answer: a 4xx with RFC 6749's error JSON and no-store (200 only for an inactive
-/// introspection).
-fn oauth_ok(what: &str, answer: &Answer) -> Result<(), TestCaseError> {
+/// An OAuth refusal: a 4xx with RFC 6749's error JSON and no-store. What `oauth_refused`
+/// is asked about carries no credential anyone holds (no signature of a real key, no real
+/// client secret), so a 200 — a token, or an introspection answer to an unauthenticated
+/// client — would be a credential accepted that is not valid.
+fn oauth_refused(what: &str, answer: &Answer) -> Result<Value, TestCaseError> {
     let body = http_ok(what, answer)?;
-    if answer.status == 200 {
-        prop_assert!(
-            body.get("active").is_some() || body.get("access_token").is_some(),
-            "{}: {}",
-            what,
-            body
-        );
-    } else {
-        let error = body["error"].as_str().unwrap_or("");
-        prop_assert!(OAUTH_ERRORS.contains(&error), "{}: {}", what, body);
-        prop_assert_eq!(
-            answer.headers.get("cache-control").map(|v| v.as_bytes()),
-            Some(&b"no-store"[..])
-        );
+    prop_assert!(
+        answer.status != 200,
+        "{}: a request without valid credentials was answered 200: {}",
+        what,
+        body
+    );
+    let error = body["error"].as_str().unwrap_or("");
+    prop_assert!(OAUTH_ERRORS.contains(&error), "{}: {}", what, body);
+    prop_assert_eq!(
+        answer.headers.get("cache-control").map(|v| v.as_bytes()),
+        Some(&b"no-store"[..])
+    );
+    Ok(body)
+}
+
+/// What the token endpoint must do with an assertion signed by the right key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Accept,
+    Either,
+    Refuse,
+}
+
+/// The verdict on signed `claims` at `now` for the key of `subject` at `issuer`, judged here
+/// apart from the server's code by the rules it documents: iss and sub name the key's owner,
+/// aud holds the issuer (a trailing slash aside), exp and iat are numbers, exp not passed and
+/// iat neither in the future nor more than an hour old, nbf (when given) passed, all with 5 s
+/// of clock skew. Times within a minute of an edge may go either way (the request takes time),
+/// and so may anything with a jti (replays are refused).
+fn verdict(claims: &Value, subject: &str, issuer: &str, now: f64) -> Verdict {
+    const SKEW: f64 = 5.0;
+    const MAX_AGE: f64 = 3600.0;
+    const SLACK: f64 = 60.0;
+    let issuer = issuer.trim_end_matches('/');
+    let names_issuer = |a: &Value| {
+        a.as_str()
+            .is_some_and(|a| a.trim_end_matches('/') == issuer)
+    };
+    let aud = match &claims["aud"] {
+        Value::Array(list) => list.iter().any(names_issuer),
+        single => names_issuer(single),
+    };
+    let owner = claims["iss"] == subject && claims["sub"] == subject;
+    let time = |name: &str| claims.get(name).and_then(Value::as_f64);
+    let (exp, iat) = (time("exp"), time("iat"));
+    let nbf = claims.get("nbf").filter(|v| !v.is_null());
+    let possible = owner
+        && aud
+        && exp.is_some_and(|e| e + SKEW + SLACK > now)
+        && iat.is_some_and(|i| i <= now + SKEW + SLACK && i + MAX_AGE + SKEW + SLACK >= now)
+        && nbf.is_none_or(|n| n.as_f64().is_some_and(|n| n <= now + SKEW + SLACK));
+    if !possible {
+        return Verdict::Refuse;
     }
+    let near = |t: f64| (t - now).abs() < 10_000.0;
+    let sure = claims.get("jti").is_none()
+        && exp.is_some_and(|e| near(e) && e >= now + SLACK)
+        && iat.is_some_and(|i| near(i) && i <= now && i >= now - MAX_AGE + SLACK)
+        && nbf.is_none_or(|n| n.as_f64().is_some_and(|n| near(n) && n <= now));
+    if sure {
+        Verdict::Accept
+    } else {
+        Verdict::Either
+    }
+}
+
+/// An accepted grant hands out a real token: a Bearer token with a lifetime that calls the API.
+async fn real_token(s: &Server, answer: &Answer) -> Result<(), TestCaseError> {
+    let body = http_ok("token", answer)?;
+    prop_assert_eq!(&body["token_type"], "Bearer", "{}", body);
+    let lifetime = body["expires_in"].as_i64().unwrap_or(0);
+    prop_assert!((1..=43_200).contains(&lifetime), "{}", body);
+    let token = body["access_token"]
+        .as_str()
+        .ok_or_else(|| fail(format!("no access token: {body}")))?;
+    let (status, me) = s.app.rest("GET", "/orgs/me", Some(token), None, None).await;
+    prop_assert_eq!(status, 200, "the token does not call the API: {}", me);
     Ok(())
 }
 
 /// Signed assertions (the admin's real key) whose claims hold extremes: the token endpoint
-/// answers 200 or invalid_grant, and an accepted assertion with a jti is never accepted twice,
-/// not even after the housekeeping purge.
+/// answers 200 with a working token only where the claims are valid, invalid_grant where they
+/// are not, and an accepted assertion with a jti is never accepted twice, not even after the
+/// housekeeping purge.
 #[test]
 fn signed_assertions_with_extreme_claims() {
     let s = Server::start();
@@ -1286,6 +1379,7 @@ async fn signed_assertion(s: &Server, claims: Value) -> Result<(), TestCaseError
             claims[name] = json!(key.subject());
         }
     }
+    let expected = verdict(&claims, &key.subject(), &issuer, now() as f64);
     let assertion = sign_jwt("RS256", &key.key_id, &claims, &key.private_key());
     let form = format!(
         "grant_type={}&assertion={assertion}&scope={}",
@@ -1302,7 +1396,23 @@ async fn signed_assertion(s: &Server, claims: Value) -> Result<(), TestCaseError
         )
     };
     let first = post().await.map_err(fail)?;
-    oauth_ok("token", &first)?;
+    if first.status == 200 {
+        prop_assert!(
+            expected != Verdict::Refuse,
+            "an invalid assertion was accepted: {}",
+            claims
+        );
+        real_token(s, &first).await?;
+    } else {
+        let body = oauth_refused("token", &first)?;
+        prop_assert!(
+            expected != Verdict::Accept,
+            "a valid assertion was refused: {} {}",
+            claims,
+            body
+        );
+        prop_assert_eq!(&body["error"], "invalid_grant", "{}", body);
+    }
     if first.status == 200 && claims["jti"].as_str().is_some_and(|j| !j.is_empty()) {
         let again = post().await.map_err(fail)?;
         prop_assert_eq!(again.status, 400, "a replay was accepted: {:?}", claims);
@@ -1715,12 +1825,21 @@ fn corpus_replays() {
         "the corpus is there: {} files",
         files.len()
     );
+    for name in PEM_ACCEPTED
+        .iter()
+        .chain(PEM_REFUSED_BECAUSE.iter().map(|(name, _)| name))
+    {
+        assert!(
+            files.iter().any(|(t, n, _)| t == "pem" && n == name),
+            "tests/corpus/pem/{name} is named above but missing"
+        );
+    }
     let s = Server::start();
     let public = test_key().public_key();
     let mut failures = Vec::new();
     for (target, name, bytes) in &files {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            s.rt.block_on(replay(&s, &public, target, bytes))
+            s.rt.block_on(replay(&s, &public, target, name, bytes))
         }));
         match result {
             Ok(Ok(())) => {}
@@ -1732,11 +1851,36 @@ fn corpus_replays() {
     s.assert_still_serving();
 }
 
+/// The uploaded keys of `tests/corpus/pem` that are accepted; every other file there must be
+/// refused (not PEM, not RSA, or RSA numbers outside the rule: a modulus of 2048 to 4096 bits
+/// that is odd, an odd exponent greater than 1).
+const PEM_ACCEPTED: &[&str] = &["rsa-2048-crlf"];
+
+/// Refused RSA keys of `tests/corpus/pem`, and what their refusal names.
+const PEM_REFUSED_BECAUSE: &[(&str, &str)] = &[
+    ("rsa-1024-too-small", "has 1024 bits; at least 2048"),
+    (
+        "rsa-2048-exponent-1",
+        "exponent must be odd, greater than 1",
+    ),
+    (
+        "rsa-2048-exponent-2-pow-64",
+        "exponent must be odd, greater than 1",
+    ),
+    (
+        "rsa-2048-exponent-even",
+        "exponent must be odd, greater than 1",
+    ),
+    ("rsa-modulus-8200-bits", "has 8200 bits; at most 4096"),
+    ("rsa-modulus-even-2048-bits", "modulus is even"),
+];
+
 /// What each corpus target is fed to.
 async fn replay(
     s: &Server,
     public: &PublicKey,
     target: &str,
+    name: &str,
     bytes: &[u8],
 ) -> Result<(), TestCaseError> {
     let bearer = s.bearer();
@@ -1848,7 +1992,7 @@ async fn replay(
                 .send(false, "/oauth/v2/token", &headers, grant.into_bytes())
                 .await
                 .map_err(fail)?;
-            oauth_ok("token", &a)?;
+            oauth_refused("token", &a)?;
             let client = format!(
                 "token=x&client_assertion_type={}&client_assertion={}",
                 percent_encode(CLIENT_ASSERTION_TYPE),
@@ -1858,7 +2002,7 @@ async fn replay(
                 .send(false, "/oauth/v2/introspect", &headers, client.into_bytes())
                 .await
                 .map_err(fail)?;
-            oauth_ok("introspect", &a)?;
+            oauth_refused("introspect", &a)?;
         }
         // JSON claims over the usual ones (iss, sub, aud, iat, exp for the admin), signed
         // with the admin's key and granted; replays refused.
@@ -1874,9 +2018,17 @@ async fn replay(
             }
             signed_assertion(s, claims).await?;
         }
-        // An uploaded public key: parsed, and uploaded over gRPC.
+        // An uploaded public key: parsed, and uploaded over gRPC; accepted only when listed in
+        // `PEM_ACCEPTED`.
         "pem" => {
             probe_pem(bytes)?;
+            let accept = PEM_ACCEPTED.contains(&name);
+            prop_assert_eq!(
+                PublicKey::from_pkix_pem(bytes).is_ok(),
+                accept,
+                "parsed: {:?}",
+                PublicKey::from_pkix_pem(bytes)
+            );
             let req = mgmt::AddMachineKeyRequest {
                 user_id: s.app.admin_id.clone(),
                 r#type: 1,
@@ -1891,6 +2043,7 @@ async fn replay(
                 .await
             {
                 Ok(added) => {
+                    prop_assert!(accept, "the upload was accepted");
                     let key_id = added.into_inner().key_id;
                     let req = mgmt::RemoveMachineKeyRequest {
                         user_id: s.app.admin_id.clone(),
@@ -1903,10 +2056,16 @@ async fn replay(
                         .await
                         .unwrap();
                 }
-                Err(st) => prop_assert_eq!(
-                    (st.code(), error_id(&st)),
-                    (Code::InvalidArgument, "COMMAND-5F3h1".to_owned())
-                ),
+                Err(st) => {
+                    prop_assert!(!accept, "the upload was refused: {:?}", st);
+                    prop_assert_eq!(
+                        (st.code(), error_id(&st)),
+                        (Code::InvalidArgument, "COMMAND-5F3h1".to_owned())
+                    );
+                    if let Some((_, why)) = PEM_REFUSED_BECAUSE.iter().find(|(n, _)| *n == name) {
+                        prop_assert!(st.message().contains(why), "{:?}", st.message());
+                    }
+                }
             }
         }
         // A form body for both OAuth endpoints.
@@ -1917,7 +2076,7 @@ async fn replay(
                     .send(false, path, &headers, bytes.to_vec())
                     .await
                     .map_err(fail)?;
-                oauth_ok(path, &a)?;
+                oauth_refused(path, &a)?;
             }
         }
         // An Authorization header value at the introspection endpoint.
@@ -1935,7 +2094,7 @@ async fn replay(
                 .send(false, "/oauth/v2/introspect", &headers, b"token=x".to_vec())
                 .await
                 .map_err(fail)?;
-            oauth_ok("introspect", &a)?;
+            oauth_refused("introspect", &a)?;
             prop_assert_eq!(a.status, 401, "{:?}", a);
         }
         // A request path for the Connect gateway's procedure check.

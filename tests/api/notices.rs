@@ -12,8 +12,10 @@ use tonic::Code;
 use crate::helpers::*;
 
 /// The bar: another process refuses a removed key's token within this, whatever became of its
-/// notice connection.
-const BOUND: Duration = Duration::from_secs(5);
+/// notice connection. The design answers within about 3 s (a listener silent for 2 s leaves
+/// entries living 1 s); the bar leaves a busy machine room and stays well short of the minute
+/// a stale entry lives while notices are trusted.
+const BOUND: Duration = Duration::from_secs(20);
 /// How long polls wait at most: past the minute a stale cache entry could live, so that a
 /// failure reports how long it really took.
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -137,7 +139,7 @@ async fn a_frozen_notice_connection_does_not_stretch_revocation() {
     let Some(server) = database_server()
         .filter(|u| storage::Backend::of_url(u) == Some(storage::Backend::Postgres))
     else {
-        eprintln!("skipped: change notices exist on PostgreSQL only");
+        skip("change notices exist on PostgreSQL only");
         return;
     };
     let b = TestApp::spawn_on_database(Some(&server), |_| {}).await;

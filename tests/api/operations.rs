@@ -201,9 +201,11 @@ async fn not_ready_without_a_database() {
     };
     assert_eq!(ready(&app).await, 200);
     app.services.db.clone().close().await.unwrap();
-    let started = std::time::Instant::now();
-    assert_eq!(ready(&app).await, 503);
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // Answered, not hung until the request timeout (30 s): a generous deadline well short of it.
+    let answer = tokio::time::timeout(Duration::from_secs(20), ready(&app))
+        .await
+        .expect("readiness answers without a database");
+    assert_eq!(answer, 503);
     let (status, _) = app.rest("GET", "/healthz", None, None, None).await;
     assert_eq!(status, 200, "liveness stays up");
 }

@@ -39,6 +39,7 @@ async fn rest(
 #[tokio::test]
 async fn two_processes_share_one_database() {
     let Some(server) = database_server() else {
+        skip("needs PostgreSQL or MySQL (DATABASE_URL unset): SQLite is one process's");
         return;
     };
     let db_url = fresh_database(&server).await;
@@ -206,8 +207,9 @@ async fn two_processes_share_one_database() {
     )
     .await;
     assert_eq!(status, 200);
+    // Within the documented second; polled for ten, for a busy machine.
     let mut refused = false;
-    for _ in 0..30 {
+    for _ in 0..100 {
         let (status, _) = rest(
             &http,
             reqwest::Method::GET,

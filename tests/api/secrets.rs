@@ -104,21 +104,7 @@ async fn database_contents(app: &TestApp) -> Vec<u8> {
 /// process (every thread, every callsite) cannot be installed beside the other tests.
 #[test]
 fn secrets_never_reach_the_database_or_the_log() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "secrets::full_flow_at_trace",
-            "--ignored",
-            "--nocapture",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_in_own_process("secrets::full_flow_at_trace");
 }
 
 #[tokio::test]

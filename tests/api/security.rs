@@ -360,8 +360,8 @@ async fn the_token_endpoint_reveals_nothing_about_keys_the_caller_cannot_use() {
     assert_eq!(description(&b_app_key.key_id).await, unknown);
 }
 
-/// Polls `check` until it holds; returns how long that took (panics after `bound` + slack).
-async fn within<F, Fut>(bound: std::time::Duration, mut check: F) -> std::time::Duration
+/// Polls `check` until it holds; returns how long that took (panics after `deadline`).
+async fn within<F, Fut>(deadline: std::time::Duration, mut check: F) -> std::time::Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -372,7 +372,7 @@ where
             return start.elapsed();
         }
         assert!(
-            start.elapsed() < bound + std::time::Duration::from_millis(300),
+            start.elapsed() < deadline,
             "still not revoked after {:?}",
             start.elapsed()
         );
@@ -385,7 +385,10 @@ async fn inactive(server: &TestApp, app_key: &KeyFile, token: &str) -> bool {
     server.introspect_as(app_key, token).await.1 == json!({"active": false})
 }
 
-const OTHER_PROCESS_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long another process may take to act on a change. The documented bound is 1 s (cache
+/// entries live 1 s unless change notices are confirmed); the polls allow ten times that for
+/// a busy machine, and still fail where a stale entry lives its minute or forever.
+const OTHER_PROCESS_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[tokio::test]
 async fn removing_a_key_or_user_ends_its_tokens_on_every_process() {
@@ -926,8 +929,16 @@ fn peak_rss_kib() -> u64 {
         .unwrap()
 }
 
+/// Runs [`wrong_client_secrets_peak_memory`] in a process of its own: peak memory is the
+/// whole process's, and tests running beside it would add theirs.
+#[test]
+fn wrong_client_secrets_cost_no_memory() {
+    run_in_own_process("security::wrong_client_secrets_peak_memory");
+}
+
 #[tokio::test]
-async fn wrong_client_secrets_cost_no_memory() {
+#[ignore = "run by wrong_client_secrets_cost_no_memory in a process of its own"]
+async fn wrong_client_secrets_peak_memory() {
     // Rate limits off: this is about what one attempt costs, not how many are let through.
     let app = TestApp::spawn_with(|c| {
         c.auth_failure_burst = 0;
