@@ -230,6 +230,24 @@ pub struct NewEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// The ObjectDetails of an object as read: its sequence, both dates, its org.
+pub trait ReadDetails {
+    fn details(&self) -> Details;
+}
+
+/// `ReadDetails` for records with a sequence, both dates and an owning org (`$owner`).
+macro_rules! read_details {
+    ($($record:ty => $owner:ident),*) => {$(
+        impl ReadDetails for $record {
+            fn details(&self) -> Details {
+                Details::read(self.sequence, self.created_at, self.changed_at, &self.$owner)
+            }
+        }
+    )*};
+}
+
+read_details!(Org => id, User => org_id, Project => org_id, App => org_id);
+
 /// ZITADEL's ObjectDetails: on create the creation date is set, on change and remove the
 /// change date, on reads both.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     domain::{
         list::{TextMatch, UserOrder, UserQuery},
-        model::{App, AuthnKey, Details, Listed, Org, Project, User},
+        model::{App, AuthnKey, Details, Listed, Org, Project, ReadDetails, User},
     },
     error::Error,
     proto::{
@@ -42,25 +42,10 @@ pub fn list_details<T>(l: &Listed<T>) -> v1::ListDetails {
     }
 }
 
-/// The ObjectDetails of a read: both dates set.
-fn read_details(
-    sequence: u64,
-    created: DateTime<Utc>,
-    changed: DateTime<Utc>,
-    resource_owner: &str,
-) -> Option<v1::ObjectDetails> {
-    Some(details(&Details::read(
-        sequence,
-        created,
-        changed,
-        resource_owner,
-    )))
-}
-
 pub fn org(o: &Org) -> org_pb::v1::Org {
     org_pb::v1::Org {
         id: o.id.clone(),
-        details: read_details(o.sequence, o.created_at, o.changed_at, &o.id),
+        details: Some(details(&o.details())),
         state: org_pb::v1::OrgState::Active as i32,
         name: o.name.clone(),
         primary_domain: o.primary_domain.clone(),
@@ -71,7 +56,7 @@ pub fn user(u: &User, org: &Org) -> user_pb::v1::User {
     let login_name = format!("{}@{}", u.user_name, org.primary_domain);
     user_pb::v1::User {
         id: u.id.clone(),
-        details: read_details(u.sequence, u.created_at, u.changed_at, &u.org_id),
+        details: Some(details(&u.details())),
         state: user_pb::v1::UserState::Active as i32,
         user_name: u.user_name.clone(),
         login_names: vec![login_name.clone()],
@@ -88,7 +73,7 @@ pub fn user(u: &User, org: &Org) -> user_pb::v1::User {
 pub fn project(p: &Project) -> project_pb::v1::Project {
     project_pb::v1::Project {
         id: p.id.clone(),
-        details: read_details(p.sequence, p.created_at, p.changed_at, &p.org_id),
+        details: Some(details(&p.details())),
         name: p.name.clone(),
         state: project_pb::v1::ProjectState::Active as i32,
         project_role_assertion: p.project_role_assertion,
@@ -101,7 +86,7 @@ pub fn project(p: &Project) -> project_pb::v1::Project {
 pub fn app(a: &App) -> app_pb::v1::App {
     app_pb::v1::App {
         id: a.id.clone(),
-        details: read_details(a.sequence, a.created_at, a.changed_at, &a.org_id),
+        details: Some(details(&a.details())),
         state: app_pb::v1::AppState::Active as i32,
         name: a.name.clone(),
         config: Some(app_pb::v1::app::Config::ApiConfig(app_pb::v1::ApiConfig {
