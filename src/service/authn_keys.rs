@@ -518,7 +518,7 @@ impl Services {
 
     /// v2 ListKeys (users' keys: `user.read` on the owner's org, or the caller's own) and
     /// ListApplicationKeys (`project.app.read` on the app's org).
-    pub async fn find_keys_v2(
+    pub async fn search_keys_v2(
         &self,
         caller: &User,
         kind: OwnerKind,
@@ -542,7 +542,7 @@ impl Services {
                     .await?
             }
         };
-        let found = repo::find_keys(&self.db, kind, &visible, filters, order, window).await?;
+        let found = repo::search_keys(&self.db, kind, &visible, filters, order, window).await?;
         Ok(KeyPage {
             total: found.total,
             limit: window.limit,

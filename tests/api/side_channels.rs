@@ -151,7 +151,7 @@ async fn processed_sequence_moves_only_with_the_callers_orgs() {
         own_user: None,
     };
     let newest = async |orgs: &[&str]| {
-        repo::find_keys(
+        repo::search_keys(
             &app.services.db,
             authn_keys::domain::model::OwnerKind::User,
             &seen(orgs),

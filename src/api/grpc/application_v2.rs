@@ -135,7 +135,7 @@ impl ApplicationService for ApplicationApi {
         let window = window(req.pagination)?;
         let page = self
             .svc
-            .find_keys_v2(&caller, OwnerKind::App, &filters, order, window)
+            .search_keys_v2(&caller, OwnerKind::App, &filters, order, window)
             .await?;
         Ok(Response::new(pb::ListApplicationKeysResponse {
             keys: page

@@ -256,7 +256,7 @@ impl UserService for UserApi {
         let window = window(req.pagination)?;
         let page = self
             .svc
-            .find_keys_v2(&caller, OwnerKind::User, &filters, order, window)
+            .search_keys_v2(&caller, OwnerKind::User, &filters, order, window)
             .await?;
         Ok(Response::new(pb::ListKeysResponse {
             pagination: pagination(page.total, page.limit),

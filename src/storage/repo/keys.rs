@@ -152,7 +152,7 @@ fn key_order(kind: OwnerKind, order: KeyOrder) -> authn_key::Column {
 /// One page of the keys of `kind` matching every filter among those `visible` (the visible
 /// orgs' keys, and for users' keys the caller's own), in `order`, and the count of all of them
 /// (v2 ListKeys and ListApplicationKeys).
-pub async fn find_keys(
+pub async fn search_keys(
     db: &impl ConnectionTrait,
     kind: OwnerKind,
     visible: &Visible,

@@ -4,7 +4,7 @@
 //!
 //! Naming: `find_*` reads what may be absent and answers `Option` (a missing row is not an
 //! error here; the use case decides what it means); `list_*` reads a page of one owner's rows,
-//! `find_keys`-style listings a filtered page across owners; `insert_*`, `delete_*` and
+//! `search_*` a filtered page across owners; `insert_*`, `delete_*` and
 //! `bump_*` write. The services' `get_*` are the reads that answer NOT_FOUND.
 use chrono::{DateTime, Utc};
 use sea_orm::{
