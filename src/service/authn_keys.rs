@@ -306,7 +306,7 @@ impl Services {
         validate::id("key_id", key_id)?;
         let rules = rules(owner.kind());
         // Keys never change, and writes invalidate the cache: it answers as the table would.
-        self.cached_key(key_id, owner.kind())
+        self.cached_key(key_id)
             .await?
             .map(|k| k.key)
             .filter(|k| k.org_id == ctx.org_id && k.owner == *owner)

@@ -409,14 +409,13 @@ impl Services {
         Ok(roles)
     }
 
-    /// A key of `kind` by id, with its parsed public key; that there is none is remembered
-    /// too. A key of the other kind answers as a missing one. A stored key that does not
-    /// parse is an internal error, not a missing key.
-    pub(crate) async fn cached_key(&self, kid: &str, kind: OwnerKind) -> Result<Option<CachedKey>> {
+    /// A key by id, whoever owns it, with its parsed public key; that there is none is
+    /// remembered too. A stored key that does not parse is an internal error, not a missing
+    /// key.
+    pub(crate) async fn cached_key(&self, kid: &str) -> Result<Option<CachedKey>> {
         let c = &self.caches;
-        let of_kind = |k: CachedKey| (k.key.owner.kind() == kind).then_some(k);
         if let Some(k) = c.keys.get(&kid.to_owned(), c.ttl()) {
-            return Ok(of_kind(k));
+            return Ok(Some(k));
         }
         if c.absent_keys.get(&kid.to_owned(), c.ttl()).is_some() {
             return Ok(None);
@@ -433,7 +432,7 @@ impl Services {
         let cached = CachedKey { key, public };
         c.keys
             .put(kid.to_owned(), cached.clone(), epoch, &c.epoch, c.ttl());
-        Ok(of_kind(cached))
+        Ok(Some(cached))
     }
 
     pub(crate) async fn cached_app(&self, id: &str) -> Result<Option<App>> {

@@ -191,16 +191,17 @@ impl Services {
         };
         // Nothing about the key is said until the caller has proven it holds it.
         // An unknown key id costs what a known one does (see the token endpoint).
-        let Some(CachedKey { key, public, .. }) = self.cached_key(&kid, OwnerKind::App).await?
-        else {
-            let machine = self.cached_key(&kid, OwnerKind::User).await?;
-            let signer = machine.as_ref().map_or(keypair::decoy(), |k| &k.public);
-            if jwt.verify(signer, &kid).is_ok() && machine.is_some() {
-                return Err(client_error(format!(
-                    "key {kid} is a machine key; clients authenticate with application keys"
-                )));
+        let (key, public) = match self.cached_key(&kid).await? {
+            Some(CachedKey { key, public }) if key.owner.kind() == OwnerKind::App => (key, public),
+            other => {
+                let signer = other.as_ref().map_or(keypair::decoy(), |k| &k.public);
+                if jwt.verify(signer, &kid).is_ok() && other.is_some() {
+                    return Err(client_error(format!(
+                        "key {kid} is a machine key; clients authenticate with application keys"
+                    )));
+                }
+                return Err(unknown());
             }
-            return Err(unknown());
         };
         jwt.verify(&public, &kid).map_err(|_| unknown())?;
         let claims =

@@ -222,16 +222,17 @@ impl Services {
         // Nothing about the key is said until the caller has proven it holds it.
         // An unknown key id costs what a known one does: remembered lookups and one
         // signature check (against a decoy key when there is no key).
-        let Some(CachedKey { key, public, .. }) = self.cached_key(&kid, OwnerKind::User).await?
-        else {
-            let app_key = self.cached_key(&kid, OwnerKind::App).await?;
-            let signer = app_key.as_ref().map_or(keypair::decoy(), |k| &k.public);
-            if jwt.verify(signer, &kid).is_ok() && app_key.is_some() {
-                return Err(OAuthError::grant(format!(
-                    "key {kid} is an application key; application keys authenticate clients (use client_assertion at the introspection endpoint), not users"
-                )));
+        let (key, public) = match self.cached_key(&kid).await? {
+            Some(CachedKey { key, public }) if key.owner.kind() == OwnerKind::User => (key, public),
+            other => {
+                let signer = other.as_ref().map_or(keypair::decoy(), |k| &k.public);
+                if jwt.verify(signer, &kid).is_ok() && other.is_some() {
+                    return Err(OAuthError::grant(format!(
+                        "key {kid} is an application key; application keys authenticate clients (use client_assertion at the introspection endpoint), not users"
+                    )));
+                }
+                return Err(OAuthError::grant(unknown_key(&kid, "machine key")));
             }
-            return Err(OAuthError::grant(unknown_key(&kid, "machine key")));
         };
         jwt.verify(&public, &kid)
             .map_err(|_| OAuthError::grant(unknown_key(&kid, "machine key")))?;
