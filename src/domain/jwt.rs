@@ -1,28 +1,60 @@
 //! Compact JWS (RFC 7515) for the JWT-profile grant (RFC 7523): parsing untrusted tokens,
-//! verifying RS256/PS256 signatures, checking the time and audience rules, and signing our
-//! own tokens with RS256. Every refusal says which check failed.
+//! verifying RS256/PS256/ES256/ES384/EdDSA signatures, checking the time and audience rules,
+//! and signing our own tokens with RS256. Every refusal says which check failed.
+use std::fmt;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    keypair::{PublicKey, SigningKey},
+    keypair::{self, ClientSigningKey, PublicKey, SigningKey},
     text::shown,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The JWS algorithms assertions may be signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
     RS256,
     PS256,
+    ES256,
+    ES384,
+    EdDSA,
 }
 
+/// The accepted algorithms, for messages.
+const ACCEPTED: &str = "RS256, PS256, ES256, ES384 or EdDSA";
+
 impl Algorithm {
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::RS256,
+        Algorithm::PS256,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+
+    /// The JWS `alg` name.
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::RS256 => "RS256",
             Algorithm::PS256 => "PS256",
+            Algorithm::ES256 => "ES256",
+            Algorithm::ES384 => "ES384",
+            Algorithm::EdDSA => "EdDSA",
         }
+    }
+
+    /// The algorithm named exactly `name` (JWS names are case-sensitive).
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -38,6 +70,8 @@ pub enum JwtError {
     Signature(String),
     #[error("{0}")]
     Claims(String),
+    #[error("{0}")]
+    Key(String),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,15 +127,15 @@ impl UnverifiedJwt {
     /// The algorithm, if it is one we accept.
     pub fn algorithm(&self) -> Result<Algorithm, JwtError> {
         match self.header.alg.as_str() {
-            "RS256" => Ok(Algorithm::RS256),
-            "PS256" => Ok(Algorithm::PS256),
-            "none" | "" => Err(JwtError::Algorithm(
-                "unsigned JWTs (alg none) are not accepted; sign with RS256 or PS256".into(),
-            )),
-            other => Err(JwtError::Algorithm(format!(
-                "algorithm {} is not accepted; sign with RS256 or PS256",
-                shown(other)
+            "none" | "" => Err(JwtError::Algorithm(format!(
+                "unsigned JWTs (alg none) are not accepted; sign with {ACCEPTED}"
             ))),
+            other => Algorithm::parse(other).ok_or_else(|| {
+                JwtError::Algorithm(format!(
+                    "algorithm {} is not accepted; sign with {ACCEPTED}",
+                    shown(other)
+                ))
+            }),
         }
     }
 
@@ -112,10 +146,25 @@ impl UnverifiedJwt {
         }
     }
 
-    /// Checks the signature with `key` under the header's algorithm.
+    /// Checks the signature with `key` (named `key_id` in messages) under the header's
+    /// algorithm, which must be one the key takes.
     pub fn verify(&self, key: &PublicKey, key_id: &str) -> Result<(), JwtError> {
-        let pss = self.algorithm()? == Algorithm::PS256;
-        if key.verify(pss, self.signing_input.as_bytes(), &self.signature) {
+        let alg = self.algorithm()?;
+        let message = self.signing_input.as_bytes();
+        if !key.allows(alg) {
+            // The refusal costs a verification under `alg` all the same, as an unknown key id
+            // does (against a decoy): its timing does not tell a key id of another kind from
+            // one that does not exist.
+            let _ = keypair::decoy_for(alg).verify(alg, message, &self.signature);
+            let takes: Vec<&str> = key.kind().algorithms().iter().map(|a| a.as_str()).collect();
+            return Err(JwtError::Algorithm(format!(
+                "key {} is {} and verifies {} only; this assertion says {alg}",
+                shown(key_id),
+                key.described(),
+                takes.join(" or ")
+            )));
+        }
+        if key.verify(alg, message, &self.signature) {
             Ok(())
         } else {
             Err(JwtError::Signature(shown(key_id).to_string()))
@@ -283,9 +332,59 @@ pub fn sign(
         URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(payload)
     );
+    let pss = match alg {
+        Algorithm::RS256 => false,
+        Algorithm::PS256 => true,
+        other => {
+            return Err(SignError(format!(
+                "our signing keys are RSA; {other} is not"
+            )));
+        }
+    };
     let signature = key
-        .sign(alg == Algorithm::PS256, input.as_bytes())
+        .sign(pss, input.as_bytes())
         .map_err(|e| SignError(e.to_string()))?;
+    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+}
+
+/// Signs `claims` as a client does, with the private key of a key file (its PEM: PKCS#1 RSA,
+/// or PKCS#8 RSA, P-256, P-384 or Ed25519) under `alg`, key id `kid` and header `typ`: a
+/// compact JWS, ECDSA signatures in the fixed-length r || s form. For tests and the load
+/// generator; the server itself signs with [`sign`].
+pub fn sign_with_pem(
+    alg: Algorithm,
+    typ: &str,
+    kid: &str,
+    claims: &Value,
+    private_pem: &str,
+) -> Result<String, JwtError> {
+    let key = ClientSigningKey::from_pem(private_pem).map_err(|e| JwtError::Key(e.to_string()))?;
+    sign_with_key(alg, typ, kid, claims, &key)
+}
+
+/// [`sign_with_pem`] with a key already read, for signing many assertions.
+pub fn sign_with_key(
+    alg: Algorithm,
+    typ: &str,
+    kid: &str,
+    claims: &Value,
+    key: &ClientSigningKey,
+) -> Result<String, JwtError> {
+    let header = serde_json::to_vec(&SignHeader {
+        alg: alg.as_str(),
+        typ,
+        kid,
+    })
+    .map_err(|e| JwtError::Key(e.to_string()))?;
+    let payload = serde_json::to_vec(claims).map_err(|e| JwtError::Key(e.to_string()))?;
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let signature = key
+        .sign(alg, input.as_bytes())
+        .map_err(|e| JwtError::Key(e.to_string()))?;
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
@@ -295,7 +394,7 @@ mod tests {
     use serde_json::json;
     use std::sync::OnceLock;
 
-    use crate::domain::keypair::PrivateKey;
+    use crate::domain::keypair::{KeyPair, PrivateKey};
 
     fn private() -> &'static PrivateKey {
         static KEY: OnceLock<PrivateKey> = OnceLock::new();
@@ -305,6 +404,42 @@ mod tests {
     fn key() -> &'static SigningKey {
         static KEY: OnceLock<SigningKey> = OnceLock::new();
         KEY.get_or_init(|| SigningKey::from_private(private()).unwrap())
+    }
+
+    /// A key pair for `alg` (one per kind, made once) and its private PEM.
+    fn pair(alg: Algorithm) -> (&'static PublicKey, &'static str) {
+        static PAIRS: OnceLock<Vec<(Algorithm, PublicKey, String)>> = OnceLock::new();
+        let pairs = PAIRS.get_or_init(|| {
+            let rsa = KeyPair::from(private().clone());
+            let ec256 = KeyPair::generate(Algorithm::ES256).unwrap();
+            let ec384 = KeyPair::generate(Algorithm::ES384).unwrap();
+            let ed = KeyPair::generate(Algorithm::EdDSA).unwrap();
+            Algorithm::ALL
+                .into_iter()
+                .map(|alg| {
+                    let pair = match alg {
+                        Algorithm::RS256 | Algorithm::PS256 => &rsa,
+                        Algorithm::ES256 => &ec256,
+                        Algorithm::ES384 => &ec384,
+                        Algorithm::EdDSA => &ed,
+                    };
+                    let pem = pair.private_pem().unwrap().expose().to_string();
+                    (alg, pair.public_key(), pem)
+                })
+                .collect()
+        });
+        let (_, public, pem) = pairs.iter().find(|(a, ..)| *a == alg).unwrap();
+        (public, pem)
+    }
+
+    /// `token` with its header's alg changed, payload and signature kept.
+    fn with_alg(token: &str, alg: &str) -> String {
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        let mut header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[0]).unwrap()).unwrap();
+        header["alg"] = alg.into();
+        parts[0] = URL_SAFE_NO_PAD.encode(header.to_string());
+        parts.join(".")
     }
 
     fn rules(now: i64) -> TimeRules {
@@ -410,6 +545,186 @@ mod tests {
     }
 
     #[test]
+    fn algorithm_names_are_exact() {
+        for alg in Algorithm::ALL {
+            assert_eq!(Algorithm::parse(alg.as_str()), Some(alg));
+            assert_eq!(alg.to_string(), alg.as_str());
+        }
+        for name in [
+            "es256", "EDDSA", "Ed25519", "ES512", "RS384", "HS256", "none", "", " RS256",
+        ] {
+            assert_eq!(Algorithm::parse(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn every_algorithm_signs_and_verifies_and_tampering_fails() {
+        for alg in Algorithm::ALL {
+            let (public, pem) = pair(alg);
+            let token = sign_with_pem(alg, "JWT", "k1", &claims(json!({})), pem).unwrap();
+            let jwt = UnverifiedJwt::parse(&token).unwrap();
+            assert_eq!(jwt.algorithm().unwrap(), alg);
+            assert_eq!(jwt.header.typ.as_deref(), Some("JWT"));
+            jwt.verify(public, "k1").unwrap();
+            assert_eq!(
+                check_assertion(&jwt, ISSUER, rules(NOW)).unwrap().subject,
+                "u1"
+            );
+
+            // The claims changed under the signature.
+            let mut parts: Vec<&str> = token.split('.').collect();
+            let forged = URL_SAFE_NO_PAD
+                .encode(serde_json::to_vec(&claims(json!({"sub": "admin"}))).unwrap());
+            parts[1] = &forged;
+            let jwt = UnverifiedJwt::parse(&parts.join(".")).unwrap();
+            assert_eq!(
+                jwt.verify(public, "k1"),
+                Err(JwtError::Signature("k1".into())),
+                "{alg}"
+            );
+            // One bit of the signature flipped; the signature cut short.
+            let mut signature = URL_SAFE_NO_PAD
+                .decode(token.rsplit('.').next().unwrap())
+                .unwrap();
+            signature[5] ^= 0x10;
+            let input = token.rsplit_once('.').unwrap().0;
+            for bad in [&signature[..], &signature[..signature.len() - 1]] {
+                let jwt = UnverifiedJwt::parse(&format!("{input}.{}", URL_SAFE_NO_PAD.encode(bad)))
+                    .unwrap();
+                assert_eq!(
+                    jwt.verify(public, "k1"),
+                    Err(JwtError::Signature("k1".into())),
+                    "{alg}"
+                );
+            }
+            // Another key of the same kind.
+            let other = match alg {
+                Algorithm::RS256 | Algorithm::PS256 => {
+                    PrivateKey::generate(2048).unwrap().public_key()
+                }
+                _ => KeyPair::generate(alg).unwrap().public_key(),
+            };
+            assert!(
+                UnverifiedJwt::parse(&token)
+                    .unwrap()
+                    .verify(&other, "k1")
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_verifies_its_own_algorithms_only() {
+        let token = sign_with_pem(
+            Algorithm::ES256,
+            "JWT",
+            "k1",
+            &claims(json!({})),
+            pair(Algorithm::ES256).1,
+        )
+        .unwrap();
+        let p256 = pair(Algorithm::ES256).0;
+        for alg in Algorithm::ALL
+            .into_iter()
+            .filter(|a| *a != Algorithm::ES256)
+        {
+            let jwt = UnverifiedJwt::parse(&with_alg(&token, alg.as_str())).unwrap();
+            assert_eq!(
+                jwt.verify(p256, "k1"),
+                Err(JwtError::Algorithm(format!(
+                    "key k1 is a P-256 key and verifies ES256 only; this assertion says {alg}"
+                )))
+            );
+        }
+        for alg in [Algorithm::RS256, Algorithm::PS256] {
+            let token = sign_with_pem(alg, "JWT", "k1", &claims(json!({})), pair(alg).1).unwrap();
+            for (key, says) in [
+                (
+                    pair(Algorithm::ES384).0,
+                    "is a P-384 key and verifies ES384 only",
+                ),
+                (
+                    pair(Algorithm::EdDSA).0,
+                    "is an Ed25519 key and verifies EdDSA only",
+                ),
+            ] {
+                let err = UnverifiedJwt::parse(&token)
+                    .unwrap()
+                    .verify(key, "k9")
+                    .unwrap_err();
+                assert_eq!(
+                    err.to_string(),
+                    format!("key k9 {says}; this assertion says {alg}")
+                );
+            }
+        }
+        let eddsa = sign_with_pem(
+            Algorithm::EdDSA,
+            "JWT",
+            "k1",
+            &claims(json!({})),
+            pair(Algorithm::EdDSA).1,
+        )
+        .unwrap();
+        let err = UnverifiedJwt::parse(&eddsa)
+            .unwrap()
+            .verify(pair(Algorithm::RS256).0, "k1")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "key k1 is an RSA key and verifies RS256 or PS256 only; this assertion says EdDSA"
+        );
+        // A signer refuses to sign under an algorithm its key does not take.
+        let err = sign_with_pem(
+            Algorithm::ES384,
+            "JWT",
+            "k1",
+            &json!({}),
+            pair(Algorithm::ES256).1,
+        )
+        .unwrap_err();
+        assert!(matches!(err, JwtError::Key(_)), "{err}");
+        assert!(
+            err.to_string().contains("P-256") && err.to_string().contains("ES384"),
+            "{err}"
+        );
+        assert!(matches!(
+            sign_with_pem(Algorithm::RS256, "JWT", "k1", &json!({}), "not a key"),
+            Err(JwtError::Key(_))
+        ));
+    }
+
+    /// Tokens signed elsewhere (OpenSSL, through Python's `cryptography`), with the public keys
+    /// of keypair.rs's tests: ECDSA signatures in JWS's r || s form verify.
+    #[test]
+    fn tokens_signed_by_another_implementation_verify() {
+        let vectors = [
+            (
+                "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEPgrTaL4PLFPWudcM51NN98Sb3YEx\na/VhK0neEV/vI0Z9KjV/nUmsJ8BME7nlILPxTS2FDV3SA/FloBlqSSwIpA==\n-----END PUBLIC KEY-----\n",
+                "eyJhbGciOiJFUzI1NiIsImtpZCI6ImludGVyb3AiLCJ0eXAiOiJKV1QifQ.eyJpc3MiOiJpbnRlcm9wIiwic3ViIjoiaW50ZXJvcCJ9.qAemruAxpm8HRpFazgRqUeS933FhyCBk8IaJd8zVTm3_cZUDZd_kkM8FXGY1zVRSeuq50vIUl_IKw0c5bU7lfw",
+            ),
+            (
+                "-----BEGIN PUBLIC KEY-----\nMHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEoEh2uHPgvrVfOtBTkF1+MH9TpRl3tfhY\nhbnoA96Kh0/5wl8nCZgs9Vzds6cXN85w7623r4aqTAVgQPCDco/j4TkXbY7eaLwW\npmi1CvxmkqycSH/MqsSytLhbwgem/ZIb\n-----END PUBLIC KEY-----\n",
+                "eyJhbGciOiJFUzM4NCIsImtpZCI6ImludGVyb3AiLCJ0eXAiOiJKV1QifQ.eyJpc3MiOiJpbnRlcm9wIiwic3ViIjoiaW50ZXJvcCJ9.v_Sp_df9WWOvlhE6KGKPztXV_JZ2GtJKBCkGToShzuRYzcB9JP5cfaf6iHkjuWWXT5w3D6s9URrzxB-6Fld1obD6_wFAD0amOJ19ZHnhVcba3krIJrmTZQ9jfIbpBFSD",
+            ),
+            (
+                "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA4Du4PNgHMiUF/jdqklmhX30xE6BK9nXF8Far+k8lXfQ=\n-----END PUBLIC KEY-----\n",
+                "eyJhbGciOiJFZERTQSIsImtpZCI6ImludGVyb3AiLCJ0eXAiOiJKV1QifQ.eyJpc3MiOiJpbnRlcm9wIiwic3ViIjoiaW50ZXJvcCJ9.CTixWa4otoeLekuZekK-04Bvgl_TzQKMzShyrkBwvT5Bo0SIo26tFwOvAB4E_PI39moGWb7CCF7X6aXSD8c_DQ",
+            ),
+        ];
+        for (pem, token) in vectors {
+            let key = PublicKey::from_pkix_pem(pem.as_bytes()).unwrap();
+            let jwt = UnverifiedJwt::parse(token).unwrap();
+            assert_eq!(jwt.kid().unwrap(), "interop");
+            jwt.verify(&key, "interop").unwrap();
+            assert!(
+                jwt.verify(keypair::decoy_for(jwt.algorithm().unwrap()), "interop")
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
     fn malformed_and_unsigned_tokens() {
         assert!(matches!(
             UnverifiedJwt::parse("abc"),
@@ -448,5 +763,20 @@ mod tests {
                 .to_string()
                 .contains("HS256")
         );
+        for alg in ["HS256", "none", "ES512", "es256"] {
+            let token = format!(
+                "{}.e30.AA",
+                URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": "1"}).to_string())
+            );
+            let err = UnverifiedJwt::parse(&token)
+                .unwrap()
+                .algorithm()
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .ends_with("sign with RS256, PS256, ES256, ES384 or EdDSA"),
+                "{err}"
+            );
+        }
     }
 }

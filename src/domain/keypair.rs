@@ -1,14 +1,22 @@
-//! RSA key pairs: generating them, the PEM forms the API hands out and accepts, and the
-//! checks on uploaded public keys. Private keys live only in [`PrivateKey`], whose `Debug`
-//! prints nothing secret and whose PEM form is zeroized when dropped.
+//! Key pairs and public keys of machine and app keys: RSA (2048 to 4096 bits), ECDSA on
+//! P-256 and P-384, and Ed25519. Generating pairs, the PEM forms the API hands out and accepts,
+//! the checks on uploaded public keys, and verifying JWS signatures with them (ring). Private
+//! keys live only in [`PrivateKey`] and [`KeyPair`], whose `Debug` prints nothing secret and
+//! whose PEM forms are zeroized when dropped.
 use std::fmt;
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rsa::{
     RsaPrivateKey, RsaPublicKey,
     pkcs1::EncodeRsaPrivateKey,
-    pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding},
+    pkcs8::{
+        DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+        ObjectIdentifier,
+    },
     traits::PublicKeyParts,
 };
+
+use super::jwt::Algorithm;
 
 /// The smallest RSA modulus accepted, for uploaded keys and configured key sizes.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -111,8 +119,9 @@ impl SigningKey {
     /// Whether `public` is this key's public half (same modulus and exponent).
     pub fn matches(&self, public: &PublicKey) -> bool {
         let mine: ring::rsa::PublicKeyComponents<Vec<u8>> = self.pair.public().into();
-        let (n, e) = public.n_e();
-        mine.n == n && mine.e == e
+        public
+            .n_e()
+            .is_some_and(|(n, e)| mine.n == n && mine.e == e)
     }
 
     /// RSASSA-PKCS1-v1_5 (`pss` false) or RSASSA-PSS, both with SHA-256, over `message`.
@@ -137,7 +146,7 @@ impl SigningKey {
 
 /// Why a key could not be generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("RSA key generation failed: {0}")]
+#[error("key generation failed: {0}")]
 pub struct KeyGenError(String);
 
 /// Holders for secret encodings that wipe themselves when dropped.
@@ -169,13 +178,378 @@ pub mod zeroize_string {
     }
 }
 
-/// An RSA public key, the only key material that is ever stored for machine and app keys.
-/// Keeps its modulus and exponent as big-endian bytes, the form ring verifies with.
+/// A key pair handed out in a key file: RSA from the key pool, or an ECDSA (P-256, P-384) or
+/// Ed25519 pair made on demand. `Debug` prints nothing secret.
+#[derive(Clone)]
+pub enum KeyPair {
+    Rsa(PrivateKey),
+    /// ECDSA on P-256 or P-384.
+    Ec(CurveKeyPair),
+    Ed25519(CurveKeyPair),
+}
+
+/// The private half of an ECDSA or Ed25519 pair as PKCS#8 DER (wiped when dropped), with its
+/// public half.
+#[derive(Clone)]
+pub struct CurveKeyPair {
+    pkcs8: zeroize::Zeroizing<Vec<u8>>,
+    public: PublicKey,
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyPair({}, redacted)", self.public_key().kind())
+    }
+}
+
+impl fmt::Debug for CurveKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CurveKeyPair({}, redacted)", self.public.kind())
+    }
+}
+
+impl From<PrivateKey> for KeyPair {
+    fn from(key: PrivateKey) -> Self {
+        KeyPair::Rsa(key)
+    }
+}
+
+impl KeyPair {
+    /// A fresh pair for `alg` (aws-lc's generators): P-256 for ES256, P-384 for ES384, Ed25519
+    /// for EdDSA, and RSA-2048 for RS256 and PS256 (slow: the service takes RSA keys from its
+    /// pool instead). CPU-bound for RSA: call it off the async runtime.
+    pub fn generate(alg: Algorithm) -> Result<KeyPair, KeyGenError> {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+            Ed25519KeyPair, KeyPair as _,
+        };
+        let failed = |e: &dyn fmt::Display| KeyGenError(e.to_string());
+        let (curve, signing) = match alg {
+            Algorithm::RS256 | Algorithm::PS256 => {
+                return PrivateKey::generate(MIN_RSA_BITS).map(KeyPair::Rsa);
+            }
+            Algorithm::EdDSA => {
+                let pair = Ed25519KeyPair::generate().map_err(|e| failed(&e))?;
+                let public =
+                    PublicKey::from_ed25519(pair.public_key().as_ref()).map_err(|e| failed(&e))?;
+                let pkcs8 = pair.to_pkcs8v1().map_err(|e| failed(&e))?;
+                return Ok(KeyPair::Ed25519(CurveKeyPair {
+                    pkcs8: zeroize::Zeroizing::new(pkcs8.as_ref().to_vec()),
+                    public,
+                }));
+            }
+            Algorithm::ES256 => (Curve::P256, &ECDSA_P256_SHA256_FIXED_SIGNING),
+            Algorithm::ES384 => (Curve::P384, &ECDSA_P384_SHA384_FIXED_SIGNING),
+        };
+        let pair = EcdsaKeyPair::generate(signing).map_err(|e| failed(&e))?;
+        let public =
+            PublicKey::from_ec_point(curve, pair.public_key().as_ref()).map_err(|e| failed(&e))?;
+        let pkcs8 = pair.to_pkcs8v1().map_err(|e| failed(&e))?;
+        Ok(KeyPair::Ec(CurveKeyPair {
+            pkcs8: zeroize::Zeroizing::new(pkcs8.as_ref().to_vec()),
+            public,
+        }))
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        match self {
+            KeyPair::Rsa(key) => key.public_key(),
+            KeyPair::Ec(pair) | KeyPair::Ed25519(pair) => pair.public.clone(),
+        }
+    }
+
+    /// The algorithm the pair signs with by default: RS256 for RSA (which takes PS256 too).
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            KeyPair::Rsa(_) => Algorithm::RS256,
+            KeyPair::Ec(pair) | KeyPair::Ed25519(pair) => pair.public.default_algorithm(),
+        }
+    }
+
+    /// The private key as a key file carries it: PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`)
+    /// for RSA, as ZITADEL's key files do; PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) for EC and
+    /// Ed25519 keys, what JWT libraries load.
+    pub fn private_pem(&self) -> Result<zeroize_string::Secret, KeyEncodeError> {
+        match self {
+            KeyPair::Rsa(key) => key
+                .to_pkcs1_pem()
+                .map_err(|e| KeyEncodeError(e.to_string())),
+            KeyPair::Ec(pair) | KeyPair::Ed25519(pair) => {
+                rsa::pkcs8::der::SecretDocument::try_from(pair.pkcs8.as_slice())
+                    .and_then(|doc| doc.to_pem("PRIVATE KEY", LineEnding::LF))
+                    .map(zeroize_string::Secret)
+                    .map_err(|e| KeyEncodeError(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Why a private key could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the private key cannot be encoded: {0}")]
+pub struct KeyEncodeError(String);
+
+/// A private key read from a key file's PEM, signing assertions as a client would (tests, the
+/// load generator): PKCS#1 RSA, or PKCS#8 RSA, P-256, P-384 or Ed25519. Signing runs in
+/// aws-lc; ECDSA signatures come in JWS's fixed-length r || s form.
+pub struct ClientSigningKey(ClientKeyInner);
+
+enum ClientKeyInner {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    Ecdsa(Curve, aws_lc_rs::signature::EcdsaKeyPair),
+    Ed25519(aws_lc_rs::signature::Ed25519KeyPair),
+}
+
+impl fmt::Debug for ClientSigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClientSigningKey({}, redacted)", self.kind())
+    }
+}
+
+impl ClientSigningKey {
+    pub fn from_pem(pem: &str) -> Result<Self, SigningKeyError> {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+            Ed25519KeyPair,
+        };
+        let refused = |e: &dyn fmt::Display| SigningKeyError(e.to_string());
+        let (label, doc) = rsa::pkcs8::der::SecretDocument::from_pem(pem.trim())
+            .map_err(|_| SigningKeyError("the private key is not PEM".into()))?;
+        let der = doc.as_bytes();
+        let inner = match label {
+            "RSA PRIVATE KEY" => ClientKeyInner::Rsa(
+                aws_lc_rs::rsa::KeyPair::from_der(der).map_err(|e| refused(&e))?,
+            ),
+            "PRIVATE KEY" => {
+                let info = rsa::pkcs8::PrivateKeyInfo::try_from(der).map_err(|e| refused(&e))?;
+                let algorithm = info.algorithm.oid;
+                if algorithm == oid::RSA {
+                    ClientKeyInner::Rsa(
+                        aws_lc_rs::rsa::KeyPair::from_pkcs8(der).map_err(|e| refused(&e))?,
+                    )
+                } else if algorithm == oid::EC {
+                    let curve = info.algorithm.parameters_oid().map_err(|e| refused(&e))?;
+                    let (curve, signing) = if curve == oid::P256 {
+                        (Curve::P256, &ECDSA_P256_SHA256_FIXED_SIGNING)
+                    } else if curve == oid::P384 {
+                        (Curve::P384, &ECDSA_P384_SHA384_FIXED_SIGNING)
+                    } else {
+                        return Err(SigningKeyError(format!(
+                            "the EC private key is on curve {}; only P-256 and P-384 sign assertions",
+                            oid::curve_name(&curve)
+                        )));
+                    };
+                    ClientKeyInner::Ecdsa(
+                        curve,
+                        EcdsaKeyPair::from_pkcs8(signing, der).map_err(|e| refused(&e))?,
+                    )
+                } else if algorithm == oid::ED25519 {
+                    ClientKeyInner::Ed25519(
+                        Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| refused(&e))?,
+                    )
+                } else {
+                    return Err(SigningKeyError(format!(
+                        "the private key is of algorithm {}; only RSA, P-256, P-384 and Ed25519 keys sign assertions",
+                        oid::algorithm_name(&algorithm)
+                    )));
+                }
+            }
+            other => {
+                return Err(SigningKeyError(format!(
+                    "a PEM labelled {other:?} is no private key taken here; use PKCS#1 (RSA PRIVATE KEY) or PKCS#8 (PRIVATE KEY)"
+                )));
+            }
+        };
+        Ok(ClientSigningKey(inner))
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        match &self.0 {
+            ClientKeyInner::Rsa(pair) => KeyKind::Rsa {
+                bits: pair.public_modulus_len() * 8,
+            },
+            ClientKeyInner::Ecdsa(curve, _) => curve.kind(),
+            ClientKeyInner::Ed25519(_) => KeyKind::Ed25519,
+        }
+    }
+
+    /// The JWS signature under `alg` over `message`; refused when the key does not take `alg`.
+    pub fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<Vec<u8>, SigningKeyError> {
+        use aws_lc_rs::{rand::SystemRandom, signature};
+        let failed = |e: aws_lc_rs::error::Unspecified| SigningKeyError(e.to_string());
+        match (&self.0, alg) {
+            (ClientKeyInner::Rsa(pair), Algorithm::RS256 | Algorithm::PS256) => {
+                let encoding = if alg == Algorithm::PS256 {
+                    &signature::RSA_PSS_SHA256
+                } else {
+                    &signature::RSA_PKCS1_SHA256
+                };
+                let mut out = vec![0u8; pair.public_modulus_len()];
+                pair.sign(encoding, &SystemRandom::new(), message, &mut out)
+                    .map_err(failed)?;
+                Ok(out)
+            }
+            (ClientKeyInner::Ecdsa(curve, pair), alg) if curve.algorithm() == alg => pair
+                .sign(&SystemRandom::new(), message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(failed),
+            (ClientKeyInner::Ed25519(pair), Algorithm::EdDSA) => {
+                Ok(pair.sign(message).as_ref().to_vec())
+            }
+            _ => Err(SigningKeyError(format!(
+                "the key is {} and cannot sign {}",
+                self.kind().described(),
+                alg.as_str()
+            ))),
+        }
+    }
+}
+
+/// What kind of key a [`PublicKey`] is: the four kinds machine and app keys may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    Rsa { bits: usize },
+    P256,
+    P384,
+    Ed25519,
+}
+
+impl KeyKind {
+    /// "an RSA key", "a P-256 key": for messages.
+    pub fn described(self) -> &'static str {
+        match self {
+            KeyKind::Rsa { .. } => "an RSA key",
+            KeyKind::P256 => "a P-256 key",
+            KeyKind::P384 => "a P-384 key",
+            KeyKind::Ed25519 => "an Ed25519 key",
+        }
+    }
+
+    /// The JWS algorithms a key of this kind verifies.
+    pub fn algorithms(self) -> &'static [Algorithm] {
+        match self {
+            KeyKind::Rsa { .. } => &[Algorithm::RS256, Algorithm::PS256],
+            KeyKind::P256 => &[Algorithm::ES256],
+            KeyKind::P384 => &[Algorithm::ES384],
+            KeyKind::Ed25519 => &[Algorithm::EdDSA],
+        }
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyKind::Rsa { bits } => write!(f, "RSA-{bits}"),
+            KeyKind::P256 => Curve::P256.fmt(f),
+            KeyKind::P384 => Curve::P384.fmt(f),
+            KeyKind::Ed25519 => f.write_str("Ed25519"),
+        }
+    }
+}
+
+/// The NIST curves taken for ECDSA keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Curve {
+    P256,
+    P384,
+}
+
+/// The NIST name, "P-" and the field's size in bits, which JWK's `crv` uses too.
+impl fmt::Display for Curve {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "P-{}", self.coordinate_len() * 8)
+    }
+}
+
+impl Curve {
+    fn kind(self) -> KeyKind {
+        match self {
+            Curve::P256 => KeyKind::P256,
+            Curve::P384 => KeyKind::P384,
+        }
+    }
+
+    fn oid(self) -> &'static ObjectIdentifier {
+        match self {
+            Curve::P256 => &oid::P256,
+            Curve::P384 => &oid::P384,
+        }
+    }
+
+    /// The length of one coordinate, in bytes.
+    fn coordinate_len(self) -> usize {
+        match self {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+        }
+    }
+
+    fn algorithm(self) -> Algorithm {
+        match self {
+            Curve::P256 => Algorithm::ES256,
+            Curve::P384 => Algorithm::ES384,
+        }
+    }
+}
+
+/// Object identifiers of the SubjectPublicKeyInfo algorithms and curves named here.
+mod oid {
+    use rsa::pkcs8::ObjectIdentifier;
+
+    pub const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    pub const EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    pub const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+    pub const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+    pub const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+
+    /// A name for a key algorithm we refuse, for the refusal's message.
+    pub fn algorithm_name(oid: &ObjectIdentifier) -> String {
+        match oid.to_string().as_str() {
+            "1.3.101.110" => "X25519".into(),
+            "1.3.101.111" => "X448".into(),
+            "1.3.101.113" => "Ed448".into(),
+            "1.2.840.10040.4.1" => "DSA".into(),
+            "1.2.840.113549.1.1.10" => "RSASSA-PSS (a PSS-restricted RSA key)".into(),
+            "1.2.840.10046.2.1" | "1.2.840.113549.1.3.1" => "Diffie-Hellman".into(),
+            "1.3.132.1.12" => "ECDH".into(),
+            "1.2.156.10197.1.301" => "SM2".into(),
+            other => format!("OID {other}"),
+        }
+    }
+
+    /// A name for an EC curve we refuse.
+    pub fn curve_name(oid: &ObjectIdentifier) -> String {
+        match oid.to_string().as_str() {
+            "1.3.132.0.35" => "P-521 (secp521r1)".into(),
+            "1.3.132.0.33" => "P-224 (secp224r1)".into(),
+            "1.2.840.10045.3.1.1" => "P-192 (secp192r1)".into(),
+            "1.3.132.0.10" => "secp256k1".into(),
+            "1.3.36.3.3.2.8.1.1.7" => "brainpoolP256r1".into(),
+            "1.3.36.3.3.2.8.1.1.11" => "brainpoolP384r1".into(),
+            "1.3.36.3.3.2.8.1.1.13" => "brainpoolP512r1".into(),
+            other => format!("OID {other}"),
+        }
+    }
+}
+
+/// A public key of a machine or app key: RSA (2048 to 4096 bits), ECDSA on P-256 or P-384,
+/// or Ed25519. The only key material ever stored for them. Built only from checked input, so
+/// every value verifies with ring.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PublicKey {
-    key: RsaPublicKey,
-    n: Vec<u8>,
-    e: Vec<u8>,
+pub struct PublicKey(Material);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Material {
+    /// The modulus and exponent kept big-endian too, the form ring verifies with.
+    Rsa {
+        key: RsaPublicKey,
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// The uncompressed SEC1 point, 04 || x || y, checked to be on the curve.
+    Ec { curve: Curve, point: Vec<u8> },
+    /// RFC 8032's 32-byte encoding, checked to decode to a point of large order.
+    Ed25519([u8; 32]),
 }
 
 /// Why an uploaded public key was refused.
@@ -183,8 +557,22 @@ pub struct PublicKey {
 pub enum PublicKeyError {
     #[error("the public key is not a PEM-encoded PKIX (SubjectPublicKeyInfo) key")]
     NotPem,
-    #[error("the public key is not an RSA key; only RSA keys can sign RS256/PS256 assertions")]
-    NotRsa,
+    #[error(
+        "the public key is a key of algorithm {0}; only RSA, P-256, P-384 and Ed25519 keys are accepted"
+    )]
+    UnsupportedAlgorithm(String),
+    #[error("the EC public key is on curve {0}; only P-256 and P-384 are accepted")]
+    UnsupportedCurve(String),
+    #[error(
+        "the {0} public key's point is compressed; send it uncompressed (04 || x || y), as PKIX encoders write it"
+    )]
+    CompressedPoint(KeyKind),
+    #[error("the {0} public key is not a valid point of its curve")]
+    InvalidPoint(KeyKind),
+    #[error(
+        "the Ed25519 public key is a point of small order, for which signatures verify without the private key"
+    )]
+    SmallOrder,
     #[error("the RSA public key has {0} bits; at least {MIN_RSA_BITS} are required")]
     TooSmall(usize),
     #[error("the RSA public key has {0} bits; at most {MAX_RSA_BITS} are accepted")]
@@ -197,18 +585,30 @@ pub enum PublicKeyError {
     BadExponent,
 }
 
-/// A public key no one holds: when an assertion names a key id we do not have, its signature
-/// is checked against this one, so a refusal costs one RSA-2048 verification whether or not the
-/// key id exists (no timing tells which key ids exist).
-pub fn decoy() -> &'static PublicKey {
-    static DECOY: std::sync::OnceLock<PublicKey> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        PublicKey::from_pkix_pem(DECOY_PEM.as_bytes()).expect("the decoy key is a valid SPKI PEM")
+/// A public key no one holds for each algorithm: when an assertion names a key id we do not
+/// have, its signature is checked against the one for its algorithm, so a refusal costs one
+/// verification of that algorithm whether or not the key id exists (no timing tells which key
+/// ids exist).
+pub fn decoy_for(alg: Algorithm) -> &'static PublicKey {
+    use std::sync::OnceLock;
+    static RSA: OnceLock<PublicKey> = OnceLock::new();
+    static P256: OnceLock<PublicKey> = OnceLock::new();
+    static P384: OnceLock<PublicKey> = OnceLock::new();
+    static ED25519: OnceLock<PublicKey> = OnceLock::new();
+    let (cell, pem) = match alg {
+        Algorithm::RS256 | Algorithm::PS256 => (&RSA, DECOY_RSA_PEM),
+        Algorithm::ES256 => (&P256, DECOY_P256_PEM),
+        Algorithm::ES384 => (&P384, DECOY_P384_PEM),
+        Algorithm::EdDSA => (&ED25519, DECOY_ED25519_PEM),
+    };
+    cell.get_or_init(|| {
+        PublicKey::from_pkix_pem(pem.as_bytes()).expect("the decoy keys are valid SPKI PEM")
     })
 }
 
-/// Made once with `openssl genrsa 2048 | openssl rsa -pubout`; the private half was discarded.
-const DECOY_PEM: &str = "\
+// Made once with `openssl genpkey … | openssl pkey -pubout` (RSA: `openssl genrsa 2048 |
+// openssl rsa -pubout`); the private halves were never written down.
+const DECOY_RSA_PEM: &str = "\
 -----BEGIN PUBLIC KEY-----\n\
 MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA6+e3A73sFDnjbEPrH65a\n\
 EdidP6N8YbnT0MxY9ZvI/DxaUG6ev2N200ZgUaIrRsA6Hg45SiUwZeM46g7aI0Fj\n\
@@ -219,69 +619,342 @@ T/V3/0e9Jjv9gbH1/OtW0O9xjbngyksWUuUkM1xblePKBZvAAkMOIhpOEYVwyuWv\n\
 jwIDAQAB\n\
 -----END PUBLIC KEY-----\n";
 
+const DECOY_P256_PEM: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAESdr+QvRPjusWky7o8+miPPZs2S9Q\n\
+AavDlSzBrN9nlifvD05G86NX6lqWQXZ/VCKwMKWfoFrM8EHZ4Sg+8YaVoA==\n\
+-----END PUBLIC KEY-----\n";
+
+const DECOY_P384_PEM: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEAZyDrbKeuwP/wSduonYs7vlo016o/Zk/\n\
+Rp1nGwFBBoac97oAWdYVUnW6ppPks3RN/LgLe9VVxVyTLJ9b31mc+sb+oHUx1o9K\n\
+VNVp2SCXI/+/58RyHlhLBdKPdY3dkAKk\n\
+-----END PUBLIC KEY-----\n";
+
+const DECOY_ED25519_PEM: &str = "\
+-----BEGIN PUBLIC KEY-----\n\
+MCowBQYDK2VwAyEAcc2YSEtql5sAsITga/mLNLgBJMUev+XsQ4b1YHLMzl0=\n\
+-----END PUBLIC KEY-----\n";
+
 impl PublicKey {
-    /// Parses an uploaded key: PEM of a PKIX RSA public key whose modulus has 2048 to 4096 bits
-    /// and is odd, and whose exponent is odd, greater than 1 and less than 2^33.
+    /// Parses an uploaded key: the PEM of a SubjectPublicKeyInfo of
+    /// - an RSA key whose modulus has 2048 to 4096 bits and is odd, and whose exponent is odd,
+    ///   greater than 1 and less than 2^33;
+    /// - an EC key on the named curve P-256 or P-384 with an uncompressed point on the curve;
+    /// - an Ed25519 key that decodes to a point of large order.
     pub fn from_pkix_pem(pem: &[u8]) -> Result<Self, PublicKeyError> {
+        use rsa::pkcs8::der::Decode;
         let text = std::str::from_utf8(pem).map_err(|_| PublicKeyError::NotPem)?;
         let text = text.trim();
         if !text.starts_with("-----BEGIN PUBLIC KEY-----") {
             return Err(PublicKeyError::NotPem);
         }
+        let (label, doc) =
+            rsa::pkcs8::der::Document::from_pem(text).map_err(|_| PublicKeyError::NotPem)?;
+        if label != "PUBLIC KEY" {
+            return Err(PublicKeyError::NotPem);
+        }
+        let spki = rsa::pkcs8::SubjectPublicKeyInfoRef::from_der(doc.as_bytes())
+            .map_err(|_| PublicKeyError::NotPem)?;
+        let algorithm = spki.algorithm.oid;
+        if algorithm == oid::RSA {
+            Self::from_rsa_pem(text)
+        } else if algorithm == oid::EC {
+            let curve = match spki.algorithm.parameters {
+                Some(params) => match params.decode_as::<ObjectIdentifier>() {
+                    Ok(curve) if curve == oid::P256 => Curve::P256,
+                    Ok(curve) if curve == oid::P384 => Curve::P384,
+                    Ok(other) => {
+                        return Err(PublicKeyError::UnsupportedCurve(oid::curve_name(&other)));
+                    }
+                    Err(_) => {
+                        return Err(PublicKeyError::UnsupportedCurve(
+                            "given by explicit parameters, not named".into(),
+                        ));
+                    }
+                },
+                None => return Err(PublicKeyError::NotPem),
+            };
+            let point = spki
+                .subject_public_key
+                .as_bytes()
+                .ok_or(PublicKeyError::InvalidPoint(curve.kind()))?;
+            Self::from_ec_point(curve, point)
+        } else if algorithm == oid::ED25519 {
+            // RFC 8410 §3: the parameters are absent.
+            if spki.algorithm.parameters.is_some() {
+                return Err(PublicKeyError::NotPem);
+            }
+            let bytes = spki
+                .subject_public_key
+                .as_bytes()
+                .ok_or(PublicKeyError::InvalidPoint(KeyKind::Ed25519))?;
+            Self::from_ed25519(bytes)
+        } else {
+            Err(PublicKeyError::UnsupportedAlgorithm(oid::algorithm_name(
+                &algorithm,
+            )))
+        }
+    }
+
+    /// An RSA SubjectPublicKeyInfo in PEM, by the RSA rule.
+    fn from_rsa_pem(text: &str) -> Result<Self, PublicKeyError> {
         let key = match RsaPublicKey::from_public_key_pem(text) {
             Ok(key) => key,
-            // A well-formed SPKI of another algorithm fails on its OID; anything else is not PEM.
-            Err(rsa::pkcs8::spki::Error::OidUnknown { .. }) => return Err(PublicKeyError::NotRsa),
             Err(_) => {
                 // A well-formed RSA key whose numbers the rsa crate refuses (a modulus past its
                 // size limit, an exponent out of range): say which rule they break.
                 if let Some((n, e)) = rsa_numbers(text) {
                     check_rsa_numbers(&n, &e)?;
                 }
-                return Err(if is_other_algorithm_spki(text) {
-                    PublicKeyError::NotRsa
-                } else {
-                    PublicKeyError::NotPem
-                });
+                return Err(PublicKeyError::NotPem);
             }
         };
         let key = PublicKey::from_rsa(key);
-        check_rsa_numbers(&key.n, &key.e)?;
+        if let Material::Rsa { n, e, .. } = &key.0 {
+            check_rsa_numbers(n, e)?;
+        }
         Ok(key)
     }
 
     fn from_rsa(key: RsaPublicKey) -> Self {
-        PublicKey {
+        PublicKey(Material::Rsa {
             n: key.n().to_bytes_be(),
             e: key.e().to_bytes_be(),
             key,
-        }
+        })
     }
 
-    pub fn to_pkix_pem(&self) -> Result<String, rsa::pkcs8::spki::Error> {
-        self.key.to_public_key_pem(LineEnding::LF)
-    }
-
-    /// The modulus and exponent, big-endian, for a JWK.
-    pub fn n_e(&self) -> (&[u8], &[u8]) {
-        (&self.n, &self.e)
-    }
-
-    /// Whether `signature` is a valid RSASSA-PKCS1-v1_5 (`pss` false) or RSASSA-PSS signature
-    /// with SHA-256 over `message` (ring; moduli of 2048 to 8192 bits).
-    pub fn verify(&self, pss: bool, message: &[u8], signature: &[u8]) -> bool {
-        let params: &ring::signature::RsaParameters = if pss {
-            &ring::signature::RSA_PSS_2048_8192_SHA256
-        } else {
-            &ring::signature::RSA_PKCS1_2048_8192_SHA256
+    /// An ECDSA key from its SEC1 point, which must be uncompressed and on the curve (checked
+    /// by aws-lc: the point decodes and the key passes EC_KEY_check_key).
+    fn from_ec_point(curve: Curve, point: &[u8]) -> Result<Self, PublicKeyError> {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ParsedPublicKey,
         };
-        ring::signature::RsaPublicKeyComponents {
-            n: &self.n,
-            e: &self.e,
+        match point.first() {
+            Some(0x02 | 0x03) => return Err(PublicKeyError::CompressedPoint(curve.kind())),
+            Some(0x04) if point.len() == 1 + 2 * curve.coordinate_len() => {}
+            _ => return Err(PublicKeyError::InvalidPoint(curve.kind())),
         }
-        .verify(params, message, signature)
-        .is_ok()
+        let algorithm = match curve {
+            Curve::P256 => &ECDSA_P256_SHA256_FIXED,
+            Curve::P384 => &ECDSA_P384_SHA384_FIXED,
+        };
+        ParsedPublicKey::new(algorithm, point)
+            .map_err(|_| PublicKeyError::InvalidPoint(curve.kind()))?;
+        Ok(PublicKey(Material::Ec {
+            curve,
+            point: point.to_vec(),
+        }))
     }
+
+    fn from_ed25519(bytes: &[u8]) -> Result<Self, PublicKeyError> {
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| PublicKeyError::InvalidPoint(KeyKind::Ed25519))?;
+        check_ed25519_point(&key)?;
+        Ok(PublicKey(Material::Ed25519(key)))
+    }
+
+    /// The PEM SubjectPublicKeyInfo, as stored and handed out.
+    pub fn to_pkix_pem(&self) -> Result<String, rsa::pkcs8::spki::Error> {
+        use rsa::pkcs8::{
+            AlgorithmIdentifierRef, SubjectPublicKeyInfoRef,
+            der::{
+                Document,
+                asn1::{AnyRef, BitStringRef},
+            },
+        };
+        let (algorithm, key) = match &self.0 {
+            Material::Rsa { key, .. } => return key.to_public_key_pem(LineEnding::LF),
+            Material::Ec { curve, point } => (
+                AlgorithmIdentifierRef {
+                    oid: oid::EC,
+                    parameters: Some(AnyRef::from(curve.oid())),
+                },
+                point.as_slice(),
+            ),
+            Material::Ed25519(key) => (
+                AlgorithmIdentifierRef {
+                    oid: oid::ED25519,
+                    parameters: None,
+                },
+                key.as_slice(),
+            ),
+        };
+        let spki = SubjectPublicKeyInfoRef {
+            algorithm,
+            subject_public_key: BitStringRef::from_bytes(key)?,
+        };
+        Ok(Document::encode_msg(&spki)?.to_pem("PUBLIC KEY", LineEnding::LF)?)
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        match &self.0 {
+            Material::Rsa { n, .. } => KeyKind::Rsa {
+                bits: bit_length(n),
+            },
+            Material::Ec {
+                curve: Curve::P256, ..
+            } => KeyKind::P256,
+            Material::Ec {
+                curve: Curve::P384, ..
+            } => KeyKind::P384,
+            Material::Ed25519(_) => KeyKind::Ed25519,
+        }
+    }
+
+    /// Whether assertions signed under `alg` may verify with this key: RSA keys verify RS256
+    /// and PS256, P-256 keys ES256, P-384 keys ES384, Ed25519 keys EdDSA.
+    pub fn allows(&self, alg: Algorithm) -> bool {
+        self.kind().algorithms().contains(&alg)
+    }
+
+    /// The algorithm a key of this kind signs with unless told otherwise.
+    pub fn default_algorithm(&self) -> Algorithm {
+        self.kind().algorithms()[0]
+    }
+
+    /// "an RSA key", "a P-256 key": for messages.
+    pub fn described(&self) -> &'static str {
+        self.kind().described()
+    }
+
+    /// The modulus and exponent, big-endian, of an RSA key.
+    pub fn n_e(&self) -> Option<(&[u8], &[u8])> {
+        match &self.0 {
+            Material::Rsa { n, e, .. } => Some((n, e)),
+            _ => None,
+        }
+    }
+
+    /// The public JWK (RFC 7517/7518/8037): `kty` and the public members, nothing private.
+    pub fn jwk(&self) -> serde_json::Value {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        match &self.0 {
+            Material::Rsa { n, e, .. } => {
+                serde_json::json!({"kty": "RSA", "n": b64(n), "e": b64(e)})
+            }
+            Material::Ec { curve, point } => {
+                let (x, y) = point[1..].split_at(curve.coordinate_len());
+                serde_json::json!({"kty": "EC", "crv": curve.to_string(), "x": b64(x), "y": b64(y)})
+            }
+            Material::Ed25519(key) => {
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(key)})
+            }
+        }
+    }
+
+    /// The RFC 7638 JWK thumbprint: SHA-256 over the required members in lexicographic order,
+    /// without whitespace, base64url without padding.
+    pub fn thumbprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        // The values are base64url and fixed names: nothing to escape.
+        let canonical = match &self.0 {
+            Material::Rsa { n, e, .. } => {
+                format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64(e), b64(n))
+            }
+            Material::Ec { curve, point } => {
+                let (x, y) = point[1..].split_at(curve.coordinate_len());
+                format!(
+                    r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+                    curve,
+                    b64(x),
+                    b64(y)
+                )
+            }
+            Material::Ed25519(key) => {
+                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64(key))
+            }
+        };
+        b64(&Sha256::digest(canonical.as_bytes()))
+    }
+
+    /// Whether `signature` is a valid JWS signature under `alg` over `message` (ring; RSA
+    /// moduli of 2048 to 8192 bits, ECDSA in the fixed-length r || s form). False when this key
+    /// does not take `alg`.
+    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        use ring::signature::{self as sig, UnparsedPublicKey};
+        match (&self.0, alg) {
+            (Material::Rsa { n, e, .. }, Algorithm::RS256 | Algorithm::PS256) => {
+                let params: &sig::RsaParameters = if alg == Algorithm::PS256 {
+                    &sig::RSA_PSS_2048_8192_SHA256
+                } else {
+                    &sig::RSA_PKCS1_2048_8192_SHA256
+                };
+                sig::RsaPublicKeyComponents { n, e }
+                    .verify(params, message, signature)
+                    .is_ok()
+            }
+            (
+                Material::Ec {
+                    curve: Curve::P256,
+                    point,
+                },
+                Algorithm::ES256,
+            ) => UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point)
+                .verify(message, signature)
+                .is_ok(),
+            (
+                Material::Ec {
+                    curve: Curve::P384,
+                    point,
+                },
+                Algorithm::ES384,
+            ) => UnparsedPublicKey::new(&sig::ECDSA_P384_SHA384_FIXED, point)
+                .verify(message, signature)
+                .is_ok(),
+            (Material::Ed25519(key), Algorithm::EdDSA) => {
+                UnparsedPublicKey::new(&sig::ED25519, key)
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// RFC 8032 §5.1.3's decoding of an Ed25519 public key: y below p, and an x with
+/// x² = (y² − 1) / (d·y² + 1) (not 0 when the sign bit asks for an odd one). Refuses too the
+/// eight points of small order (y ∈ {0, 1, −1}, or d·y⁴ + 2·y² − 1 = 0: those whose double
+/// has order 4), with which signatures verify without any private key.
+fn check_ed25519_point(key: &[u8; 32]) -> Result<(), PublicKeyError> {
+    use rsa::BigUint;
+    let invalid = Err(PublicKeyError::InvalidPoint(KeyKind::Ed25519));
+    let int = |v: u32| BigUint::from(v);
+    let p = (int(1) << 255usize) - int(19);
+    let inverse = |v: &BigUint| v.modpow(&(&p - int(2)), &p);
+    let d = (&p - int(121_665)) * inverse(&int(121_666)) % &p;
+
+    let mut y = *key;
+    let odd_x = y[31] & 0x80 != 0;
+    y[31] &= 0x7f;
+    let y = BigUint::from_bytes_le(&y);
+    if y >= p {
+        return invalid;
+    }
+    let y2 = &y * &y % &p;
+    let u = (&y2 + &p - int(1)) % &p;
+    let v = (&d * &y2 + int(1)) % &p;
+    let x2 = u * inverse(&v) % &p;
+    if x2 == int(0) {
+        if odd_x {
+            return invalid;
+        }
+    } else if x2.modpow(&((&p - int(1)) >> 1usize), &p) != int(1) {
+        // Not a square: no x.
+        return invalid;
+    }
+    let small = y == int(0)
+        || y == int(1)
+        || y == &p - int(1)
+        || (&d * &y2 % &p * &y2 + int(2) * &y2) % &p == int(1);
+    if small {
+        return Err(PublicKeyError::SmallOrder);
+    }
+    Ok(())
 }
 
 /// The rule for an uploaded RSA public key, on its modulus `n` and exponent `e` (big-endian):
@@ -342,22 +1015,6 @@ fn rsa_numbers(pem: &str) -> Option<(Vec<u8>, Vec<u8>)> {
     ))
 }
 
-/// True when `pem` decodes as a SubjectPublicKeyInfo whose algorithm is not RSA.
-fn is_other_algorithm_spki(pem: &str) -> bool {
-    use rsa::pkcs8::der::{Decode, asn1::AnyRef};
-    let Ok((_, doc)) = rsa::pkcs8::der::Document::from_pem(pem) else {
-        return false;
-    };
-    match rsa::pkcs8::spki::SubjectPublicKeyInfo::<
-        AnyRef<'_>,
-        rsa::pkcs8::der::asn1::BitStringRef<'_>,
-    >::from_der(doc.as_bytes())
-    {
-        Ok(spki) => spki.algorithm.oid != rsa::pkcs1::ALGORITHM_OID,
-        Err(_) => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +1050,7 @@ mod tests {
         let signer = SigningKey::from_private(&a).unwrap();
         assert!(signer.matches(&a.public_key()));
         assert!(!signer.matches(&b.public_key()));
+        assert!(!signer.matches(decoy_for(Algorithm::ES256)));
     }
 
     #[test]
@@ -404,17 +1062,6 @@ mod tests {
         assert_eq!(
             PublicKey::from_pkix_pem(&[0xff, 0xfe]),
             Err(PublicKeyError::NotPem)
-        );
-        // An EC P-256 key in PKIX PEM.
-        let ec = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqF2QiCwGfQKz8YRXcZ7SlQ0KLerX\nlW44RXn4J7APS3O93ybHmoOC4Y09UGahSVDqcC4WHqo6CF41MuV+YKjbPg==\n-----END PUBLIC KEY-----\n";
-        let ed25519 = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAdvKgi/bgyechCFwe5h8pbh8w2dkY5xdFstOXUTxPwcU=\n-----END PUBLIC KEY-----\n";
-        assert_eq!(
-            PublicKey::from_pkix_pem(ed25519.as_bytes()),
-            Err(PublicKeyError::NotRsa)
-        );
-        assert_eq!(
-            PublicKey::from_pkix_pem(ec.as_bytes()),
-            Err(PublicKeyError::NotRsa)
         );
         let small = RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).unwrap();
         let pem = small
@@ -462,7 +1109,7 @@ mod tests {
     fn uploaded_rsa_numbers_follow_the_rule() {
         let parse = |n: &[u8], e: &[u8]| PublicKey::from_pkix_pem(spki_pem(n, e).as_bytes());
         let real = PrivateKey::generate(2048).unwrap().public_key();
-        let (n, _) = real.n_e();
+        let (n, _) = real.n_e().unwrap();
         let f4 = [1u8, 0, 1];
         assert_eq!(parse(n, &f4), Ok(real.clone()));
         assert!(parse(n, &[3]).is_ok(), "the smallest odd exponent");
@@ -496,5 +1143,388 @@ mod tests {
                 Err(PublicKeyError::TooLarge(bits))
             );
         }
+    }
+
+    // Keys made with OpenSSL (the EC and Ed25519 interop ones through Python's `cryptography`,
+    // which signed the tokens in jwt.rs's tests with them).
+    const P256_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEPgrTaL4PLFPWudcM51NN98Sb3YEx\na/VhK0neEV/vI0Z9KjV/nUmsJ8BME7nlILPxTS2FDV3SA/FloBlqSSwIpA==\n-----END PUBLIC KEY-----\n";
+    const P384_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEoEh2uHPgvrVfOtBTkF1+MH9TpRl3tfhY\nhbnoA96Kh0/5wl8nCZgs9Vzds6cXN85w7623r4aqTAVgQPCDco/j4TkXbY7eaLwW\npmi1CvxmkqycSH/MqsSytLhbwgem/ZIb\n-----END PUBLIC KEY-----\n";
+    const ED25519_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA4Du4PNgHMiUF/jdqklmhX30xE6BK9nXF8Far+k8lXfQ=\n-----END PUBLIC KEY-----\n";
+    const P521_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMIGbMBAGByqGSM49AgEGBSuBBAAjA4GGAAQB/FUuou+EgwkQ/pIZpHDfDBlDAEX0\n9IRpz/kwD/EUX8MFfkARa96pEcd0DZTfMel90MuNAbK7Vv9qIKFstdpGmpgBJr2t\n5C/orOzk9ndkWfPdua/rCchihKs0s2lkV1xICvGyZjsMbTQmSp+5Hqz1+5y4GsSt\n16V5MXLT3xGMrmx+6PI=\n-----END PUBLIC KEY-----\n";
+    const SECP256K1_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFYwEAYHKoZIzj0CAQYFK4EEAAoDQgAEcHcvFF4PKBPR9xgUuFz8nZQc9O6mPleK\nsUYSnnFyokMtXk+BAtksLhJLXcuX3+VwTYcopJom2MDZkZUclF4fhg==\n-----END PUBLIC KEY-----\n";
+    const P256_COMPRESSED_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMDkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDIgADGvOGQBv8z/YDsezvm52B3TNrhnHB\n8NB3pQ33Y2A0QWc=\n-----END PUBLIC KEY-----\n";
+    const X25519_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VuAyEAzwggqyR4Zqj9oPJdsQ91oQ3WmwXTa/7kAiYnMomnE1k=\n-----END PUBLIC KEY-----\n";
+    const ED448_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMEMwBQYDK2VxAzoAEiD/5zd/baoxwgeYHtF35FMqUsWV+yIZWRSdbCEj/7zQTDPD\n6OI+26WO33yQ+6LWx/HklthGzZmA\n-----END PUBLIC KEY-----\n";
+
+    fn parse(pem: &str) -> Result<PublicKey, PublicKeyError> {
+        PublicKey::from_pkix_pem(pem.as_bytes())
+    }
+
+    /// A PEM SubjectPublicKeyInfo of any algorithm, parameters and key bits.
+    fn any_spki_pem(algorithm: &str, parameters: Option<&[u8]>, key: &[u8]) -> String {
+        use rsa::pkcs8::der::{
+            Decode, Encode,
+            asn1::{AnyRef, BitStringRef},
+        };
+        let spki = rsa::pkcs8::SubjectPublicKeyInfoRef {
+            algorithm: rsa::pkcs8::AlgorithmIdentifierRef {
+                oid: ObjectIdentifier::new_unwrap(algorithm),
+                parameters: parameters.map(|der| AnyRef::from_der(der).unwrap()),
+            },
+            subject_public_key: BitStringRef::from_bytes(key).unwrap(),
+        };
+        rsa::pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &spki.to_der().unwrap())
+            .unwrap()
+    }
+
+    /// The DER of an OID, as EC parameters.
+    fn oid_der(oid: &str) -> Vec<u8> {
+        use rsa::pkcs8::der::Encode;
+        ObjectIdentifier::new_unwrap(oid).to_der().unwrap()
+    }
+
+    fn ec_point(key: &PublicKey) -> Vec<u8> {
+        match &key.0 {
+            Material::Ec { point, .. } => point.clone(),
+            _ => panic!("not an EC key"),
+        }
+    }
+
+    #[test]
+    fn every_kind_parses_and_round_trips() {
+        let rsa = PrivateKey::generate(2048).unwrap().public_key();
+        let rsa_pem = rsa.to_pkix_pem().unwrap();
+        for (pem, kind, alg) in [
+            (
+                rsa_pem.as_str(),
+                KeyKind::Rsa { bits: 2048 },
+                Algorithm::RS256,
+            ),
+            (P256_PEM, KeyKind::P256, Algorithm::ES256),
+            (P384_PEM, KeyKind::P384, Algorithm::ES384),
+            (ED25519_PEM, KeyKind::Ed25519, Algorithm::EdDSA),
+        ] {
+            let key = parse(pem).unwrap();
+            assert_eq!(key.kind(), kind);
+            assert_eq!(key.default_algorithm(), alg);
+            // Re-encoded exactly as OpenSSL wrote it.
+            assert_eq!(key.to_pkix_pem().unwrap(), pem);
+            // CRLF line ends and surrounding blank lines are taken too.
+            let crlf = format!("\r\n{}\r\n", pem.replace('\n', "\r\n"));
+            assert_eq!(parse(&crlf), Ok(key.clone()));
+            assert_eq!(key.n_e().is_some(), matches!(kind, KeyKind::Rsa { .. }));
+        }
+        assert_eq!(rsa.kind().to_string(), "RSA-2048");
+        assert_eq!(parse(P384_PEM).unwrap().kind().to_string(), "P-384");
+    }
+
+    #[test]
+    fn each_kind_allows_its_algorithms_only() {
+        let rsa = decoy_for(Algorithm::RS256);
+        let table = [
+            (rsa, &[Algorithm::RS256, Algorithm::PS256][..]),
+            (decoy_for(Algorithm::ES256), &[Algorithm::ES256]),
+            (decoy_for(Algorithm::ES384), &[Algorithm::ES384]),
+            (decoy_for(Algorithm::EdDSA), &[Algorithm::EdDSA]),
+        ];
+        for (key, allowed) in table {
+            for alg in Algorithm::ALL {
+                assert_eq!(key.allows(alg), allowed.contains(&alg), "{key:?} {alg}");
+                // A signature under an algorithm the key does not take never verifies.
+                if !allowed.contains(&alg) {
+                    assert!(!key.verify(alg, b"m", &[0u8; 64]));
+                }
+            }
+            assert_eq!(key.default_algorithm(), allowed[0]);
+        }
+        assert!(std::ptr::eq(
+            decoy_for(Algorithm::PS256),
+            decoy_for(Algorithm::RS256)
+        ));
+        assert_eq!(decoy_for(Algorithm::ES256).kind(), KeyKind::P256);
+        assert_eq!(decoy_for(Algorithm::ES384).kind(), KeyKind::P384);
+        assert_eq!(decoy_for(Algorithm::EdDSA).kind(), KeyKind::Ed25519);
+        assert_eq!(
+            decoy_for(Algorithm::RS256).kind(),
+            KeyKind::Rsa { bits: 2048 }
+        );
+    }
+
+    #[test]
+    fn thumbprints_follow_rfc_7638() {
+        // RFC 7638 §3.1.
+        let n = URL_SAFE_NO_PAD
+            .decode(
+                "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            )
+            .unwrap();
+        let rfc = PublicKey::from_pkix_pem(spki_pem(&n, &[1, 0, 1]).as_bytes()).unwrap();
+        assert_eq!(
+            rfc.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        // RFC 8037 §A.3, the Ed25519 key of its examples.
+        let x = URL_SAFE_NO_PAD
+            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            .unwrap();
+        let ed =
+            PublicKey::from_pkix_pem(any_spki_pem("1.3.101.112", None, &x).as_bytes()).unwrap();
+        assert_eq!(
+            ed.thumbprint(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+        // Computed apart, in Python, over the coordinates `cryptography` reported.
+        assert_eq!(
+            parse(P256_PEM).unwrap().thumbprint(),
+            "GSJBQgqw1CyLU-9r1nLq2GCb27WN23TbRYA7RNflnM0"
+        );
+        assert_eq!(
+            parse(P384_PEM).unwrap().thumbprint(),
+            "rz8P_nKsBuODgwsGncwIl0XjpQ2F30-eHYZqMo8F3dc"
+        );
+        assert_eq!(
+            parse(ED25519_PEM).unwrap().thumbprint(),
+            "aVoWQCnJgQ8G3nG48ucKD6FdTUQ4EdxCAJm83hsjog0"
+        );
+    }
+
+    #[test]
+    fn jwks_carry_the_public_members_only() {
+        let ed = parse(ED25519_PEM).unwrap().jwk();
+        assert_eq!(
+            ed,
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "4Du4PNgHMiUF_jdqklmhX30xE6BK9nXF8Far-k8lXfQ"})
+        );
+        let p256 = parse(P256_PEM).unwrap().jwk();
+        assert_eq!(p256["kty"], "EC");
+        assert_eq!(p256["crv"], "P-256");
+        for coordinate in ["x", "y"] {
+            let bytes = URL_SAFE_NO_PAD
+                .decode(p256[coordinate].as_str().unwrap())
+                .unwrap();
+            assert_eq!(bytes.len(), 32, "{coordinate} keeps its leading zeros");
+        }
+        let p384 = parse(P384_PEM).unwrap().jwk();
+        assert_eq!(p384["crv"], "P-384");
+        assert_eq!(p384.as_object().unwrap().len(), 4);
+        let rsa = PrivateKey::generate(2048).unwrap().public_key().jwk();
+        assert_eq!(rsa["kty"], "RSA");
+        assert_eq!(rsa["e"], "AQAB");
+        assert_eq!(rsa.as_object().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn unsupported_curves_and_algorithms_are_refused_by_name() {
+        for (pem, curve) in [
+            (P521_PEM, "P-521 (secp521r1)"),
+            (SECP256K1_PEM, "secp256k1"),
+        ] {
+            let err = parse(pem).unwrap_err();
+            assert_eq!(err, PublicKeyError::UnsupportedCurve(curve.into()));
+            assert!(
+                err.to_string().contains(curve) && err.to_string().contains("only P-256 and P-384"),
+                "{err}"
+            );
+        }
+        let dsa = any_spki_pem("1.2.840.10040.4.1", None, &[2, 1, 5]);
+        let unknown = any_spki_pem("1.2.3.4", None, &[0; 32]);
+        for (pem, name) in [
+            (X25519_PEM, "X25519"),
+            (ED448_PEM, "Ed448"),
+            (dsa.as_str(), "DSA"),
+            (unknown.as_str(), "OID 1.2.3.4"),
+        ] {
+            let err = parse(pem).unwrap_err();
+            assert_eq!(err, PublicKeyError::UnsupportedAlgorithm(name.into()));
+            assert!(
+                err.to_string()
+                    .contains("only RSA, P-256, P-384 and Ed25519 keys"),
+                "{err}"
+            );
+        }
+        // An EC key whose curve is given by explicit parameters, or not at all.
+        let point = ec_point(&parse(P256_PEM).unwrap());
+        let explicit = any_spki_pem("1.2.840.10045.2.1", Some(&[0x30, 0x03, 2, 1, 1]), &point);
+        assert!(matches!(
+            parse(&explicit),
+            Err(PublicKeyError::UnsupportedCurve(_))
+        ));
+        let unnamed = any_spki_pem("1.2.840.10045.2.1", None, &point);
+        assert_eq!(parse(&unnamed), Err(PublicKeyError::NotPem));
+        // A P-256 point under the P-384 name.
+        let mislabeled = any_spki_pem("1.2.840.10045.2.1", Some(&oid_der("1.3.132.0.34")), &point);
+        assert_eq!(
+            parse(&mislabeled),
+            Err(PublicKeyError::InvalidPoint(KeyKind::P384))
+        );
+    }
+
+    #[test]
+    fn ec_points_must_be_uncompressed_and_on_the_curve() {
+        let err = parse(P256_COMPRESSED_PEM).unwrap_err();
+        assert_eq!(err, PublicKeyError::CompressedPoint(KeyKind::P256));
+        assert!(err.to_string().contains("uncompressed"), "{err}");
+
+        for (pem, curve, oid) in [
+            (P256_PEM, KeyKind::P256, "1.2.840.10045.3.1.7"),
+            (P384_PEM, KeyKind::P384, "1.3.132.0.34"),
+        ] {
+            let point = ec_point(&parse(pem).unwrap());
+            let with = |point: &[u8]| {
+                parse(&any_spki_pem(
+                    "1.2.840.10045.2.1",
+                    Some(&oid_der(oid)),
+                    point,
+                ))
+            };
+            assert!(with(&point).is_ok());
+            // y changed in its last bit: (x, y ± 1) is not on the curve.
+            let mut off = point.clone();
+            *off.last_mut().unwrap() ^= 1;
+            assert_eq!(with(&off), Err(PublicKeyError::InvalidPoint(curve)));
+            // x and y past the field's prime.
+            let huge = [vec![4u8], vec![0xff; point.len() - 1]].concat();
+            assert_eq!(with(&huge), Err(PublicKeyError::InvalidPoint(curve)));
+            // Cut short, grown, the point at infinity, a hybrid encoding, nothing.
+            for bad in [
+                &point[..point.len() - 1],
+                &[point.as_slice(), &[0]].concat()[..],
+                &[0u8][..],
+                &[&[6u8][..], &point[1..]].concat()[..],
+                &[][..],
+            ] {
+                assert_eq!(with(bad), Err(PublicKeyError::InvalidPoint(curve)));
+            }
+        }
+    }
+
+    #[test]
+    fn ed25519_keys_must_decode_to_a_point_of_large_order() {
+        let ed = |key: &[u8]| parse(&any_spki_pem("1.3.101.112", None, key));
+        let good = parse(ED25519_PEM).unwrap();
+        let Material::Ed25519(bytes) = good.0 else {
+            panic!("Ed25519")
+        };
+        assert_eq!(ed(&bytes), Ok(good));
+        // y = 2 has no x on the curve.
+        let mut no_x = [0u8; 32];
+        no_x[0] = 2;
+        assert_eq!(
+            ed(&no_x),
+            Err(PublicKeyError::InvalidPoint(KeyKind::Ed25519))
+        );
+        // y = p (not reduced), and y = 1 with the sign bit of an odd x (x is 0).
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        assert_eq!(ed(&p), Err(PublicKeyError::InvalidPoint(KeyKind::Ed25519)));
+        let mut one_odd = [0u8; 32];
+        one_odd[0] = 1;
+        one_odd[31] = 0x80;
+        assert_eq!(
+            ed(&one_odd),
+            Err(PublicKeyError::InvalidPoint(KeyKind::Ed25519))
+        );
+        // The wrong length; parameters present (RFC 8410 forbids them).
+        assert_eq!(
+            ed(&[1u8; 31]),
+            Err(PublicKeyError::InvalidPoint(KeyKind::Ed25519))
+        );
+        assert_eq!(
+            parse(&any_spki_pem("1.3.101.112", Some(&[5, 0]), &bytes)),
+            Err(PublicKeyError::NotPem)
+        );
+        // The points of small order: the identity, order 2, order 4 (both x), order 8.
+        let mut small: Vec<[u8; 32]> = Vec::new();
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        small.push(identity);
+        let mut minus_one = [0xffu8; 32];
+        minus_one[0] = 0xec;
+        minus_one[31] = 0x7f;
+        small.push(minus_one);
+        small.push([0u8; 32]);
+        let mut zero_odd = [0u8; 32];
+        zero_odd[31] = 0x80;
+        small.push(zero_odd);
+        for hex in [
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        ] {
+            let mut point = [0u8; 32];
+            for (i, byte) in point.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+            }
+            small.push(point);
+            point[31] |= 0x80;
+            small.push(point);
+        }
+        for point in small {
+            let err = ed(&point).unwrap_err();
+            assert_eq!(err, PublicKeyError::SmallOrder, "{point:02x?}");
+        }
+    }
+
+    #[test]
+    fn generated_pairs_of_every_algorithm() {
+        for alg in [Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA] {
+            let pair = KeyPair::generate(alg).unwrap();
+            assert_eq!(pair.algorithm(), alg);
+            let public = pair.public_key();
+            assert!(public.allows(alg));
+            assert_eq!(parse(&public.to_pkix_pem().unwrap()), Ok(public.clone()));
+            let pem = pair.private_pem().unwrap();
+            assert!(
+                pem.expose().starts_with("-----BEGIN PRIVATE KEY-----\n")
+                    && pem.expose().ends_with("-----END PRIVATE KEY-----\n"),
+                "{alg}"
+            );
+            let debug = format!("{pair:?} {pem:?}");
+            assert!(
+                !debug.contains("BEGIN") && debug.contains("redacted"),
+                "{debug}"
+            );
+            // Signs with what it holds, and only under its own algorithm.
+            let signer = ClientSigningKey::from_pem(pem.expose()).unwrap();
+            let signature = signer.sign(alg, b"message").unwrap();
+            assert!(public.verify(alg, b"message", &signature));
+            assert!(!public.verify(alg, b"massage", &signature));
+            for other in Algorithm::ALL.into_iter().filter(|a| *a != alg) {
+                assert!(
+                    signer.sign(other, b"message").is_err(),
+                    "{alg} signs {other}"
+                );
+            }
+            // Fresh each time.
+            assert_ne!(KeyPair::generate(alg).unwrap().public_key(), public);
+        }
+        let rsa = KeyPair::from(PrivateKey::generate(2048).unwrap());
+        assert_eq!(rsa.algorithm(), Algorithm::RS256);
+        assert!(
+            rsa.private_pem()
+                .unwrap()
+                .expose()
+                .starts_with("-----BEGIN RSA PRIVATE KEY-----\n")
+        );
+        assert!(!format!("{rsa:?}").contains("BEGIN"));
+    }
+
+    #[test]
+    fn client_keys_load_what_key_files_and_libraries_write() {
+        // PKCS#8 RSA, as `openssl genpkey` writes it, signs RS256 and PS256.
+        let private = PrivateKey::generate(2048).unwrap();
+        let pkcs8 = private.rsa().to_pkcs8_pem(LineEnding::LF).unwrap();
+        let signer = ClientSigningKey::from_pem(&pkcs8).unwrap();
+        for alg in [Algorithm::RS256, Algorithm::PS256] {
+            let signature = signer.sign(alg, b"m").unwrap();
+            assert!(private.public_key().verify(alg, b"m", &signature));
+        }
+        assert!(signer.sign(Algorithm::ES256, b"m").is_err());
+        // Not PEM, a public key, a curve not taken.
+        assert!(ClientSigningKey::from_pem("hello").is_err());
+        assert!(ClientSigningKey::from_pem(P256_PEM).is_err());
+        let p521 = "-----BEGIN PRIVATE KEY-----\nMIHuAgEAMBAGByqGSM49AgEGBSuBBAAjBIHWMIHTAgEBBEIAJTq3u0v8zCRXcTaj\nx5xHyC837YDzbsWKeLsWsSALQ/bl9TNiL0eDsNS836ezFQx+DijZVplBgvfEm67E\nUwDggg2hgYkDgYYABACSSm4AbyS8co4zZlrbTvSmGJ+w6qeUN0ZHlQnSxm5AbgIL\nmiqJlYPtNid4Nz3K90kvUuX9SwtceFUjZvgDdKLkiwGK7CHIKOB8Zqwm5g7fjBUe\nti+WC3IINulS18N8g9rVUNChdLxMvBemsEznUbciXqKYAEUdfIwf9gFnHgmpZS5H\nYw==\n-----END PRIVATE KEY-----\n";
+        let err = ClientSigningKey::from_pem(p521).unwrap_err().to_string();
+        assert!(err.contains("P-521"), "{err}");
     }
 }

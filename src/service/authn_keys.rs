@@ -242,7 +242,7 @@ impl Services {
         let (public, key_file) = match checked.uploaded {
             Some(public) => (public, None),
             None => {
-                let private = self.keygen.next_key().await?;
+                let private = crate::domain::keypair::KeyPair::from(self.keygen.next_key().await?);
                 let file = match &owner {
                     Owner::User(u) => {
                         key_file::machine_key_file(&key_id, &private, checked.expires_at, &u.id)

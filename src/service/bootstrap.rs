@@ -36,7 +36,7 @@ impl Services {
                 created: false,
             });
         }
-        let private = self.keygen.next_key().await?;
+        let private = crate::domain::keypair::KeyPair::from(self.keygen.next_key().await?);
         let now = self.now();
         let org_id = self.ids.next_id();
         let admin_id = self.ids.next_id();
@@ -271,7 +271,7 @@ impl Services {
         }
         let now = self.now();
         let expires_at = expiration.resolve(now)?;
-        let private = self.keygen.next_key().await?;
+        let private = crate::domain::keypair::KeyPair::from(self.keygen.next_key().await?);
         let key_id = self.ids.next_id();
         let public_pem = private.public_key().to_pkix_pem().map_err(|e| {
             Error::internal("BOOT-Pem02", "cannot encode the public key").with_source(e)

@@ -181,7 +181,7 @@ impl Services {
     async fn authenticate_by_assertion(&self, assertion: &str) -> Result<App, OAuthError> {
         let bad = |e: jwt::JwtError| client_error(e.to_string());
         let jwt = UnverifiedJwt::parse(assertion).map_err(bad)?;
-        jwt.algorithm().map_err(bad)?;
+        let alg = jwt.algorithm().map_err(bad)?;
         let kid = jwt.kid().map_err(bad)?.to_owned();
         let unknown = || {
             client_error(format!(
@@ -194,7 +194,9 @@ impl Services {
         let (key, public) = match self.cached_key(&kid).await? {
             Some(CachedKey { key, public }) if key.owner.kind() == OwnerKind::App => (key, public),
             other => {
-                let signer = other.as_ref().map_or(keypair::decoy(), |k| &k.public);
+                let signer = other
+                    .as_ref()
+                    .map_or(keypair::decoy_for(alg), |k| &k.public);
                 if jwt.verify(signer, &kid).is_ok() && other.is_some() {
                     return Err(client_error(format!(
                         "key {kid} is a machine key; clients authenticate with application keys"

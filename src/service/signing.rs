@@ -16,7 +16,6 @@ use std::{
     time::Duration,
 };
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 
 mod crypt;
@@ -106,9 +105,11 @@ impl Published {
         let jwks: Vec<_> = keys
             .iter()
             .map(|(kid, key)| {
-                let (n, e) = key.n_e();
-                serde_json::json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-                       "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)})
+                let mut jwk = key.jwk();
+                jwk["use"] = "sig".into();
+                jwk["alg"] = key.default_algorithm().as_str().into();
+                jwk["kid"] = kid.as_str().into();
+                jwk
             })
             .collect();
         let jwks = serde_json::to_vec(&serde_json::json!({ "keys": jwks }))

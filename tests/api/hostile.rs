@@ -19,7 +19,7 @@ use std::{io::Write, path::Path, time::Duration};
 use authn_keys::{
     api::{connect::procedure, grpc::frames::frames_complete},
     domain::{
-        jwt::{TimeRules, UnverifiedJwt, check_assertion},
+        jwt::{Algorithm, TimeRules, UnverifiedJwt, check_assertion},
         keypair::{PrivateKey, PublicKey},
     },
     proto::zitadel::{
@@ -796,14 +796,17 @@ fn rsa_numbers_acceptable(n: &[u8], e: &[u8]) -> Result<(), String> {
 
 fn probe_pem(pem: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(key) = PublicKey::from_pkix_pem(pem) {
-        let (n, e) = key.n_e();
-        if let Err(why) = rsa_numbers_acceptable(n, e) {
+        if let Some((n, e)) = key.n_e()
+            && let Err(why) = rsa_numbers_acceptable(n, e)
+        {
             return Err(fail(format!("a key with {why} was accepted")));
         }
         let again = key.to_pkix_pem().map_err(|e| fail(e.to_string()))?;
         prop_assert_eq!(PublicKey::from_pkix_pem(again.as_bytes()), Ok(key.clone()));
-        prop_assert!(!key.verify(false, b"message", &[0u8; 256]));
-        prop_assert!(!key.verify(true, b"message", &[1u8; 3]));
+        for alg in Algorithm::ALL {
+            prop_assert!(!key.verify(alg, b"message", &[0u8; 256]));
+            prop_assert!(!key.verify(alg, b"message", &[1u8; 3]));
+        }
     }
     Ok(())
 }
@@ -1852,9 +1855,9 @@ fn corpus_replays() {
 }
 
 /// The uploaded keys of `tests/corpus/pem` that are accepted; every other file there must be
-/// refused (not PEM, not RSA, or RSA numbers outside the rule: a modulus of 2048 to 4096 bits
-/// that is odd, an odd exponent greater than 1).
-const PEM_ACCEPTED: &[&str] = &["rsa-2048-crlf"];
+/// refused (not PEM, not RSA, P-256, P-384 or Ed25519, or RSA numbers outside the rule: a
+/// modulus of 2048 to 4096 bits that is odd, an odd exponent greater than 1).
+const PEM_ACCEPTED: &[&str] = &["rsa-2048-crlf", "ec-p256", "ed25519"];
 
 /// Refused RSA keys of `tests/corpus/pem`, and what their refusal names.
 const PEM_REFUSED_BECAUSE: &[(&str, &str)] = &[

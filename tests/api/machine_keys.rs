@@ -187,7 +187,7 @@ async fn add_errors() {
     assert!(status.message().contains("type"));
     for bad in [
         b"not a key".to_vec(),
-        EC_KEY.as_bytes().to_vec(),
+        P521_KEY.as_bytes().to_vec(),
         small_rsa_pem().into_bytes(),
     ] {
         let req = AddMachineKeyRequest {
@@ -216,7 +216,8 @@ async fn add_errors() {
     assert_eq!(listed.details.unwrap().total_result, 0);
 }
 
-const EC_KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqF2QiCwGfQKz8YRXcZ7SlQ0KLerX\nlW44RXn4J7APS3O93ybHmoOC4Y09UGahSVDqcC4WHqo6CF41MuV+YKjbPg==\n-----END PUBLIC KEY-----\n";
+/// An EC key on a curve not taken (P-256, P-384 are).
+const P521_KEY: &str = "-----BEGIN PUBLIC KEY-----\nMIGbMBAGByqGSM49AgEGBSuBBAAjA4GGAAQB/FUuou+EgwkQ/pIZpHDfDBlDAEX0\n9IRpz/kwD/EUX8MFfkARa96pEcd0DZTfMel90MuNAbK7Vv9qIKFstdpGmpgBJr2t\n5C/orOzk9ndkWfPdua/rCchihKs0s2lkV1xICvGyZjsMbTQmSp+5Hqz1+5y4GsSt\n16V5MXLT3xGMrmx+6PI=\n-----END PUBLIC KEY-----\n";
 
 fn small_rsa_pem() -> String {
     use rsa::pkcs8::{EncodePublicKey, LineEnding};

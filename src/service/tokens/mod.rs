@@ -215,7 +215,7 @@ impl Services {
             ));
         }
         let jwt = UnverifiedJwt::parse(assertion).map_err(claim_error)?;
-        jwt.algorithm().map_err(claim_error)?;
+        let alg = jwt.algorithm().map_err(claim_error)?;
         let kid = jwt.kid().map_err(claim_error)?.to_owned();
         throttle::charge_credential(charged, &kid);
 
@@ -225,7 +225,9 @@ impl Services {
         let (key, public) = match self.cached_key(&kid).await? {
             Some(CachedKey { key, public }) if key.owner.kind() == OwnerKind::User => (key, public),
             other => {
-                let signer = other.as_ref().map_or(keypair::decoy(), |k| &k.public);
+                let signer = other
+                    .as_ref()
+                    .map_or(keypair::decoy_for(alg), |k| &k.public);
                 if jwt.verify(signer, &kid).is_ok() && other.is_some() {
                     return Err(OAuthError::grant(format!(
                         "key {kid} is an application key; application keys authenticate clients (use client_assertion at the introspection endpoint), not users"
