@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use authn_keys::{
     app::App,
     config::Config,
+    domain::jwt::Algorithm,
     proto::zitadel::management::v1::management_service_client::ManagementServiceClient,
     service::Services,
     storage::{self, ConnectionTrait},
@@ -41,6 +42,13 @@ impl KeyFile {
     }
     pub fn private_key(&self) -> RsaPrivateKey {
         RsaPrivateKey::from_pkcs1_pem(&self.key).expect("PKCS#1 PEM private key")
+    }
+    /// An assertion (`typ` JWT, `kid` the key id) over `claims`, signed under `alg` with this
+    /// file's key of any kind: PKCS#1 RSA, PKCS#8 P-256, P-384 or Ed25519. Signs in aws-lc,
+    /// apart from the server's verification in ring.
+    pub fn sign(&self, alg: Algorithm, claims: &Value) -> String {
+        authn_keys::domain::jwt::sign_with_pem(alg, "JWT", &self.key_id, claims, &self.key)
+            .expect("the key file's key signs under its algorithm")
     }
     /// The subject for assertions: the user id, or the app's client id.
     pub fn subject(&self) -> String {

@@ -433,3 +433,60 @@ async fn grants_racing_a_key_removal_leave_no_working_token() {
         "no grant succeeded before a removal: the race was not exercised"
     );
 }
+
+/// Uploaded P-256, P-384 and Ed25519 keys: an assertion their private key signs under the key's
+/// algorithm is granted; one signed by another key under their key id is refused like any
+/// signature that does not verify.
+#[tokio::test]
+async fn ec_and_ed25519_keys_grant_tokens_for_their_own_signatures() {
+    use authn_keys::{
+        domain::{jwt::Algorithm, keypair::KeyPair},
+        proto::zitadel::management::v1::AddMachineKeyRequest,
+    };
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let mut c = app.grpc().await;
+    let sub = app.admin_id.clone();
+    let claims = json!({"iss": sub, "sub": sub, "aud": app.base, "iat": now(), "exp": now() + 60});
+    for alg in [Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA] {
+        let pair = KeyPair::generate(alg).unwrap();
+        let added = c
+            .add_machine_key(authed(
+                &token,
+                None,
+                AddMachineKeyRequest {
+                    user_id: sub.clone(),
+                    r#type: 1,
+                    expiration_date: None,
+                    public_key: pair.public_key().to_pkix_pem().unwrap().into_bytes(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let file = KeyFile {
+            key_id: added.key_id,
+            key: pair.private_pem().unwrap().expose().to_owned(),
+            ..app.admin_key.clone()
+        };
+        let (status, body) = app
+            .token_request(&[
+                ("grant_type", JWT_BEARER),
+                ("assertion", &file.sign(alg, &claims)),
+            ])
+            .await;
+        assert_eq!(status, 200, "{alg}: {body}");
+        assert_eq!(body["token_type"], "Bearer");
+
+        // The admin's RSA key, under this key's id.
+        let foreign = KeyFile {
+            key_id: file.key_id.clone(),
+            ..app.admin_key.clone()
+        };
+        assert!(
+            refused(&app, &foreign.sign(Algorithm::RS256, &claims))
+                .await
+                .contains("signed with another key")
+        );
+    }
+}
