@@ -53,6 +53,12 @@ pub mod zitadel {
             ));
         }
     }
+    pub mod member {
+        pub mod v1 {
+            tonic::include_proto!("zitadel.member.v1");
+            include!(concat!(env!("OUT_DIR"), "/zitadel.member.v1.serde.rs"));
+        }
+    }
     pub mod org {
         pub mod v1 {
             tonic::include_proto!("zitadel.org.v1");

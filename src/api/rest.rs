@@ -285,6 +285,16 @@ pub fn routes(api: Api) -> Router {
             route!(post, AddOrgMemberRequest, true, |_r, _p| (), add_org_member),
         )
         .route(
+            "/orgs/me/members/_search",
+            route!(
+                post,
+                ListOrgMembersRequest,
+                true,
+                |_r, _p| (),
+                list_org_members
+            ),
+        )
+        .route(
             "/orgs/me/members/{user_id}",
             route!(
                 delete,

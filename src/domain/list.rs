@@ -159,6 +159,15 @@ pub enum UserQuery {
     Nothing,
 }
 
+/// One query of ListOrgMembers; several are ANDed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberQuery {
+    /// The member's user id, compared for equality.
+    UserId(String),
+    /// A query no member can match: a name or email query (machine users have neither).
+    Nothing,
+}
+
 /// The sort order ListUsers can honour; ties break by id in the same direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserOrder {

@@ -138,6 +138,30 @@ pub struct Member {
     pub roles: Vec<Role>,
 }
 
+/// An org membership as ListOrgMembers shows it: the roles, with the member user's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberEntry {
+    pub org_id: String,
+    pub user_id: String,
+    pub roles: Vec<Role>,
+    /// The user's login name within its org.
+    pub user_name: String,
+    /// The machine user's name.
+    pub display_name: String,
+    /// The org the user belongs to.
+    pub user_org_id: String,
+    pub created_at: DateTime<Utc>,
+    pub changed_at: DateTime<Utc>,
+}
+
+impl ReadDetails for MemberEntry {
+    /// Memberships keep their dates but no sequence of their own, so the sequence is 0 rather
+    /// than a number that would mean something else.
+    fn details(&self) -> Details {
+        Details::read(0, self.created_at, self.changed_at, &self.org_id)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
     pub id: String,

@@ -209,6 +209,16 @@ mod tests {
         assert!(!Role::OrgUserViewer.grants(Permission::UserWrite));
         assert!(Role::OrgProjectCreator.grants(Permission::ProjectCreate));
         assert!(!Role::ProjectOwnerViewer.grants(Permission::ProjectAppWrite));
+        // org.member.read as ZITADEL's defaults give it: the owners and ORG_OWNER_VIEWER only.
+        let readers: Vec<Role> = [Role::IamOwner]
+            .into_iter()
+            .chain(ORG_ROLES)
+            .filter(|r| r.grants(Permission::OrgMemberRead))
+            .collect();
+        assert_eq!(
+            readers,
+            vec![Role::IamOwner, Role::OrgOwner, Role::OrgOwnerViewer]
+        );
     }
 
     #[test]

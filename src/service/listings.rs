@@ -1,10 +1,10 @@
-//! ListUsers, ListProjects and ListApps: an org's objects page by page, with honest totals.
-//! Other orgs' objects are never listed; the org comes from the caller's context.
+//! ListUsers, ListProjects, ListApps and ListOrgMembers: an org's objects page by page, with
+//! honest totals. Other orgs' objects are never listed; the org comes from the caller's context.
 use super::{Ctx, Services};
 use crate::{
     domain::{
-        list::{Page, TextMatch, UserOrder, UserQuery},
-        model::{App, Listed, Project, User},
+        list::{MemberQuery, Page, TextMatch, UserOrder, UserQuery},
+        model::{App, Listed, MemberEntry, Project, User},
         validate,
     },
     error::Result,
@@ -79,6 +79,33 @@ impl Services {
             &ctx.org_id,
             project_id,
             names,
+            page,
+            &Self::event_scope(ctx),
+        )
+        .await?;
+        Ok(self.listed(listed))
+    }
+
+    /// ListOrgMembers: the context org's members with their roles. Users holding an instance
+    /// role only are not members and are not listed.
+    pub async fn list_org_members(
+        &self,
+        ctx: &Ctx,
+        page: PageRequest,
+        queries: &[MemberQuery],
+    ) -> Result<Listed<MemberEntry>> {
+        for q in queries {
+            // ZITADEL's rule for this query: at most 200 characters (an empty one matches
+            // nobody).
+            if let MemberQuery::UserId(id) = q {
+                validate::length("user_id_query.user_id", id, 0, validate::ID_MAX)?;
+            }
+        }
+        let page = self.page(page)?;
+        let listed = repo::list_org_members(
+            &self.db,
+            &ctx.org_id,
+            queries,
             page,
             &Self::event_scope(ctx),
         )

@@ -20,6 +20,7 @@ mod migrations;
 mod notices;
 mod oauth;
 mod operations;
+mod org_members;
 mod orgs_users;
 mod outage;
 mod plans;

@@ -3,14 +3,16 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     domain::{
-        list::{TextMatch, UserOrder, UserQuery},
-        model::{App, AuthnKey, Details, Listed, Org, Project, ReadDetails, User},
+        list::{MemberQuery, TextMatch, UserOrder, UserQuery},
+        model::{App, AuthnKey, Details, Listed, MemberEntry, Org, Project, ReadDetails, User},
+        validate,
     },
     error::Error,
     proto::{
         wkt::Timestamp,
         zitadel::{
-            app as app_pb, authn, org as org_pb, project as project_pb, user as user_pb, v1,
+            app as app_pb, authn, member as member_pb, org as org_pb, project as project_pb,
+            user as user_pb, v1,
         },
     },
     service::listings::PageRequest,
@@ -67,6 +69,21 @@ pub fn user(u: &User, org: &Org) -> user_pb::v1::User {
             has_secret: false,
             access_token_type: u.access_token_type as i32,
         })),
+    }
+}
+
+/// A member of `org`. Members are users of the org itself (AddOrgMember takes no other), so
+/// their login name is the user name at the org's primary domain, as [`user`] writes it.
+pub fn member(m: &MemberEntry, org: &Org) -> member_pb::v1::Member {
+    member_pb::v1::Member {
+        user_id: m.user_id.clone(),
+        details: Some(details(&m.details())),
+        roles: m.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        preferred_login_name: format!("{}@{}", m.user_name, org.primary_domain),
+        display_name: m.display_name.clone(),
+        user_type: user_pb::v1::Type::Machine as i32,
+        user_resource_owner: m.user_org_id.clone(),
+        ..Default::default()
     }
 }
 
@@ -166,6 +183,41 @@ pub fn user_queries(queries: Vec<user_pb::v1::SearchQuery>) -> Result<Vec<UserQu
             Some(Query::InUserIdsQuery(q)) => out.push(UserQuery::Ids(q.user_ids)),
             None => return Err(unsupported_query("user")),
         }
+    }
+    Ok(out)
+}
+
+/// ListOrgMembers' queries (ANDed). The name and email queries are checked as ZITADEL checks
+/// them (at most 200 characters, a defined method) and then match nobody: every member here
+/// is a machine user, which has no first name, last name or email. A query of no kind is
+/// refused.
+pub fn member_queries(queries: Vec<member_pb::v1::SearchQuery>) -> Result<Vec<MemberQuery>, Error> {
+    use member_pb::v1::search_query::Query;
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        let (query, field, value, method) = match q.query {
+            Some(Query::UserIdQuery(q)) => {
+                out.push(MemberQuery::UserId(q.user_id));
+                continue;
+            }
+            Some(Query::FirstNameQuery(q)) => (
+                "first_name_query",
+                "first_name_query.first_name",
+                q.first_name,
+                q.method,
+            ),
+            Some(Query::LastNameQuery(q)) => (
+                "last_name_query",
+                "last_name_query.last_name",
+                q.last_name,
+                q.method,
+            ),
+            Some(Query::EmailQuery(q)) => ("email_query", "email_query.email", q.email, q.method),
+            None => return Err(unsupported_query("member")),
+        };
+        validate::length(field, &value, 0, validate::NAME_MAX)?;
+        text_match(query, value, method)?;
+        out.push(MemberQuery::Nothing);
     }
     Ok(out)
 }

@@ -201,6 +201,28 @@ impl management_service_server::ManagementService for ManagementApi {
         }))
     }
 
+    /// POST /management/v1/orgs/me/members/_search (org.member.read)
+    async fn list_org_members(
+        &self,
+        req: Request<ListOrgMembersRequest>,
+    ) -> Rpc<ListOrgMembersResponse> {
+        let (ctx, req) = self.authorize(req, Permission::OrgMemberRead).await?;
+        let queries = convert::member_queries(req.queries)?;
+        let listed = self
+            .svc
+            .list_org_members(&ctx, convert::page(req.query), &queries)
+            .await?;
+        let org = self.svc.get_org(&ctx).await?;
+        Ok(Response::new(ListOrgMembersResponse {
+            details: Some(convert::list_details(&listed)),
+            result: listed
+                .items
+                .iter()
+                .map(|m| convert::member(m, &org))
+                .collect(),
+        }))
+    }
+
     /// POST /management/v1/orgs/me/members (org.member.write)
     async fn add_org_member(&self, req: Request<AddOrgMemberRequest>) -> Rpc<AddOrgMemberResponse> {
         let (ctx, req) = self.authorize(req, Permission::OrgMemberWrite).await?;

@@ -18,12 +18,12 @@ use super::{db_err, entity::*};
 use crate::{
     domain::{
         list::{
-            Compare, KeyFilter, KeyOrder, Page, TextMatch, TextMethod, UserOrder, UserQuery,
-            Visible,
+            Compare, KeyFilter, KeyOrder, MemberQuery, Page, TextMatch, TextMethod, UserOrder,
+            UserQuery, Visible,
         },
         model::{
-            AccessToken, AccessTokenType, ApiAuthMethod, App, AuthnKey, Member, NewEvent, Org,
-            Project, User,
+            AccessToken, AccessTokenType, ApiAuthMethod, App, AuthnKey, Member, MemberEntry,
+            NewEvent, Org, Project, User,
         },
         principal::{Role, roles_from_text, roles_to_text},
     },
@@ -133,6 +133,22 @@ where
     E: EntityTrait,
     E::Model: Send + Sync,
 {
+    paged_as(db, query, order, id, page, seen).await
+}
+
+/// [`paged`] for a query that selects its own columns (a join), read as `M`.
+async fn paged_as<E, M>(
+    db: &impl ConnectionTrait,
+    query: sea_orm::Select<E>,
+    order: E::Column,
+    id: E::Column,
+    page: Page,
+    seen: &Visible,
+) -> Result<PageOf<M>>
+where
+    E: EntityTrait,
+    M: sea_orm::FromQueryResult + Send + Sync,
+{
     // An uncorrelated scalar subquery: evaluated once per statement, from the index alone (a
     // window count would make the database materialize every matching row).
     let count = query
@@ -148,7 +164,7 @@ where
         .order_by(id, order_dir(page))
         .offset(std::cmp::min(page.offset, i64::MAX as u64))
         .limit(page.limit)
-        .into_model::<WithTotals<E::Model>>()
+        .into_model::<WithTotals<M>>()
         .all(db)
         .await
         .map_err(db_err)?;
