@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "proto/zitadel/management.proto",
                 "proto/zitadel/user/v2/user_service.proto",
                 "proto/zitadel/application/v2/application_service.proto",
+                "proto/authnkeys/v1/keys.proto",
                 "proto/google/rpc/status.proto",
             ],
             &["proto"],
@@ -40,6 +41,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ignore_unknown_fields()
         .ignore_unknown_enum_variants()
         .build(&[".zitadel"])?;
+    // Our own API refuses an enum value it does not know (a misspelt state or origin must not
+    // widen a filter silently); unknown fields are still ignored, for newer clients.
+    pbjson_build::Builder::new()
+        .register_descriptors(&std::fs::read(&descriptor_path)?)?
+        .ignore_unknown_fields()
+        .build(&[".authnkeys"])?;
 
     println!("cargo:rerun-if-changed=proto");
     connect_methods(&out, &std::fs::read(&descriptor_path)?)?;

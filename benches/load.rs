@@ -26,6 +26,7 @@ use authn_keys::{
         keypair::PrivateKey,
         model::{AuthnKey, KeyOwner},
     },
+    proto::authnkeys::v1::{self as own, key_service_client::KeyServiceClient},
     proto::zitadel::management::v1::{management_service_client::ManagementServiceClient, *},
     storage::{TransactionTrait, repo},
 };
@@ -568,6 +569,99 @@ async fn main() {
         "≥ 0.25× Health",
     );
 
+    // authnkeys.v1 ListKeys of one user, 10 of 100 (gRPC).
+    let list_own = {
+        let (chans, token, user) = (channels.clone(), token.clone(), user.clone());
+        drive(workers, dur, move |w, _| {
+            let mut c = KeyServiceClient::new(chans[w % chans.len()].clone());
+            let req = authed(
+                &token,
+                None,
+                own::ListKeysRequest {
+                    user_id: user.clone(),
+                    limit: 10,
+                    ..Default::default()
+                },
+            );
+            async move {
+                Some(
+                    c.list_keys(req)
+                        .await
+                        .is_ok_and(|r| r.get_ref().result.len() == 10),
+                )
+            }
+        })
+        .await
+    };
+    r.row(
+        "ListKeys, authnkeys.v1 (10 of 100)",
+        "gRPC",
+        &list_own,
+        hb,
+        "≥ 0.35× Health",
+    );
+
+    // Grants with uploaded P-256 and Ed25519 keys of the same user, against RS256.
+    let rs = Some(("RS256 grant", grant.rps()));
+    for alg in ["ES256", "EdDSA"] {
+        let k = TestKey::new(alg);
+        let kid = KeyServiceClient::new(channels[0].clone())
+            .add_key(authed(
+                &admin,
+                None,
+                own::AddKeyRequest {
+                    owner: Some(own::add_key_request::Owner::UserId(user.clone())),
+                    public_key: k.public_pem.clone().into_bytes(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .key
+            .unwrap()
+            .id;
+        let issuer = app.services.settings.issuer.clone();
+        let signed: Arc<Vec<String>> = Arc::new(
+            (0..4000)
+                .map(|i| {
+                    k.sign(
+                        &kid,
+                        &json!({"iss": user, "sub": user, "aud": [issuer], "iat": now(), "exp": now() + 3000, "n": i}),
+                    )
+                })
+                .collect(),
+        );
+        let s = drive_grants(&http, &base, workers, dur, signed).await;
+        r.row(
+            &format!("JWT-profile grant, {alg} key"),
+            "OAuth",
+            &s,
+            rs,
+            "≥ 1.0× RS256 grant",
+        );
+    }
+
+    // What recording the keys' last use costs the grant: with it off, then on, back to back.
+    app.services.last_uses.set_enabled(false);
+    let untracked = drive_grants(&http, &base, workers, dur, assertions.clone()).await;
+    app.services.last_uses.set_enabled(true);
+    let tracked = drive_grants(&http, &base, workers, dur, assertions.clone()).await;
+    r.row(
+        "JWT-profile grant, last use not recorded",
+        "OAuth",
+        &untracked,
+        hb,
+        "—",
+    );
+    r.row(
+        "JWT-profile grant, last use recorded",
+        "OAuth",
+        &tracked,
+        Some(("not recorded", untracked.rps())),
+        "≥ 0.95× not recorded",
+    );
+
     // An authenticated call with a fresh token: each token is used once (the cache-miss path).
     let fresh_count = ((grant.rps() * o.seconds) as usize).clamp(500, 20_000);
     let fresh: Vec<String> = {
@@ -763,6 +857,11 @@ async fn main() {
                     expires_at: now + chrono::Duration::days(365),
                     sequence: 1,
                     created_at: now,
+                    algorithm: authn_keys::domain::jwt::Algorithm::RS256,
+                    origin: authn_keys::domain::model::KeyOrigin::Uploaded,
+                    thumbprint: format!("bulk-{batch}-{i}"),
+                    disabled: None,
+                    last_used: None,
                 },
             )
             .await
@@ -858,6 +957,37 @@ async fn main() {
 }
 
 /// Awaits all futures concurrently, in order.
+/// The JWT-profile grant driven with `assertions`, cycled.
+async fn drive_grants(
+    http: &reqwest::Client,
+    base: &str,
+    workers: usize,
+    dur: Duration,
+    assertions: Arc<Vec<String>>,
+) -> Stats {
+    let (http, url) = (http.clone(), format!("{base}/oauth/v2/token"));
+    drive(workers, dur, move |_, i| {
+        let (http, url) = (http.clone(), url.clone());
+        let assertion = assertions[i % assertions.len()].clone();
+        async move {
+            let resp = http
+                .post(&url)
+                .form(&[
+                    ("grant_type", JWT_BEARER),
+                    ("assertion", &assertion),
+                    ("scope", API_SCOPE),
+                ])
+                .send()
+                .await;
+            Some(match resp {
+                Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                _ => false,
+            })
+        }
+    })
+    .await
+}
+
 async fn futures_all<F: Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
     F::Output: Send + 'static,

@@ -25,6 +25,7 @@ use crate::{
         Services, Settings,
         bootstrap::Instance,
         keygen::{FreshKeys, KeyPairSource, KeyPool},
+        last_use::LastUses,
         signing::{MasterKey, Rotation, SigningKeys},
         throttle::{Limit, Throttle},
         tokens::TokenRecords,
@@ -82,6 +83,9 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
             "AUTHN_KEYS_SIGNING_KEY_ROTATION_SECS must be at least 60",
         ));
     }
+    let key_policy = config
+        .key_policy()
+        .map_err(|e| Error::invalid_argument("CONFIG-Pol01", e))?;
     let keygen: Arc<dyn KeyPairSource> = if config.key_pool_size > 0 {
         Arc::new(KeyPool::start(
             config.key_bits,
@@ -138,6 +142,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
                     .clamp(1, config.list_max_limit.max(1)),
                 max_limit: config.list_max_limit.max(1),
             },
+            key_policy,
         }),
         secrets: Arc::new(SecretHasher::new(
             master.derive("authn-keys client secrets v1"),
@@ -159,6 +164,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
         legacy_hash_slots: Arc::new(tokio::sync::Semaphore::new(2)),
         caches: Arc::default(),
         token_records: TokenRecords::start(db_for_records),
+        last_uses: Arc::new(LastUses::new(config.key_last_use)),
     })
 }
 
@@ -317,6 +323,10 @@ impl App {
         for task in background {
             task.abort();
         }
+        // What was seen since the last flush is kept: a graceful stop loses no last use.
+        if let Err(e) = self.services.flush_last_uses().await {
+            tracing::warn!(cause = %e.cause_chain(), "writing keys' last use at shutdown failed");
+        }
         match drained {
             Ok(()) => tracing::info!("all connections drained"),
             Err(_) => tracing::warn!(
@@ -361,7 +371,8 @@ fn spawn_background(svc: Services) -> Vec<tokio::task::JoinHandle<()>> {
         let svc = svc.clone();
         tokio::spawn(async move { svc.listen_for_changes().await })
     };
-    vec![purge, rotate, listen]
+    let last_uses = tokio::spawn(async move { svc.keep_flushing_last_uses().await });
+    vec![purge, rotate, listen, last_uses]
 }
 
 /// The configured master key; on SQLite without one, a generated key kept beside the database.

@@ -4,6 +4,8 @@ use std::{fmt, net::SocketAddr, path::PathBuf};
 
 use clap::Args;
 
+use crate::domain::key_policy::{KeyPolicy, parse_duration};
+
 #[derive(Args, Clone)]
 pub struct Config {
     /// Address to listen on; gRPC, gRPC-Web, REST and OAuth share it.
@@ -295,6 +297,64 @@ pub struct Config {
     )]
     pub trusted_proxies: String,
 
+    /// The instance's key policy, for orgs without their own (authnkeys.v1 PolicyService):
+    /// the longest a key may live (`90d`, `36h`, `3600s`); empty: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_KEY_MAX_LIFETIME",
+        default_value = ""
+    )]
+    pub key_max_lifetime: String,
+
+    /// The lifetime of a key added without an expiration date; empty: the maximum lifetime
+    /// if set, else none (9999-12-31, as ZITADEL).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_KEY_DEFAULT_LIFETIME",
+        default_value = ""
+    )]
+    pub key_default_lifetime: String,
+
+    /// Unexpired keys a user or app may hold; 0: unlimited.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_KEY_MAX_PER_OWNER",
+        default_value_t = 0
+    )]
+    pub key_max_per_owner: u32,
+
+    /// Comma-separated origins keys may have: `generated`, `uploaded`; empty: both.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_KEY_ALLOWED_ORIGINS",
+        default_value = ""
+    )]
+    pub key_allowed_origins: String,
+
+    /// Comma-separated algorithms keys may use: RS256, PS256, ES256, ES384, EdDSA; empty: all.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_KEY_ALLOWED_ALGORITHMS",
+        default_value = ""
+    )]
+    pub key_allowed_algorithms: String,
+
+    /// Record each key's last use (time, kind, client address), coalesced in memory and
+    /// written every 5 s; `false` keeps none.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_KEY_LAST_USE",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub key_last_use: bool,
+
     /// Serve the console (`/ui/`) from this directory instead of the copy built into the
     /// binary (for working on the console).
     #[arg(long, global = true, env = "AUTHN_KEYS_UI_DIR")]
@@ -362,6 +422,58 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
+    /// The instance's key policy from the `AUTHN_KEYS_KEY_*` settings, checked as an org's.
+    pub fn key_policy(&self) -> Result<KeyPolicy, String> {
+        use crate::domain::{jwt::Algorithm, model::KeyOrigin};
+        let lifetime = |name: &str, text: &str| -> Result<_, String> {
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            parse_duration(text)
+                .map(Some)
+                .map_err(|e| format!("{name}: {e}"))
+        };
+        let list = |text: &str| -> Vec<String> {
+            text.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        let policy = KeyPolicy {
+            max_lifetime: lifetime("AUTHN_KEYS_KEY_MAX_LIFETIME", &self.key_max_lifetime)?,
+            default_lifetime: lifetime(
+                "AUTHN_KEYS_KEY_DEFAULT_LIFETIME",
+                &self.key_default_lifetime,
+            )?,
+            max_keys_per_owner: self.key_max_per_owner,
+            allowed_origins: list(&self.key_allowed_origins)
+                .iter()
+                .map(|o| {
+                    KeyOrigin::parse(o).ok_or_else(|| {
+                        format!(
+                            "AUTHN_KEYS_KEY_ALLOWED_ORIGINS: {o:?} is not generated or uploaded"
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            allowed_algorithms: list(&self.key_allowed_algorithms)
+                .iter()
+                .map(|a| {
+                    Algorithm::parse(a).ok_or_else(|| {
+                        format!(
+                            "AUTHN_KEYS_KEY_ALLOWED_ALGORITHMS: {a:?} is not one of RS256, PS256, ES256, ES384, EdDSA"
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        policy
+            .validate()
+            .map_err(|e| format!("the instance key policy: {}", e.message))?;
+        Ok(policy)
+    }
+
     /// Settings for a test server: port 0 on loopback, the given database, a fixed master key.
     pub fn for_tests(database_url: &str, admin_key_file: PathBuf) -> Self {
         Config {
@@ -397,6 +509,12 @@ impl Config {
             cors_origins: "*".into(),
             max_stream_secs: 300,
             trusted_proxies: String::new(),
+            key_max_lifetime: String::new(),
+            key_default_lifetime: String::new(),
+            key_max_per_owner: 0,
+            key_allowed_origins: String::new(),
+            key_allowed_algorithms: String::new(),
+            key_last_use: true,
             ui_dir: None,
             log_format: LogFormat::Text,
             tls_cert: None,

@@ -85,6 +85,14 @@ pub mod zitadel {
     }
 }
 
+/// authn-keys' own API (`authnkeys.v1`): key lifecycle and key policy.
+pub mod authnkeys {
+    pub mod v1 {
+        tonic::include_proto!("authnkeys.v1");
+        include!(concat!(env!("OUT_DIR"), "/authnkeys.v1.serde.rs"));
+    }
+}
+
 pub mod google {
     pub mod rpc {
         tonic::include_proto!("google.rpc");

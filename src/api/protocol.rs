@@ -70,8 +70,9 @@ impl ConnectCodec {
     }
 }
 
-/// Path prefixes of the REST gateway: v1 (`rest::routes`) and v2 (`rest::user_v2_routes`).
-const REST_PREFIXES: &[&str] = &["/management/", "/v2/"];
+/// Path prefixes of the REST gateway: v1 (`rest::routes`), v2 (`rest::user_v2_routes`) and
+/// authnkeys.v1 (`rest::authnkeys_routes`).
+const REST_PREFIXES: &[&str] = &["/management/", "/v2/", "/v1/"];
 /// Path prefixes of the OAuth and OpenID Connect endpoints (`oauth::routes`).
 const OAUTH_PREFIXES: &[&str] = &["/oauth/", "/.well-known/"];
 

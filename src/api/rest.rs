@@ -12,7 +12,7 @@ use axum::{
     },
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
+    routing::{delete, get, post, put},
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tonic::{Status, metadata::MetadataValue};
@@ -20,6 +20,7 @@ use tonic::{Status, metadata::MetadataValue};
 use super::{
     Peer,
     grpc::{
+        authnkeys::AuthnKeysApi,
         edge::ORG_HEADER,
         management::ManagementApi,
         status::{ERROR_DETAIL_TYPE, error_detail},
@@ -29,6 +30,9 @@ use super::{
 };
 use crate::{
     error::Error,
+    proto::authnkeys::v1::{
+        self as own, key_service_server::KeyService, policy_service_server::PolicyService,
+    },
     proto::zitadel::{
         management::v1::{management_service_server::ManagementService, *},
         user::v2::{self as v2, user_service_server::UserService},
@@ -448,6 +452,40 @@ pub fn user_v2_routes(api: Arc<UserApi>) -> Router {
                 r.user_id = take(p, "user_id");
                 r.key_id = take(p, "key_id");
             }, remove_key),
+        )
+        .with_state(api)
+}
+
+/// The REST rules of authn-keys' own `authnkeys.v1` KeyService and PolicyService.
+pub fn authnkeys_routes(api: Arc<AuthnKeysApi>) -> Router {
+    type Own = Arc<AuthnKeysApi>;
+    Router::new()
+        .route(
+            "/v1/keys",
+            route!(api: Own; post, own::AddKeyRequest, true, |_r, _p| (), add_key),
+        )
+        .route(
+            "/v1/keys/_search",
+            route!(api: Own; post, own::ListKeysRequest, true, |_r, _p| (), list_keys),
+        )
+        .route(
+            "/v1/keys/{key_id}",
+            route!(api: Own; get, own::GetKeyRequest, false, |r, p| r.key_id = take(p, "key_id"), get_key)
+                .merge(route!(api: Own; delete, own::RemoveKeyRequest, false, |r, p| r.key_id = take(p, "key_id"), remove_key)),
+        )
+        .route(
+            "/v1/keys/{key_id}/_disable",
+            route!(api: Own; post, own::DisableKeyRequest, true, |r, p| r.key_id = take(p, "key_id"), disable_key),
+        )
+        .route(
+            "/v1/keys/{key_id}/_enable",
+            route!(api: Own; post, own::EnableKeyRequest, true, |r, p| r.key_id = take(p, "key_id"), enable_key),
+        )
+        .route(
+            "/v1/policies/keys",
+            route!(api: Own; get, own::GetKeyPolicyRequest, false, |_r, _p| (), get_key_policy)
+                .merge(route!(api: Own; put, own::SetKeyPolicyRequest, true, |_r, _p| (), set_key_policy))
+                .merge(route!(api: Own; delete, own::ResetKeyPolicyRequest, false, |_r, _p| (), reset_key_policy)),
         )
         .with_state(api)
 }

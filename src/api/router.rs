@@ -18,7 +18,7 @@ use super::{
     client_addr::{self, TrustedProxies},
     connect::{self, Connect},
     cors::{self, CorsOrigins},
-    grpc::{application_v2::ApplicationApi, user_v2::UserApi},
+    grpc::{application_v2::ApplicationApi, authnkeys::AuthnKeysApi, user_v2::UserApi},
     grpc::{
         frames::{FrameCheck, bounded_message},
         management::ManagementApi,
@@ -33,6 +33,9 @@ use crate::{
     error::{Error, Kind, Result},
     proto::{
         FILE_DESCRIPTOR_SET,
+        authnkeys::v1::{
+            key_service_server::KeyServiceServer, policy_service_server::PolicyServiceServer,
+        },
         zitadel::{
             application::v2::application_service_server::ApplicationServiceServer,
             management::v1::management_service_server::ManagementServiceServer,
@@ -63,6 +66,7 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let api = Arc::new(ManagementApi::new(svc.clone()));
     let users_v2 = Arc::new(UserApi::new(svc.clone()));
     let apps_v2 = ApplicationApi::new(svc.clone());
+    let own = Arc::new(AuthnKeysApi::new(svc.clone()));
     let metrics = Arc::new(Metrics::new(
         svc.clone(),
         &[
@@ -74,6 +78,7 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     ));
     let plain = rest::routes(api.clone())
         .merge(rest::user_v2_routes(users_v2.clone()))
+        .merge(rest::authnkeys_routes(own.clone()))
         .merge(oauth::routes(svc.clone()))
         .merge(ui::routes(limits.ui_dir.clone()))
         .merge(
@@ -99,6 +104,12 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     reporter.set_serving::<UserServiceServer<UserApi>>().await;
     reporter
         .set_serving::<ApplicationServiceServer<ApplicationApi>>()
+        .await;
+    reporter
+        .set_serving::<KeyServiceServer<AuthnKeysApi>>()
+        .await;
+    reporter
+        .set_serving::<PolicyServiceServer<AuthnKeysApi>>()
         .await;
     let reflection = |v1: bool| {
         let b = tonic_reflection::server::Builder::configure()
@@ -135,6 +146,12 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let application_service = ApplicationServiceServer::new(apps_v2)
         .max_decoding_message_size(limits.max_body_bytes)
         .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
+    let key_service = KeyServiceServer::from_arc(own.clone())
+        .max_decoding_message_size(limits.max_body_bytes)
+        .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
+    let policy_service = PolicyServiceServer::from_arc(own)
+        .max_decoding_message_size(limits.max_body_bytes)
+        .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
     // The Connect gateway calls the plain gRPC services in-process.
     // Every gRPC service behind the same checks, on every protocol: the streaming ones
     // (health watches, reflection) also end at the stream bound.
@@ -146,9 +163,13 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let management = FrameCheck::new(management, limit);
     let user_service = FrameCheck::new(user_service, limit);
     let application_service = FrameCheck::new(application_service, limit);
+    let key_service = FrameCheck::new(key_service, limit);
+    let policy_service = FrameCheck::new(policy_service, limit);
     let in_process = Routes::new(management.clone())
         .add_service(user_service.clone())
         .add_service(application_service.clone())
+        .add_service(key_service.clone())
+        .add_service(policy_service.clone())
         .add_service(health.clone())
         .add_service(reflection_v1.clone())
         .add_service(reflection_v1alpha.clone())
@@ -159,6 +180,8 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         .add_service(web.layer(management))
         .add_service(web.layer(user_service))
         .add_service(web.layer(application_service))
+        .add_service(web.layer(key_service))
+        .add_service(web.layer(policy_service))
         .add_service(web.layer(health))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));

@@ -258,3 +258,19 @@ pub fn v2_window(offset: u64, limit: u32, asc: bool) -> Result<Page, Error> {
         asc,
     })
 }
+
+/// The filters of authnkeys.v1 ListKeys, ANDed, inside one org; `users`/`apps` say which
+/// owners' keys the caller may see there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyQuery {
+    pub users: bool,
+    pub apps: bool,
+    pub user_id: Option<String>,
+    pub project_id: Option<String>,
+    pub app_id: Option<String>,
+    pub state: Option<super::model::KeyState>,
+    pub origin: Option<super::model::KeyOrigin>,
+    /// Never used, or last used before this time.
+    pub unused_since: Option<chrono::DateTime<chrono::Utc>>,
+    pub expires_before: Option<chrono::DateTime<chrono::Utc>>,
+}

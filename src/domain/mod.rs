@@ -5,6 +5,7 @@ pub mod expiry;
 pub mod ids;
 pub mod jwt;
 pub mod key_file;
+pub mod key_policy;
 pub mod keypair;
 pub mod list;
 pub mod model;

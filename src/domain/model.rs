@@ -1,7 +1,7 @@
 //! The records the services work with, as plain data. Storage maps its rows to these.
 use chrono::{DateTime, Utc};
 
-use super::principal::Role;
+use super::{jwt::Algorithm, principal::Role};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {
@@ -99,6 +99,80 @@ impl KeyOwner {
     }
 }
 
+/// Who made a key pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyOrigin {
+    /// The server generated it and returned the private key once, in the key file.
+    Generated,
+    /// Its owner uploaded the public key; the server never saw the private key.
+    Uploaded,
+}
+
+impl KeyOrigin {
+    pub const ALL: [KeyOrigin; 2] = [KeyOrigin::Generated, KeyOrigin::Uploaded];
+
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyOrigin::Generated => "generated",
+            KeyOrigin::Uploaded => "uploaded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyOrigin> {
+        KeyOrigin::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// Where a key stands. A disabled key that has also expired reads as disabled: the operator's
+/// decision, with its reason, is what a reader needs to see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    Active,
+    Disabled,
+    Expired,
+}
+
+/// What a key was used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyUse {
+    /// A machine user's assertion at the token endpoint.
+    JwtBearerGrant,
+    /// An API app's client assertion at introspection.
+    ClientAssertion,
+}
+
+impl KeyUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyUse::JwtBearerGrant => "jwt_bearer_grant",
+            KeyUse::ClientAssertion => "client_assertion",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyUse> {
+        [KeyUse::JwtBearerGrant, KeyUse::ClientAssertion]
+            .into_iter()
+            .find(|u| u.as_str() == s)
+    }
+}
+
+/// A key's most recent successful use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastUse {
+    pub at: DateTime<Utc>,
+    pub kind: KeyUse,
+    /// The client's address as seen (after trusted proxies); empty when unknown.
+    pub address: String,
+}
+
+/// Set while a key is disabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disabled {
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
 /// A machine key or an app key: public part and metadata only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthnKey {
@@ -112,9 +186,26 @@ pub struct AuthnKey {
     /// The owning aggregate's sequence after the key was added.
     pub sequence: u64,
     pub created_at: DateTime<Utc>,
+    /// The JWS algorithm its assertions use (an RSA key verifies RS256 and PS256 alike).
+    pub algorithm: Algorithm,
+    pub origin: KeyOrigin,
+    /// RFC 7638 SHA-256 JWK thumbprint, base64url.
+    pub thumbprint: String,
+    pub disabled: Option<Disabled>,
+    pub last_used: Option<LastUse>,
 }
 
 impl AuthnKey {
+    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
+        if self.disabled.is_some() {
+            KeyState::Disabled
+        } else if self.expires_at <= now {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
+
     /// The user's or the app's id.
     pub fn owner_id(&self) -> &str {
         self.owner.id()

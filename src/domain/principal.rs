@@ -20,10 +20,14 @@ pub enum Permission {
     ProjectAppRead,
     ProjectAppWrite,
     ProjectAppDelete,
+    /// Reading the org's key policy (authnkeys.v1): whoever may read keys.
+    PolicyRead,
+    /// Setting it: ORG_OWNER and IAM_OWNER.
+    PolicyWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 17] = [
         Permission::OrgCreate,
         Permission::OrgRead,
         Permission::OrgMemberRead,
@@ -39,6 +43,8 @@ impl Permission {
         Permission::ProjectAppRead,
         Permission::ProjectAppWrite,
         Permission::ProjectAppDelete,
+        Permission::PolicyRead,
+        Permission::PolicyWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +65,8 @@ impl Permission {
             ProjectAppRead => "project.app.read",
             ProjectAppWrite => "project.app.write",
             ProjectAppDelete => "project.app.delete",
+            PolicyRead => "policy.read",
+            PolicyWrite => "policy.write",
         }
     }
 }
@@ -126,6 +134,10 @@ impl Role {
 
     pub fn grants(self, permission: Permission) -> bool {
         use Permission::*;
+        if permission == PolicyRead {
+            // Whoever may read keys may read the policy that governs adding them.
+            return self.grants(UserRead) || self.grants(ProjectAppRead);
+        }
         match self {
             Role::IamOwner => true,
             Role::OrgOwner => permission != OrgCreate,

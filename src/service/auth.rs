@@ -29,6 +29,27 @@ impl Ctx {
     pub fn may(&self, permission: Permission) -> bool {
         self.roles.iter().any(|r| r.grants(permission))
     }
+
+    /// Refuses, as v1 does, unless the caller holds `permission` in the context org.
+    pub fn require(&self, permission: Permission) -> Result<()> {
+        if self.may(permission) {
+            Ok(())
+        } else {
+            Err(denied_in(&[permission], &self.org_id))
+        }
+    }
+}
+
+fn denied_in(permissions: &[Permission], org_id: &str) -> Error {
+    let names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+    Error::permission_denied(
+        DENIED,
+        format!(
+            "no permission {} in organization {}",
+            names.join(" or "),
+            shown(org_id)
+        ),
+    )
 }
 
 /// What the transport hands over: the raw `authorization` and `x-zitadel-orgid` values, and
@@ -58,22 +79,25 @@ impl Services {
     /// Checks the bearer token and that its user holds `permission` in the org context.
     /// Presented tokens that fail are charged to the caller's address (see [`throttle`]).
     pub async fn authorize(&self, creds: &Credentials, permission: Permission) -> Result<Ctx> {
+        self.authorize_any(creds, &[permission]).await
+    }
+
+    /// [`Services::authorize`] for calls whose permission depends on the object (a key of a
+    /// user or of an app): the caller must hold one of `permissions` in the context org; the
+    /// use case then requires the one it needs with [`Ctx::require`].
+    pub async fn authorize_any(
+        &self,
+        creds: &Credentials,
+        permissions: &[Permission],
+    ) -> Result<Ctx> {
         let user = self.caller(creds).await?;
         let org_id = match creds.org_id.as_deref().map(str::trim) {
             Some(o) if !o.is_empty() => o.to_owned(),
             _ => user.org_id.clone(),
         };
-        let denied = || {
-            Error::permission_denied(
-                DENIED,
-                format!(
-                    "no permission {permission} in organization {}",
-                    shown(&org_id)
-                ),
-            )
-        };
+        let denied = || denied_in(permissions, &org_id);
         let ctx = self.context(&user.id, &org_id).await?.ok_or_else(denied)?;
-        if ctx.may(permission) {
+        if permissions.iter().any(|p| ctx.may(*p)) {
             Ok(ctx)
         } else {
             Err(denied())
@@ -169,16 +193,14 @@ impl Services {
         user_id: &str,
     ) -> Result<()> {
         let target = self.roles_of(db, &ctx.org_id, user_id).await?;
-        if dominates(&ctx.roles, &target) {
-            return Ok(());
-        }
-        Err(Error::permission_denied(
-            BOUNDARY,
-            format!(
-                "user {user_id} holds {}, which you do not hold; only a caller holding every role of a user may manage its keys, its membership or remove it",
-                uncovered(&ctx.roles, &target).join(", ")
-            ),
-        ))
+        boundary(ctx, user_id, &target)
+    }
+
+    /// [`Services::check_boundary`] from memory: a quick refusal before expensive work (a
+    /// key generation); the write checks again in its transaction.
+    pub(crate) async fn precheck_boundary(&self, ctx: &Ctx, user_id: &str) -> Result<()> {
+        let target = self.cached_roles(&ctx.org_id, user_id).await?;
+        boundary(ctx, user_id, &target)
     }
 
     /// v2's rule for an object named by id: the caller in the object's org, if it holds
@@ -207,6 +229,19 @@ impl Services {
             Err(missing())
         }
     }
+}
+
+fn boundary(ctx: &Ctx, user_id: &str, target: &[Role]) -> Result<()> {
+    if dominates(&ctx.roles, target) {
+        return Ok(());
+    }
+    Err(Error::permission_denied(
+        BOUNDARY,
+        format!(
+            "user {user_id} holds {}, which you do not hold; only a caller holding every role of a user may manage its keys, its membership or remove it",
+            uncovered(&ctx.roles, target).join(", ")
+        ),
+    ))
 }
 
 fn bearer(header: Option<&str>) -> Result<&str> {

@@ -9,10 +9,13 @@ use super::{Ctx, Services, write::Write};
 use crate::{
     domain::{
         expiry,
+        jwt::Algorithm,
         key_file::{self, KeyFile},
-        keypair::PublicKey,
+        keypair::{KeyPair, PublicKey},
         list::{KeyFilter, KeyOrder, Page, Visible},
-        model::{ApiAuthMethod, App, AuthnKey, Details, KeyOwner, Listed, OwnerKind, User},
+        model::{
+            ApiAuthMethod, App, AuthnKey, Details, KeyOrigin, KeyOwner, Listed, OwnerKind, User,
+        },
         principal::Permission,
         validate,
     },
@@ -31,6 +34,9 @@ pub struct NewKey {
     pub expiration: Option<DateTime<Utc>>,
     /// PEM of a PKIX public key to register instead of generating a pair.
     pub public_key: Option<Vec<u8>>,
+    /// The JWS algorithm asked for (authnkeys.v1 only; ZITADEL's APIs generate RSA keys and
+    /// take an uploaded key's own).
+    pub algorithm: Option<Algorithm>,
 }
 
 /// A key just added; `key_file` holds the private key (generated keys only) and is returned
@@ -51,10 +57,12 @@ pub struct KeyPage {
 }
 
 /// What differs between the owners: upstream's error ids and the audit trail's names.
-struct Rules {
-    aggregate: &'static str,
+pub(crate) struct Rules {
+    pub(crate) aggregate: &'static str,
     added: &'static str,
     removed: &'static str,
+    pub(crate) disabled: &'static str,
+    pub(crate) enabled: &'static str,
     /// The key is not the owner's (reads).
     get_missing: &'static str,
     /// The key or its owner is not there (removal).
@@ -62,12 +70,14 @@ struct Rules {
     noun: &'static str,
 }
 
-fn rules(kind: OwnerKind) -> &'static Rules {
+pub(crate) fn rules(kind: OwnerKind) -> &'static Rules {
     match kind {
         OwnerKind::User => &Rules {
             aggregate: "user",
             added: "user.machine.key.added",
             removed: "user.machine.key.removed",
+            disabled: "user.machine.key.disabled",
+            enabled: "user.machine.key.enabled",
             get_missing: "QUERY-Dgr3g",
             remove_missing: "COMMAND-4m77G",
             noun: "machine key",
@@ -76,6 +86,8 @@ fn rules(kind: OwnerKind) -> &'static Rules {
             aggregate: "project",
             added: "project.application.key.added",
             removed: "project.application.key.removed",
+            disabled: "project.application.key.disabled",
+            enabled: "project.application.key.enabled",
             get_missing: "QUERY-S0fQs",
             remove_missing: "COMMAND-D8fi3",
             noun: "application key",
@@ -84,7 +96,7 @@ fn rules(kind: OwnerKind) -> &'static Rules {
 }
 
 /// The answer for an owner that is not there when a key is added.
-fn missing_owner(owner: &KeyOwner) -> Error {
+pub(super) fn missing_owner(owner: &KeyOwner) -> Error {
     match owner {
         KeyOwner::User { user_id } => Error::failed_precondition(
             "COMMAND-bnipwm1",
@@ -97,7 +109,7 @@ fn missing_owner(owner: &KeyOwner) -> Error {
     }
 }
 
-fn validate_owner(owner: &KeyOwner) -> Result<()> {
+pub(super) fn validate_owner(owner: &KeyOwner) -> Result<()> {
     match owner {
         KeyOwner::User { user_id } => validate::id("user_id", user_id),
         KeyOwner::App { project_id, app_id } => {
@@ -118,17 +130,30 @@ fn check_key_type(key_type: i32) -> Result<()> {
 }
 
 /// A key request whose expiration and uploaded public key are checked: each is checked once,
-/// here, whichever API asked.
-struct CheckedKey {
+/// here, whichever API asked. The expiration is final once the org's key policy is applied.
+pub(super) struct CheckedKey {
     key_type: i32,
-    expires_at: DateTime<Utc>,
+    /// As asked for (not in the past); the policy decides a missing one.
+    expiration: Option<DateTime<Utc>>,
     uploaded: Option<PublicKey>,
+    algorithm: Algorithm,
 }
 
-fn check_key(
+impl CheckedKey {
+    fn origin(&self) -> KeyOrigin {
+        if self.uploaded.is_some() {
+            KeyOrigin::Uploaded
+        } else {
+            KeyOrigin::Generated
+        }
+    }
+}
+
+pub(super) fn check_key(
     key_type: i32,
     expiration: Option<DateTime<Utc>>,
     public_key: Option<&[u8]>,
+    algorithm: Option<Algorithm>,
     now: DateTime<Utc>,
 ) -> Result<CheckedKey> {
     // Upstream's order: the key's content, then its expiration.
@@ -139,16 +164,51 @@ fn check_key(
         ),
         _ => None,
     };
-    let expires_at = expiry::key_expiration(expiration.map(storage::db_time), now)?;
+    let algorithm = match (&uploaded, algorithm) {
+        (Some(public), Some(alg)) if !public.allows(alg) => {
+            return Err(Error::invalid_argument(
+                "KEY-Alg02",
+                format!(
+                    "algorithm {} does not fit the uploaded key, which verifies {} (leave algorithm empty to use the key's own)",
+                    alg.as_str(),
+                    public.default_algorithm().as_str()
+                ),
+            ));
+        }
+        (Some(public), None) => public.default_algorithm(),
+        (_, Some(alg)) => alg,
+        (None, None) => Algorithm::RS256,
+    };
+    let expiration = expiration.map(storage::db_time);
+    if expiration.is_some() {
+        expiry::key_expiration(expiration, now)?;
+    }
     Ok(CheckedKey {
         key_type,
-        expires_at,
+        expiration,
         uploaded,
+        algorithm,
+    })
+}
+
+/// The algorithm named in a request: one of the JWS names we sign assertions with.
+pub fn parse_algorithm(field: &str, name: &str) -> Result<Option<Algorithm>> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    Algorithm::parse(name).map(Some).ok_or_else(|| {
+        Error::invalid_argument(
+            "KEY-Alg01",
+            format!(
+                "{field} {} is not one we take: use RS256, PS256, ES256, ES384 or EdDSA",
+                crate::domain::text::shown(name)
+            ),
+        )
     })
 }
 
 /// The owner as read before the write (an app's key file names its client id).
-enum Owner {
+pub(super) enum Owner {
     User(User),
     App(App),
 }
@@ -173,6 +233,7 @@ impl Services {
             new.key_type,
             new.expiration,
             new.public_key.as_deref(),
+            new.algorithm,
             self.now(),
         )?;
         self.insert_key(ctx, owner, checked).await
@@ -180,14 +241,16 @@ impl Services {
 
     /// The owner in the context's org, as adding a key needs it: a user the caller may manage
     /// (the privilege boundary), an app that authenticates with keys.
-    async fn owner_in_org(&self, ctx: &Ctx, owner: &KeyOwner) -> Result<Owner> {
+    pub(super) async fn owner_in_org(&self, ctx: &Ctx, owner: &KeyOwner) -> Result<Owner> {
         match owner {
             KeyOwner::User { user_id } => {
-                let user = repo::find_user_in_org(&self.db, &ctx.org_id, user_id)
+                // From memory: the write locks the user and checks both again.
+                let user = self
+                    .cached_user(user_id)
                     .await?
+                    .filter(|u| u.org_id == ctx.org_id)
                     .ok_or_else(|| missing_owner(owner))?;
-                // Checked before a key is generated (a cheap refusal), and again in the write.
-                self.check_boundary(&self.db, ctx, user_id).await?;
+                self.precheck_boundary(ctx, user_id).await?;
                 Ok(Owner::User(user))
             }
             KeyOwner::App { project_id, app_id } => {
@@ -207,7 +270,7 @@ impl Services {
 
     /// Locks the owner for a write on its keys (bumping the user's or the project's sequence)
     /// and checks it again inside the write; `missing` answers for an owner that is gone.
-    async fn lock_owner(
+    pub(super) async fn lock_owner(
         &self,
         w: &Write<'_>,
         ctx: &Ctx,
@@ -234,25 +297,39 @@ impl Services {
         }
     }
 
-    /// The write of an added key: the pair generated unless a public key was uploaded, the
-    /// owner locked and checked again, the key and its event recorded.
-    async fn insert_key(&self, ctx: &Ctx, owner: Owner, checked: CheckedKey) -> Result<AddedKey> {
+    /// The write of an added key: the org's key policy applied, the pair generated unless a
+    /// public key was uploaded, the owner locked and checked again, the owner's key count
+    /// checked against the policy, the key and its event recorded.
+    pub(super) async fn insert_key(
+        &self,
+        ctx: &Ctx,
+        owner: Owner,
+        checked: CheckedKey,
+    ) -> Result<AddedKey> {
+        let origin = checked.origin();
+        let policy = self.cached_key_policy(&ctx.org_id).await?;
+        policy.check_kind(origin, checked.algorithm)?;
+        let expires_at = policy.expiration(checked.expiration, self.now())?;
         let key_id = self.ids.next_id();
-        let uploaded = checked.uploaded.is_some();
         let (public, key_file) = match checked.uploaded {
             Some(public) => (public, None),
             None => {
-                let private = crate::domain::keypair::KeyPair::from(self.keygen.next_key().await?);
-                let file = match &owner {
-                    Owner::User(u) => {
-                        key_file::machine_key_file(&key_id, &private, checked.expires_at, &u.id)
+                let pair = match checked.algorithm {
+                    Algorithm::RS256 | Algorithm::PS256 => {
+                        KeyPair::from(self.keygen.next_key().await?)
                     }
-                    Owner::App(a) => key_file::app_key_file(&key_id, &private, &a.id, &a.client_id),
+                    other => KeyPair::generate(other).map_err(|e| {
+                        Error::internal("KEY-Gen02", "cannot generate the key pair").with_source(e)
+                    })?,
+                };
+                let file = match &owner {
+                    Owner::User(u) => key_file::machine_key_file(&key_id, &pair, expires_at, &u.id),
+                    Owner::App(a) => key_file::app_key_file(&key_id, &pair, &a.id, &a.client_id),
                 }
                 .map_err(|e| {
                     Error::internal("KEY-File1", "cannot build the key file").with_source(e)
                 })?;
-                (private.public_key(), Some(file))
+                (pair.public_key(), Some(file))
             }
         };
         let public_key = public.to_pkix_pem().map_err(|e| {
@@ -264,22 +341,35 @@ impl Services {
         let sequence = self
             .lock_owner(&w, ctx, &owner, || missing_owner(&owner))
             .await?;
+        if policy.max_keys_per_owner > 0 {
+            // The owner is locked: the count cannot change until this commits.
+            policy.check_count(
+                repo::count_live_keys(w.db(), &owner, w.now).await?,
+                &owner_noun(&owner),
+            )?;
+        }
         let key = AuthnKey {
             id: key_id.clone(),
             owner,
             org_id: ctx.org_id.clone(),
             key_type: checked.key_type,
             public_key,
-            expires_at: checked.expires_at,
+            expires_at,
             sequence,
             created_at: w.now,
+            algorithm: checked.algorithm,
+            origin,
+            thumbprint: public.thumbprint(),
+            disabled: None,
+            last_used: None,
         };
         repo::insert_key(w.db(), &key).await?;
         let mut payload = json!({
             "keyId": key_id,
             "type": key.key_type,
             "expirationDate": key.expires_at,
-            "uploaded": uploaded,
+            "uploaded": origin == KeyOrigin::Uploaded,
+            "algorithm": key.algorithm.as_str(),
         });
         if let KeyOwner::App { app_id, .. } = &key.owner {
             payload["appId"] = json!(app_id);
@@ -314,7 +404,8 @@ impl Services {
     }
 
     /// ListMachineKeys, ListAppKeys: ordered, with honest totals; an owner of another org (or
-    /// an app of another project) lists nothing.
+    /// an app of another project) lists nothing. Paged from the owner's list in memory (kept
+    /// exact by the writes' invalidation), or by the database for an owner with very many.
     pub async fn list_keys(
         &self,
         ctx: &Ctx,
@@ -325,8 +416,16 @@ impl Services {
     ) -> Result<Listed<AuthnKey>> {
         validate_owner(owner)?;
         let page = Page::new(offset, limit, asc, self.settings.list_limits)?;
-        let page =
-            repo::list_keys(&self.db, &ctx.org_id, owner, page, &Self::event_scope(ctx)).await?;
+        let scope = Self::event_scope(ctx);
+        if let Some(list) = self.owner_keys(&ctx.org_id, owner, &scope).await? {
+            return Ok(Listed {
+                total: list.keys.len() as u64,
+                processed_sequence: list.latest_position,
+                view_timestamp: self.now(),
+                items: page_of(&list.keys, page, |_| true),
+            });
+        }
+        let page = repo::list_keys(&self.db, &ctx.org_id, owner, page, &scope).await?;
         Ok(self.listed(page))
     }
 
@@ -375,6 +474,7 @@ impl Services {
             KEY_TYPE_JSON,
             Some(expiration),
             public_key.as_deref(),
+            None,
             self.now(),
         )?;
         let missing = || Error::failed_precondition("COMMAND-bnipwm1", "User could not be found");
@@ -446,7 +546,7 @@ impl Services {
     ) -> Result<AddedKey> {
         validate::id("project_id", project_id)?;
         validate::id("application_id", app_id)?;
-        let checked = check_key(KEY_TYPE_JSON, expiration, None, self.now())?;
+        let checked = check_key(KEY_TYPE_JSON, expiration, None, None, self.now())?;
         let owner = KeyOwner::app(project_id, app_id);
         let project = repo::find_project(&self.db, project_id)
             .await?
@@ -551,8 +651,46 @@ impl Services {
     }
 }
 
+/// The page `page` of the keys in `oldest_first` that `keep` keeps, newest first unless
+/// `page.asc`.
+pub(crate) fn page_of(
+    oldest_first: &[AuthnKey],
+    page: Page,
+    keep: impl Fn(&AuthnKey) -> bool,
+) -> Vec<AuthnKey> {
+    let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    let take = usize::try_from(page.limit).unwrap_or(usize::MAX);
+    let kept = |k: &&AuthnKey| keep(k);
+    if page.asc {
+        oldest_first
+            .iter()
+            .filter(kept)
+            .skip(skip)
+            .take(take)
+            .cloned()
+            .collect()
+    } else {
+        oldest_first
+            .iter()
+            .rev()
+            .filter(kept)
+            .skip(skip)
+            .take(take)
+            .cloned()
+            .collect()
+    }
+}
+
+/// "user 123" or "app 456", for messages.
+pub(crate) fn owner_noun(owner: &KeyOwner) -> String {
+    match owner {
+        KeyOwner::User { user_id } => format!("user {user_id}"),
+        KeyOwner::App { app_id, .. } => format!("app {app_id}"),
+    }
+}
+
 /// The aggregate a key's events belong to: its user, or its app's project.
-fn aggregate_of(owner: &KeyOwner) -> &str {
+pub(crate) fn aggregate_of(owner: &KeyOwner) -> &str {
     match owner {
         KeyOwner::User { user_id } => user_id,
         KeyOwner::App { project_id, .. } => project_id,

@@ -8,8 +8,10 @@ use serde_json::json;
 use super::{Ctx, Services, authn_keys::KEY_TYPE_JSON, orgs::domain_label};
 use crate::{
     domain::{
-        expiry, key_file,
-        model::{AccessTokenType, AuthnKey, KeyOwner, Member, Org, User},
+        expiry,
+        jwt::Algorithm,
+        key_file,
+        model::{AccessTokenType, AuthnKey, KeyOrigin, KeyOwner, Member, Org, User},
         principal::Role,
     },
     error::{Error, Kind, Result},
@@ -120,6 +122,11 @@ impl Services {
                 expires_at,
                 sequence: 2,
                 created_at: now,
+                algorithm: Algorithm::RS256,
+                origin: KeyOrigin::Generated,
+                thumbprint: private.public_key().thumbprint(),
+                disabled: None,
+                last_used: None,
             },
         )
         .await?;
@@ -352,6 +359,11 @@ impl Services {
                 expires_at,
                 sequence,
                 created_at: now,
+                algorithm: Algorithm::RS256,
+                origin: KeyOrigin::Generated,
+                thumbprint: private.public_key().thumbprint(),
+                disabled: None,
+                last_used: None,
             },
         )
         .await?;

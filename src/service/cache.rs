@@ -25,7 +25,7 @@ use std::{
     collections::HashMap,
     hash::Hash,
     sync::{
-        RwLock,
+        Arc, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -34,6 +34,7 @@ use std::{
 use super::Services;
 use crate::{
     domain::{
+        key_policy::KeyPolicy,
         keypair::PublicKey,
         model::{AccessToken, App, AuthnKey, KeyOwner, NewEvent, OwnerKind, User},
         principal::Role,
@@ -50,8 +51,10 @@ const TTL_DEAF: Duration = Duration::from_secs(1);
 /// Something a committed write removed or changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// A machine or app key was removed: it and the tokens obtained with it.
-    Key(String),
+    /// A machine or app key was added, removed, disabled or enabled: it, the tokens obtained
+    /// with it, and the key list of its owner (a user or app id; empty when not known, which
+    /// drops every owner's list).
+    Key { id: String, owner: String },
     /// A user was removed: it, its roles, keys and tokens.
     User(String),
     /// A user's roles in an org changed (`*`: its instance roles).
@@ -60,6 +63,8 @@ pub enum Change {
     App(String),
     /// A project was removed, with its apps and their keys.
     Project(String),
+    /// An org's key policy was set or reset.
+    Policy(String),
     /// Anything may have changed.
     All,
 }
@@ -76,11 +81,29 @@ impl Change {
         match event.event_type {
             "user.machine.key.added"
             | "user.machine.key.removed"
-            | "project.application.key.added"
-            | "project.application.key.removed" => named("keyId", Change::Key),
+            | "user.machine.key.disabled"
+            | "user.machine.key.enabled" => {
+                Some(field("keyId").map_or(Change::All, |id| Change::Key {
+                    id: id.to_owned(),
+                    owner: event.aggregate_id.clone(),
+                }))
+            }
+            "project.application.key.added"
+            | "project.application.key.removed"
+            | "project.application.key.disabled"
+            | "project.application.key.enabled" => Some(match (field("keyId"), field("appId")) {
+                (Some(id), owner) => Change::Key {
+                    id: id.to_owned(),
+                    owner: owner.unwrap_or_default().to_owned(),
+                },
+                (None, _) => Change::All,
+            }),
             "user.removed" => Some(Change::User(event.aggregate_id.clone())),
             "project.application.removed" => named("appId", Change::App),
             "project.removed" => Some(Change::Project(event.aggregate_id.clone())),
+            "org.key.policy.set" | "org.key.policy.reset" => {
+                Some(Change::Policy(event.org_id.clone()))
+            }
             "org.member.added" | "org.member.changed" | "org.member.removed" => Some(
                 field("userId").map_or(Change::All, |user_id| Change::Member {
                     org_id: event.org_id.clone(),
@@ -97,11 +120,12 @@ impl Change {
 
     fn encode(&self) -> String {
         match self {
-            Change::Key(id) => format!("key {id}"),
+            Change::Key { id, owner } => format!("key {id} {owner}"),
             Change::User(id) => format!("user {id}"),
             Change::Member { org_id, user_id } => format!("member {org_id} {user_id}"),
             Change::App(id) => format!("app {id}"),
             Change::Project(id) => format!("project {id}"),
+            Change::Policy(org) => format!("policy {org}"),
             Change::All => "all".into(),
         }
     }
@@ -110,8 +134,15 @@ impl Change {
     fn decode(text: &str) -> Change {
         let mut words = text.split(' ');
         let (kind, a, b) = (words.next(), words.next(), words.next());
+        if words.next().is_some() {
+            return Change::All;
+        }
         match (kind, a, b) {
-            (Some("key"), Some(id), None) => Change::Key(id.into()),
+            // Without an owner (as older versions announce it): every owner's list goes.
+            (Some("key"), Some(id), owner) => Change::Key {
+                id: id.into(),
+                owner: owner.unwrap_or_default().into(),
+            },
             (Some("user"), Some(id), None) => Change::User(id.into()),
             (Some("member"), Some(org), Some(user)) => Change::Member {
                 org_id: org.into(),
@@ -119,6 +150,7 @@ impl Change {
             },
             (Some("app"), Some(id), None) => Change::App(id.into()),
             (Some("project"), Some(id), None) => Change::Project(id.into()),
+            (Some("policy"), Some(org), None) => Change::Policy(org.into()),
             _ => Change::All,
         }
     }
@@ -207,11 +239,17 @@ pub struct Caches {
     roles: Map<(String, String), Vec<Role>>,
     orgs: Map<String, ()>,
     keys: Map<String, CachedKey>,
+    /// Each owner's keys in its org, oldest first, as v1's key listings and authnkeys.v1
+    /// ListKeys of one owner page them (`None`: too many to keep, read pages from the
+    /// database). Read-after-write holds: every key write names its owner in its change.
+    owner_keys: Map<OwnerListKey, OwnerList>,
     /// Key ids found in neither table (with the kind asked for): an unknown key id costs no
     /// more than a known one, so answer times tell nothing about which ids exist. Adding a
     /// key names it as a [`Change::Key`], which drops its entry here.
     absent_keys: Map<String, ()>,
     apps: Map<String, App>,
+    /// Orgs' own key policies (`None`: the org has none; the instance default applies).
+    policies: Map<String, Option<KeyPolicy>>,
 }
 
 impl std::fmt::Debug for Caches {
@@ -237,8 +275,10 @@ impl Default for Caches {
             roles: Map::new(20_000),
             orgs: Map::new(10_000),
             keys: Map::new(20_000),
+            owner_keys: Map::new(5_000),
             absent_keys: Map::new(20_000),
             apps: Map::new(10_000),
+            policies: Map::new(10_000),
         }
     }
 }
@@ -275,8 +315,10 @@ impl Caches {
         self.roles.expire(TTL_DEAF);
         self.orgs.expire(TTL_DEAF);
         self.keys.expire(TTL_DEAF);
+        self.owner_keys.expire(TTL_DEAF);
         self.absent_keys.expire(TTL_DEAF);
         self.apps.expire(TTL_DEAF);
+        self.policies.expire(TTL_DEAF);
     }
 
     fn epoch(&self) -> u64 {
@@ -295,12 +337,21 @@ impl Caches {
     pub fn apply(&self, change: &Change) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         match change {
-            Change::Key(id) => {
+            Change::Key { id, owner } => {
                 self.keys.retain(|k, _| k != id);
                 self.absent_keys.retain(|k, _| k != id);
                 self.tokens.retain(|_, t| t.key_id != *id);
+                self.owner_keys.retain(|(_, o, _), list| {
+                    !owner.is_empty()
+                        && o.id() != owner
+                        && list
+                            .as_ref()
+                            .is_none_or(|l| l.keys.iter().all(|k| k.id != *id))
+                });
             }
             Change::User(id) => {
+                self.owner_keys
+                    .retain(|(_, o, _), _| *o != KeyOwner::user(id.as_str()));
                 self.users.retain(|k, _| k != id);
                 self.roles.retain(|(_, u), _| u != id);
                 self.keys
@@ -312,17 +363,40 @@ impl Caches {
                     .retain(|(o, u), _| u != user_id || (org_id != "*" && o != org_id));
             }
             Change::App(id) => {
+                self.owner_keys
+                    .retain(|(_, o, _), _| o.kind() == OwnerKind::User || o.id() != id);
                 self.apps.retain(|k, _| k != id);
                 self.keys
                     .retain(|_, k| k.key.owner.kind() == OwnerKind::User || k.key.owner_id() != id);
             }
             Change::Project(id) => {
+                self.owner_keys
+                    .retain(|(_, o, _), _| o.project_id() != Some(id.as_str()));
                 self.apps.retain(|_, a| a.project_id != *id);
                 self.keys
                     .retain(|_, k| k.key.owner.project_id() != Some(id.as_str()));
             }
+            Change::Policy(org) => self.policies.retain(|k, _| k != org),
             Change::All => self.clear(),
         }
+    }
+
+    /// Drops the owner lists of `org_id`, and those reflecting every org's events: their
+    /// processed sequence moved.
+    pub(crate) fn forget_owner_lists_of(&self, org_id: &str) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.owner_keys
+            .retain(|(org, _, all_orgs), _| org != org_id && !*all_orgs);
+    }
+
+    /// Drops the owner lists holding any of `keys` (their last use was just written: a list
+    /// read before would show the previous one once the pending use is gone).
+    pub(crate) fn forget_owner_lists_with(&self, keys: &std::collections::HashSet<&str>) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.owner_keys.retain(|_, list| {
+            list.as_ref()
+                .is_none_or(|l| l.keys.iter().all(|k| !keys.contains(k.id.as_str())))
+        });
     }
 
     fn clear(&self) {
@@ -332,10 +406,31 @@ impl Caches {
         self.roles.clear();
         self.orgs.clear();
         self.keys.clear();
+        self.owner_keys.clear();
         self.absent_keys.clear();
         self.apps.clear();
+        self.policies.clear();
     }
 }
+
+/// (org, owner, whether the reader sees every org's events): the last decides the listing's
+/// processed sequence.
+type OwnerListKey = (String, KeyOwner, bool);
+
+/// An owner's keys, oldest first, and the newest event position the read reflected.
+#[derive(Debug)]
+pub struct OwnerKeys {
+    pub keys: Vec<AuthnKey>,
+    pub latest_position: u64,
+}
+
+type OwnerList = Option<Arc<OwnerKeys>>;
+
+/// Owners with more keys than this are paged by the database.
+pub const OWNER_LIST_MAX: u64 = 1_000;
+/// Owner lists live at most this long even while notices arrive, so that the last use
+/// other processes flushed shows within a minute.
+const OWNER_LIST_TTL: Duration = Duration::from_secs(30);
 
 impl Services {
     /// Queues `changes` for the other processes in `tx` (see [`super::write`]).
@@ -435,6 +530,58 @@ impl Services {
         Ok(Some(cached))
     }
 
+    /// All of an owner's keys in `org_id`, oldest first, from memory when possible; `None`
+    /// when it has more than [`OWNER_LIST_MAX`] (page them from the database).
+    pub(crate) async fn owner_keys(
+        &self,
+        org_id: &str,
+        owner: &KeyOwner,
+        seen: &crate::domain::list::Visible,
+    ) -> Result<OwnerList> {
+        let c = &self.caches;
+        let ttl = c.ttl().min(OWNER_LIST_TTL);
+        let k = (
+            org_id.to_owned(),
+            owner.clone(),
+            *seen == crate::domain::list::Visible::All,
+        );
+        if let Some(list) = c.owner_keys.get(&k, ttl) {
+            return Ok(list);
+        }
+        let epoch = c.epoch();
+        let page = crate::domain::list::Page {
+            offset: 0,
+            limit: OWNER_LIST_MAX + 1,
+            asc: true,
+        };
+        let read = storage::repo::list_keys(&self.db, org_id, owner, page, seen).await?;
+        let list = (read.total <= OWNER_LIST_MAX).then(|| {
+            Arc::new(OwnerKeys {
+                keys: read.items,
+                latest_position: read.latest_position,
+            })
+        });
+        c.owner_keys.put(k, list.clone(), epoch, &c.epoch, ttl);
+        Ok(list)
+    }
+
+    /// The key policy that applies in `org_id` (its own or the instance default), from memory
+    /// when possible.
+    pub(crate) async fn cached_key_policy(&self, org_id: &str) -> Result<KeyPolicy> {
+        let c = &self.caches;
+        let own = match c.policies.get(&org_id.to_owned(), c.ttl()) {
+            Some(own) => own,
+            None => {
+                let epoch = c.epoch();
+                let own = storage::repo::find_key_policy(&self.db, org_id).await?;
+                c.policies
+                    .put(org_id.to_owned(), own.clone(), epoch, &c.epoch, c.ttl());
+                own
+            }
+        };
+        Ok(own.unwrap_or_else(|| self.settings.key_policy.clone()))
+    }
+
     pub(crate) async fn cached_app(&self, id: &str) -> Result<Option<App>> {
         let c = &self.caches;
         if let Some(a) = c.apps.get(&id.to_owned(), c.ttl()) {
@@ -457,7 +604,14 @@ mod tests {
     #[test]
     fn notices_round_trip_and_garbage_invalidates_everything() {
         for c in [
-            Change::Key("1".into()),
+            Change::Key {
+                id: "1".into(),
+                owner: "u".into(),
+            },
+            Change::Key {
+                id: "1".into(),
+                owner: String::new(),
+            },
             Change::User("2".into()),
             Change::Member {
                 org_id: "*".into(),
@@ -465,6 +619,7 @@ mod tests {
             },
             Change::App("4".into()),
             Change::Project("5".into()),
+            Change::Policy("6".into()),
             Change::All,
         ] {
             assert_eq!(Change::decode(&c.encode()), c);

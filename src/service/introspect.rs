@@ -10,13 +10,13 @@ use super::{
     Services,
     cache::CachedKey,
     throttle,
-    tokens::{OAuthError, OAuthErrorCode},
+    tokens::{OAuthError, OAuthErrorCode, check_usable},
 };
 use crate::{
     domain::{
         jwt::{self, UnverifiedJwt},
         keypair,
-        model::{ApiAuthMethod, App, OwnerKind},
+        model::{ApiAuthMethod, App, KeyUse, LastUse, OwnerKind},
         secret::{SecretHasher, Verdict},
         text::shown,
     },
@@ -70,7 +70,7 @@ impl Services {
             Some(UnverifiedJwt::parse(assertion).ok()?.kid().ok()?.to_owned())
         });
         let subjects = throttle::subjects(client.as_deref(), peer);
-        let app = match self.authenticate_client(&req, basic, &subjects).await {
+        let app = match self.authenticate_client(&req, basic, &subjects, peer).await {
             Ok(app) => app,
             Err(e) => {
                 if e.code == OAuthErrorCode::InvalidClient {
@@ -114,6 +114,7 @@ impl Services {
         req: &IntrospectRequest,
         basic: Option<BasicAuth>,
         subjects: &[throttle::Subject],
+        peer: Option<IpAddr>,
     ) -> Result<App, OAuthError> {
         if let Some(assertion) = req.client_assertion.as_deref().filter(|a| !a.is_empty()) {
             if req.client_assertion_type.as_deref() != Some(CLIENT_ASSERTION_TYPE) {
@@ -121,7 +122,7 @@ impl Services {
                     "client_assertion_type must be {CLIENT_ASSERTION_TYPE}"
                 )));
             }
-            return self.authenticate_by_assertion(assertion).await;
+            return self.authenticate_by_assertion(assertion, peer).await;
         }
         if let Some(basic) = basic {
             return self.authenticate_by_secret(basic, subjects).await;
@@ -178,7 +179,11 @@ impl Services {
         Ok(app)
     }
 
-    async fn authenticate_by_assertion(&self, assertion: &str) -> Result<App, OAuthError> {
+    async fn authenticate_by_assertion(
+        &self,
+        assertion: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<App, OAuthError> {
         let bad = |e: jwt::JwtError| client_error(e.to_string());
         let jwt = UnverifiedJwt::parse(assertion).map_err(bad)?;
         let alg = jwt.algorithm().map_err(bad)?;
@@ -217,18 +222,21 @@ impl Services {
                 shown(&claims.subject)
             )));
         }
-        if key.expires_at <= self.now() {
-            return Err(client_error(format!(
-                "key {kid} expired at {}",
-                key.expires_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            )));
-        }
+        let now = self.now();
+        check_usable(&key, &kid, now).map_err(client_error)?;
         if !self.spend_jti(&jwt, &kid, claims.expires_at).await? {
             return Err(client_error(
                 "this client assertion was already used (its jti was seen before); sign a new one",
             ));
         }
+        self.last_uses.record(
+            &kid,
+            LastUse {
+                at: now,
+                kind: KeyUse::ClientAssertion,
+                address: peer.map(|p| p.to_string()).unwrap_or_default(),
+            },
+        );
         Ok(app)
     }
 }

@@ -23,7 +23,10 @@ pub mod authn_keys;
 pub mod bootstrap;
 pub mod cache;
 pub mod introspect;
+pub mod key_lifecycle;
+pub mod key_policy;
 pub mod keygen;
+pub mod last_use;
 pub mod listings;
 pub mod orgs;
 pub mod projects;
@@ -48,6 +51,8 @@ pub struct Settings {
     /// The `typ` header of JWT access tokens.
     pub access_token_typ: &'static str,
     pub list_limits: ListLimits,
+    /// The key policy of orgs that have none of their own.
+    pub key_policy: crate::domain::key_policy::KeyPolicy,
 }
 
 /// Everything the use cases share. Cheap to clone.
@@ -71,6 +76,8 @@ pub struct Services {
     pub caches: Arc<cache::Caches>,
     /// Writes token records in batches.
     pub token_records: tokens::TokenRecords,
+    /// Keys' last use, coalesced in memory and flushed in batches.
+    pub last_uses: Arc<last_use::LastUses>,
 }
 
 impl Services {

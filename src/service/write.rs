@@ -81,12 +81,19 @@ impl Write<'_> {
     /// notices queued in the same transaction.
     pub(crate) async fn commit(self) -> Result<()> {
         let changes: Vec<Change> = self.events.iter().filter_map(Change::caused_by).collect();
+        let mut orgs: Vec<String> = self.events.iter().map(|e| e.org_id.clone()).collect();
+        orgs.dedup();
         for e in self.events {
             repo::append_event(&self.tx, e).await?;
         }
         Services::announce(&self.tx, &changes).await?;
         storage::commit(self.tx).await?;
         self.svc.forget(&changes);
+        // Key listings kept in memory say which event position they reflect: the orgs that
+        // just moved are read again (other processes' lists follow within their lifetime).
+        for org in &orgs {
+            self.svc.caches.forget_owner_lists_of(org);
+        }
         Ok(())
     }
 }

@@ -65,6 +65,36 @@ pub mod authn_key {
         pub expires_at: ChronoDateTimeWithTimeZone,
         pub sequence: i64,
         pub created_at: ChronoDateTimeWithTimeZone,
+        /// The JWS algorithm its assertions use.
+        pub algorithm: String,
+        /// "generated" or "uploaded".
+        pub origin: String,
+        /// RFC 7638 JWK thumbprint.
+        pub thumbprint: Option<String>,
+        pub disabled_at: Option<ChronoDateTimeWithTimeZone>,
+        pub disabled_reason: Option<String>,
+        pub last_used_at: Option<ChronoDateTimeWithTimeZone>,
+        pub last_used_kind: Option<String>,
+        pub last_used_address: Option<String>,
+    }
+    no_relations!();
+}
+
+pub mod key_policy {
+    use sea_orm::entity::prelude::*;
+    /// An org's key policy; orgs without a row follow the instance default.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "key_policies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub org_id: String,
+        pub max_lifetime_secs: Option<i64>,
+        pub default_lifetime_secs: Option<i64>,
+        pub max_keys_per_owner: i32,
+        pub allowed_origins: String,
+        pub allowed_algorithms: String,
+        pub sequence: i64,
+        pub changed_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }

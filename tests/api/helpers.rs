@@ -80,6 +80,115 @@ pub fn sign_jwt(alg: &str, kid: &str, claims: &Value, key: &RsaPrivateKey) -> St
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
+/// An EC or Ed25519 key pair made by the test (ring), with its SPKI PEM for uploads and a
+/// signer for assertions in the JWS form (ECDSA as r||s).
+pub struct TestKey {
+    pub alg: &'static str,
+    pkcs8: Vec<u8>,
+    pub public_pem: String,
+}
+
+impl TestKey {
+    pub fn new(alg: &'static str) -> TestKey {
+        use ring::signature::{self as sig, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let (pkcs8, spki_prefix, public): (Vec<u8>, &str, Vec<u8>) = match alg {
+            "ES256" | "ES384" => {
+                let (signing, prefix) = if alg == "ES256" {
+                    (
+                        &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+                        "3059301306072a8648ce3d020106082a8648ce3d030107034200",
+                    )
+                } else {
+                    (
+                        &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+                        "3076301006072a8648ce3d020106052b81040022036200",
+                    )
+                };
+                let doc = sig::EcdsaKeyPair::generate_pkcs8(signing, &rng).unwrap();
+                let pair = sig::EcdsaKeyPair::from_pkcs8(signing, doc.as_ref(), &rng).unwrap();
+                (
+                    doc.as_ref().to_vec(),
+                    prefix,
+                    pair.public_key().as_ref().to_vec(),
+                )
+            }
+            "EdDSA" => {
+                let doc = sig::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+                let pair = sig::Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+                (
+                    doc.as_ref().to_vec(),
+                    "302a300506032b6570032100",
+                    pair.public_key().as_ref().to_vec(),
+                )
+            }
+            other => panic!("no test key for {other}"),
+        };
+        let mut der: Vec<u8> = (0..spki_prefix.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&spki_prefix[i..i + 2], 16).unwrap())
+            .collect();
+        der.extend_from_slice(&public);
+        let body = base64::engine::general_purpose::STANDARD.encode(&der);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let public_pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        );
+        TestKey {
+            alg,
+            pkcs8,
+            public_pem,
+        }
+    }
+
+    /// A key file's PKCS#8 private key (no public PEM: it is for signing).
+    pub fn from_pkcs8(alg: &'static str, pkcs8: Vec<u8>) -> TestKey {
+        TestKey {
+            alg,
+            pkcs8,
+            public_pem: String::new(),
+        }
+    }
+
+    pub fn sign(&self, kid: &str, claims: &Value) -> String {
+        let header = json!({"alg": self.alg, "kid": kid, "typ": "JWT"});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        use ring::signature as sig;
+        let rng = ring::rand::SystemRandom::new();
+        let signature = match self.alg {
+            "ES256" | "ES384" => {
+                let signing = if self.alg == "ES256" {
+                    &sig::ECDSA_P256_SHA256_FIXED_SIGNING
+                } else {
+                    &sig::ECDSA_P384_SHA384_FIXED_SIGNING
+                };
+                sig::EcdsaKeyPair::from_pkcs8(signing, &self.pkcs8, &rng)
+                    .unwrap()
+                    .sign(&rng, input.as_bytes())
+                    .unwrap()
+                    .as_ref()
+                    .to_vec()
+            }
+            // Key files carry PKCS#8 v1 (no public key inside), as most libraries write it.
+            _ => sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8)
+                .unwrap()
+                .sign(input.as_bytes())
+                .as_ref()
+                .to_vec(),
+        };
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }

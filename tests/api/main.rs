@@ -14,6 +14,7 @@ mod helpers;
 mod hostile;
 mod introspection;
 mod isolation;
+mod lifecycle;
 mod listings;
 mod machine_keys;
 mod migrations;

@@ -158,6 +158,7 @@ impl management_service_server::ManagementService for ManagementApi {
             key_type: req.r#type,
             expiration: convert::timestamp("expiration_date", req.expiration_date)?,
             public_key: Some(req.public_key).filter(|k| !k.is_empty()),
+            algorithm: None,
         };
         let added = self.svc.add_key(&ctx, new).await?;
         Ok(Response::new(AddMachineKeyResponse {
@@ -411,6 +412,7 @@ impl management_service_server::ManagementService for ManagementApi {
             key_type: req.r#type,
             expiration: convert::timestamp("expiration_date", req.expiration_date)?,
             public_key: None,
+            algorithm: None,
         };
         let added = self.svc.add_key(&ctx, new).await?;
         Ok(Response::new(AddAppKeyResponse {

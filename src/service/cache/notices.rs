@@ -273,7 +273,13 @@ mod tests {
         for odd in ["beat", "beat x", "beat x y", "beat x 1 2"] {
             assert!(matches!(hear(odd), Heard::Beat { n: None, .. }), "{odd}");
         }
-        assert_eq!(hear("key 12"), Heard::Change(Change::Key("12".into())));
+        assert_eq!(
+            hear("key 12"),
+            Heard::Change(Change::Key {
+                id: "12".into(),
+                owner: String::new()
+            })
+        );
         assert_eq!(hear("beats 1 2"), Heard::Change(Change::All));
     }
 

@@ -13,7 +13,7 @@ use crate::{
     domain::{
         jwt::{self, Algorithm, JwtError, TimeRules, UnverifiedJwt},
         keypair,
-        model::{AccessToken, AccessTokenType, OwnerKind},
+        model::{AccessToken, AccessTokenType, AuthnKey, KeyUse, LastUse, OwnerKind},
         scope::{MAX_SCOPE_LEN, MAX_SCOPES, requested_projects},
         text::shown,
     },
@@ -113,6 +113,22 @@ fn unknown_key(kid: &str, what: &str) -> String {
     )
 }
 
+/// Refuses a key that is disabled or expired, saying which (after the caller proved it holds
+/// the key: only then is anything about the key told).
+pub(crate) fn check_usable(key: &AuthnKey, kid: &str, now: DateTime<Utc>) -> Result<(), String> {
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    if let Some(d) = &key.disabled {
+        return Err(format!(
+            "key {kid} is disabled (since {}); enable it again or sign with another key",
+            at(d.at)
+        ));
+    }
+    if key.expires_at <= now {
+        return Err(format!("key {kid} expired at {}", at(key.expires_at)));
+    }
+    Ok(())
+}
+
 /// The id under which an assertion's `jti` is remembered: one space per key.
 fn assertion_id(kid: &str, jti: &str) -> String {
     hash_token(&format!("{}:{kid}{jti}", kid.len()))
@@ -157,7 +173,7 @@ impl Services {
         peer: Option<IpAddr>,
     ) -> Result<TokenResponse, OAuthError> {
         let mut charged = throttle::subjects(None, peer);
-        let result = self.grant(req, &mut charged).await;
+        let result = self.grant(req, &mut charged, peer).await;
         if let Err(e) = &result
             && e.code.is_client_failure()
         {
@@ -171,6 +187,7 @@ impl Services {
         &self,
         req: TokenRequest,
         charged: &mut Vec<throttle::Subject>,
+        peer: Option<IpAddr>,
     ) -> Result<TokenResponse, OAuthError> {
         match req.grant_type.as_deref() {
             None | Some("") => {
@@ -247,13 +264,7 @@ impl Services {
             )));
         }
         let now = self.now();
-        if key.expires_at <= now {
-            return Err(OAuthError::grant(format!(
-                "key {kid} expired at {}",
-                key.expires_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            )));
-        }
+        check_usable(&key, &kid, now).map_err(OAuthError::grant)?;
         let user = self
             .cached_user(key.owner_id())
             .await?
@@ -342,10 +353,20 @@ impl Services {
                     OAuthError::grant(format!(
                         "key {kid} or its user was removed while the token was being issued"
                     ))
+                } else if e.id == repo::KEY_DISABLED {
+                    OAuthError::grant(e.message.into_owned())
                 } else {
                     e.into()
                 }
             })?;
+        self.last_uses.record(
+            &kid,
+            LastUse {
+                at: now,
+                kind: KeyUse::JwtBearerGrant,
+                address: peer.map(|p| p.to_string()).unwrap_or_default(),
+            },
+        );
         let id_token = if scopes.iter().any(|s| s == "openid") {
             let signer = self.signing.current();
             // An ID token is for the client that asked — in the JWT profile the user itself —

@@ -36,7 +36,7 @@ impl TokenRecords {
                 // One log line per failed batch, with its cause.
                 if let Some(Err(e)) = written
                     .iter()
-                    .find(|r| matches!(r, Err(e) if e.id != RECORD_GONE))
+                    .find(|r| matches!(r, Err(e) if !refused_for_its_key(e)))
                 {
                     tracing::error!(error_id = e.id, cause = %e.cause_chain(), "recording access tokens failed");
                 }
@@ -62,13 +62,19 @@ impl TokenRecords {
 /// A token whose key or user was removed while it was being issued: the removal won.
 pub(super) const RECORD_GONE: &str = "STORE-Fk001";
 
+/// A token refused because its key or user was removed, or its key disabled, meanwhile: the
+/// change won, and only the tokens of that key or user fail.
+fn refused_for_its_key(e: &Error) -> bool {
+    e.id == RECORD_GONE || e.id == repo::KEY_DISABLED
+}
+
 /// Writes a batch in one transaction, and each token's result. When the batch fails because a
 /// key or user was removed meanwhile, the tokens are written one by one, so only those whose
 /// key or user is gone fail.
 async fn write_batch(db: &crate::storage::Db, tokens: &[AccessToken]) -> Vec<Result<()>> {
     match write_tokens(db, tokens).await {
         Ok(()) => tokens.iter().map(|_| Ok(())).collect(),
-        Err(e) if e.id == RECORD_GONE && tokens.len() > 1 => {
+        Err(e) if refused_for_its_key(&e) && tokens.len() > 1 => {
             let mut results = Vec::with_capacity(tokens.len());
             for token in tokens {
                 results.push(write_tokens(db, std::slice::from_ref(token)).await);

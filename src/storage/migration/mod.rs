@@ -13,6 +13,7 @@ mod m20261201_000004_listings;
 mod m20261203_000005_token_keys;
 mod m20261203_000006_event_positions;
 mod m20261203_000007_one_key_table;
+mod m20261203_000008_key_lifecycle;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000005_token_keys::Migration),
             Box::new(m20261203_000006_event_positions::Migration),
             Box::new(m20261203_000007_one_key_table::Migration),
+            Box::new(m20261203_000008_key_lifecycle::Migration),
         ]
     }
 }
@@ -91,6 +93,18 @@ impl Dialect {
                 .to_owned()
         } else {
             timestamp_with_time_zone(name)
+        }
+    }
+
+    /// [`Dialect::time`] that may be NULL.
+    pub(crate) fn time_null(&self, name: &'static str) -> ColumnDef {
+        if self.mysql_collation.is_some() {
+            ColumnDef::new(name).custom("DATETIME(6)").null().to_owned()
+        } else {
+            ColumnDef::new(name)
+                .timestamp_with_time_zone()
+                .null()
+                .to_owned()
         }
     }
 }

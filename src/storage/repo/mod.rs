@@ -17,6 +17,7 @@ use sea_orm::{
 use super::{db_err, entity::*};
 use crate::{
     domain::{
+        key_policy::KeyPolicy,
         list::{
             Compare, KeyFilter, KeyOrder, MemberQuery, Page, TextMatch, TextMethod, UserOrder,
             UserQuery, Visible,

@@ -13,18 +13,28 @@ fn from_json_list(text: &str) -> Vec<String> {
 /// Records access tokens, several in one statement; call it in a transaction. Each record
 /// references its user and its key (foreign keys, cascade): a token whose key or user was
 /// removed meanwhile is refused here (`STORE-Fk001`), and a removal deletes the records committed
-/// before it, so no token outlives its key.
+/// before it, so no token outlives its key. A token whose key is disabled is refused too
+/// (`STORE-Dis01`), and disabling deletes the records committed before it.
 ///
-/// On PostgreSQL and MySQL their users are share-locked first. A removal of the user or of a
-/// key holds the user row, then deletes keys (and so tokens) and the user; the insert's foreign
-/// key checks lock the user and then the key (InnoDB even inserts the row before it checks), so
-/// without the user locked first a grant racing a removal would deadlock. Locked first, the
-/// grant simply waits for the removal, or the removal for it.
+/// On PostgreSQL and MySQL their users are share-locked first, then their keys. A removal of
+/// the user or of a key holds the user row, then deletes keys (and so tokens) and the user; the
+/// insert's foreign key checks lock the user and then the key (InnoDB even inserts the row
+/// before it checks), so without the user locked first a grant racing a removal would
+/// deadlock. Locked first, the grant simply waits for the removal, or the removal for it. The
+/// key's share lock makes its enabled state hold until the insert commits; a disable (which
+/// holds the user, then updates the key) waits for it, then deletes what it inserted.
+///
+/// SQLite has one writer: the insert comes first and takes the write lock, so the state read
+/// after it is the latest and cannot change before the commit.
 pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessToken]) -> Result<()> {
     if tokens.is_empty() {
         return Ok(());
     }
-    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+    let mut keys: Vec<&str> = tokens.iter().map(|t| t.key_id.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+    if !sqlite {
         let mut users: Vec<&str> = tokens.iter().map(|t| t.user_id.as_str()).collect();
         users.sort_unstable();
         users.dedup();
@@ -38,6 +48,7 @@ pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessTok
             .all(db)
             .await
             .map_err(db_err)?;
+        check_keys_enabled(db, &keys, true).await?;
     }
     access_token::Entity::insert_many(tokens.iter().map(|t| access_token::ActiveModel {
         id: Set(t.id.clone()),
@@ -54,8 +65,41 @@ pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessTok
     .exec_without_returning(db)
     .await
     .map_err(db_err)?;
+    if sqlite {
+        check_keys_enabled(db, &keys, false).await?;
+    }
     Ok(())
 }
+
+/// Refuses (`STORE-Dis01`) when one of `keys` is disabled; share-locks them all (sorted) if
+/// `lock` — a locking read returns the latest committed state, after waiting for a writer that
+/// holds the row. A key that is gone is left to the foreign key check.
+async fn check_keys_enabled(db: &impl ConnectionTrait, keys: &[&str], lock: bool) -> Result<()> {
+    let mut query = authn_key::Entity::find()
+        .select_only()
+        .column(authn_key::Column::Id)
+        .column(authn_key::Column::DisabledAt)
+        .filter(authn_key::Column::Id.is_in(keys.iter().copied()))
+        .order_by(authn_key::Column::Id, Order::Asc);
+    if lock {
+        query = query.lock_shared();
+    }
+    let states = query
+        .into_tuple::<(String, Option<chrono::DateTime<chrono::FixedOffset>>)>()
+        .all(db)
+        .await
+        .map_err(db_err)?;
+    if let Some((key, _)) = states.iter().find(|(_, disabled)| disabled.is_some()) {
+        return Err(Error::failed_precondition(
+            KEY_DISABLED,
+            format!("key {key} was disabled while the token was being issued"),
+        ));
+    }
+    Ok(())
+}
+
+/// The error id of a token refused because its key is disabled.
+pub const KEY_DISABLED: &str = "STORE-Dis01";
 
 /// Records access tokens in a transaction of their own (see [`insert_access_tokens`]).
 pub async fn record_access_tokens(db: &crate::storage::Db, tokens: &[AccessToken]) -> Result<()> {
