@@ -514,11 +514,10 @@ async fn last_use_shows_at_once_here_and_after_a_flush_elsewhere() {
     assert_eq!(used.r#use, "jwt_bearer_grant");
     assert_eq!(used.address, "127.0.0.1");
     let at = chrono::DateTime::parse_from_rfc3339(
-        &serde_json::to_value(used.time.unwrap())
+        serde_json::to_value(used.time.unwrap())
             .unwrap()
             .as_str()
-            .unwrap()
-            .to_owned(),
+            .unwrap(),
     )
     .unwrap();
     assert!(at >= before, "{at}");
