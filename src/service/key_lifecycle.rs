@@ -269,8 +269,15 @@ impl Services {
             event,
             payload,
         );
+        // The key as this write left it (a removal may follow at once: the answer is still
+        // what this call did).
+        let pending = self.last_uses.pending(key_id);
+        let mut changed = repo::find_key(w.db(), key_id)
+            .await?
+            .ok_or_else(|| key_missing(key_id))?;
         w.commit().await?;
-        self.get_key_any(ctx, key_id).await
+        LastUses::overlay(&mut changed, pending);
+        Ok(changed)
     }
 
     /// RemoveKey: as v1's removal of the owner's key.
