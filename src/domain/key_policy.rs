@@ -62,7 +62,8 @@ fn show_time(t: DateTime<Utc>) -> String {
 
 impl KeyPolicy {
     /// Refuses a policy that cannot be meant: lifetimes outside 1 s to 100 years, a default
-    /// beyond the maximum, a key limit beyond [`MAX_KEYS_LIMIT`], duplicates in the lists.
+    /// beyond the maximum, a key limit beyond [`MAX_KEYS_LIMIT`]. (Duplicates in the lists
+    /// change nothing; the API drops them.)
     pub fn validate(&self) -> Result<()> {
         for (field, d) in [
             ("max_lifetime", self.max_lifetime),

@@ -21,8 +21,8 @@ use crate::{
 
 /// How often pending uses are written.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
-/// Keys with pending uses at most; beyond, a flush is due at once and new keys' uses wait for
-/// it (memory stays bounded whatever the traffic).
+/// Keys with pending uses at most; beyond, a flush is due at once and the uses of keys not yet
+/// pending are not recorded until it has made room (memory stays bounded whatever the traffic).
 const CAPACITY: usize = 100_000;
 /// Keys written per transaction.
 const BATCH: usize = 500;
