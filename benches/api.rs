@@ -295,8 +295,30 @@ async fn measure_all(app: &TestApp) -> Vec<Row> {
         .await,
         n: basic_n,
     });
-    // Database-bound: a listing read from the database, and a write pair without key
+    // Listings (from the owner's key list in memory), and a write pair without key
     // generation (an uploaded public key added, then removed).
+    let own = authn_keys::proto::authnkeys::v1::key_service_client::KeyServiceClient::new(
+        app.channel().await,
+    );
+    rows.push(Row {
+        name: "gRPC ListKeys (authnkeys.v1, one user)",
+        per_op: measure(n, || {
+            let mut c = own.clone();
+            let req = authed(
+                &admin,
+                None,
+                authn_keys::proto::authnkeys::v1::ListKeysRequest {
+                    user_id: user_id.clone(),
+                    ..Default::default()
+                },
+            );
+            async move {
+                c.list_keys(req).await.unwrap();
+            }
+        })
+        .await,
+        n,
+    });
     rows.push(Row {
         name: "gRPC ListMachineKeys",
         per_op: measure(n, || {

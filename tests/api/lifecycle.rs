@@ -514,11 +514,10 @@ async fn last_use_shows_at_once_here_and_after_a_flush_elsewhere() {
     assert_eq!(used.r#use, "jwt_bearer_grant");
     assert_eq!(used.address, "127.0.0.1");
     let at = chrono::DateTime::parse_from_rfc3339(
-        &serde_json::to_value(used.time.unwrap())
+        serde_json::to_value(used.time.unwrap())
             .unwrap()
             .as_str()
-            .unwrap()
-            .to_owned(),
+            .unwrap(),
     )
     .unwrap();
     assert!(at >= before, "{at}");
@@ -1017,4 +1016,88 @@ async fn the_own_api_answers_on_connect_and_grpc_web_and_through_reflection() {
     assert_eq!(resp.status(), 404);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "not_found", "{body}");
+}
+
+#[tokio::test]
+async fn concurrent_state_changes_apply_one_at_a_time_with_one_event_each() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (user_id, key) = app.member_with_key(&admin, 0, "ORG_USER_VIEWER").await;
+    let channel = app.channel().await;
+    // Eight disables at once: one wins, the others find it disabled.
+    let disables: Vec<_> = (0..8)
+        .map(|i| {
+            let (mut c, admin, kid) = (
+                KeyServiceClient::new(channel.clone()),
+                admin.clone(),
+                key.key_id.clone(),
+            );
+            tokio::spawn(async move {
+                c.disable_key(authed(
+                    &admin,
+                    None,
+                    own::DisableKeyRequest {
+                        key_id: kid,
+                        reason: format!("caller {i}"),
+                    },
+                ))
+                .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for d in disables {
+        match d.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(e) => assert_eq!(error_id(&e), "KEY-Dis02", "{e:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    // An enable and a removal racing: whichever order, the key ends removed, and each call
+    // that succeeded left exactly one event.
+    let (mut a, mut b) = (
+        KeyServiceClient::new(channel.clone()),
+        KeyServiceClient::new(channel.clone()),
+    );
+    let enable = authed(
+        &admin,
+        None,
+        own::EnableKeyRequest {
+            key_id: key.key_id.clone(),
+        },
+    );
+    let remove = authed(
+        &admin,
+        None,
+        own::RemoveKeyRequest {
+            key_id: key.key_id.clone(),
+        },
+    );
+    let (enabled, removed) = tokio::join!(a.enable_key(enable), b.remove_key(remove));
+    removed.unwrap();
+    if let Err(e) = &enabled {
+        assert_eq!(error_id(e), "KEY-Nf001", "{e:?}");
+    }
+    assert_err(
+        a.get_key(authed(
+            &admin,
+            None,
+            own::GetKeyRequest {
+                key_id: key.key_id.clone(),
+            },
+        ))
+        .await,
+        Code::NotFound,
+        "KEY-Nf001",
+    );
+    let events = authn_keys::storage::repo::events_of(&app.services.db, &user_id)
+        .await
+        .unwrap();
+    let count = |t: &str| events.iter().filter(|e| e.0 == t).count();
+    assert_eq!(count("user.machine.key.disabled"), 1);
+    assert_eq!(
+        count("user.machine.key.enabled"),
+        usize::from(enabled.is_ok())
+    );
+    assert_eq!(count("user.machine.key.removed"), 1);
 }
