@@ -1,14 +1,19 @@
 // The console: sign-in, organization, machine users and their keys, projects, API apps and
-// app keys. Everything is built with DOM calls and textContent (never innerHTML), so data
-// from the server cannot inject markup, and there is no inline script for a CSP to forbid.
-import { API_AUTH, Code, KEY_TYPE_JSON, RpcError, call, fromTimestamp, toTimestamp } from "./grpc.js";
+// app keys, the org's key policy and members. Everything is built with DOM calls and
+// textContent (never innerHTML), so data from the server cannot inject markup, and there is
+// no inline script for a CSP to forbid. The v1 Management API goes over gRPC-Web, authn-keys'
+// own `authnkeys.v1` (key lifecycle, key policy) over Connect with JSON.
+import { API_AUTH, Code, RpcError, call, callJson, fromBase64, toBase64 } from "./grpc.js";
 import { SignInError, signInWithKeyFile } from "./auth.js";
 
 const $ = (id) => document.getElementById(id);
 const te = new TextEncoder();
+const td = new TextDecoder();
 const PAGE = 100;
-// 9999-12-31T23:59:59Z: the server's "no expiry".
-const NEVER_SECONDS = 253402300799;
+// Keys expiring in the year 9999 are ZITADEL's "no expiry".
+const NEVER_YEAR = 9999;
+const KEYS = "authnkeys.v1.KeyService";
+const POLICY = "authnkeys.v1.PolicyService";
 
 function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
@@ -23,13 +28,19 @@ function h(tag, props = {}, ...children) {
 }
 
 const fmtTime = (date) => (date ? `${date.toISOString().slice(0, 16).replace("T", " ")} UTC` : "");
+const parseTime = (text) => (text ? new Date(text) : null);
 const narrow = () => window.matchMedia("(max-width: 899px)").matches;
 
 // ---- sign-in state -----------------------------------------------------------------------
 
 // The access token lives in this object only: never in storage, cookies or the URL.
-const auth = { token: null, orgId: "", myOrg: null, org: null, timer: 0 };
+// `me`: who the token speaks for, as far as the console can tell ({ id, name }, or null);
+// `myRoles`: my org roles in the current org from its member list (null: not known).
+// `keyId`: the key this sign-in used (key file sign-in only).
+const auth = { token: null, orgId: "", myOrg: null, org: null, timer: 0, me: null, myRoles: null, keyId: "" };
 const rpc = (method, request = {}) => call(method, request, { token: auth.token, orgId: auth.orgId });
+const own = (procedure, request = {}) => callJson(procedure, request, { token: auth.token, orgId: auth.orgId });
+const isMe = (userId) => !!auth.me && auth.me.id === userId;
 
 // ---- status and errors ----------------------------------------------------------------
 
@@ -108,9 +119,10 @@ function required(input, what) {
 }
 
 const confirmDialog = $("confirm");
-function confirmRemove(title, text) {
+function confirmRemove(title, text, okText = "Remove") {
   $("confirm-title").textContent = title;
   $("confirm-text").textContent = text;
+  $("confirm-ok").textContent = okText;
   confirmDialog.returnValue = "";
   confirmDialog.showModal();
   $("confirm-cancel").focus();
@@ -119,11 +131,29 @@ function confirmRemove(title, text) {
   });
 }
 
+/** The end of the chosen UTC day as RFC 3339, or undefined when the field is empty. */
 function expiryFrom(input) {
   if (!input.value) return undefined;
-  const end = new Date(`${input.value}T23:59:59Z`);
-  if (Number.isNaN(end.getTime())) throw new Error("Enter the expiry as a date (YYYY-MM-DD).");
-  return toTimestamp(end);
+  const end = `${input.value}T23:59:59Z`;
+  if (Number.isNaN(new Date(end).getTime())) throw new Error("Enter the expiry as a date (YYYY-MM-DD).");
+  return end;
+}
+
+// Disabling asks for an optional reason in its own dialog; resolves to the reason, or null
+// when cancelled.
+const disableDialog = $("disable-dialog");
+function askDisableReason(key) {
+  const yours = key.id === auth.keyId ? " You signed in with this key: disabling it signs you out." : "";
+  $("disable-text").textContent = `Key ${key.id} stops signing anything that is accepted, and the tokens obtained with it stop working at once. Enabling it later makes the key usable again; those tokens stay ended.${yours}`;
+  $("disable-reason").value = "";
+  disableDialog.returnValue = "";
+  disableDialog.showModal();
+  $("disable-reason").focus();
+  return new Promise((resolve) => {
+    disableDialog.addEventListener("close", () => resolve(disableDialog.returnValue === "ok" ? $("disable-reason").value.trim() : null), {
+      once: true,
+    });
+  });
 }
 
 // ---- one-time secrets -----------------------------------------------------------------
@@ -201,7 +231,8 @@ function showClientSecret(container, clientId, secret) {
 
 /**
  * One paged list from a List* RPC. When the server does not implement the RPC yet, the list
- * falls back to what was added or opened since sign-in, and offers "open by id".
+ * falls back to what was added or opened since sign-in, and offers "open by id". `page`, when
+ * given, fetches one page itself (offset → { items, total }), for lists of other APIs.
  */
 class ListPanel {
   constructor(prefix, opts) {
@@ -214,16 +245,21 @@ class ListPanel {
     this.total = 0;
     this.known = new Map();
     this.unimplemented = false;
+    this.seq = 0;
     this.more.addEventListener("click", () => act(this.more, () => this.load(true)));
   }
 
   async load(append = false) {
     const offset = append ? this.items.length : 0;
+    // Only the latest load renders: a slower, older answer (filters changed meanwhile) is dropped.
+    const seq = ++this.seq;
     this.count.textContent = "loading…";
     let res;
     try {
-      res = await rpc(this.method, { ...this.request(), query: { offset, limit: PAGE } });
+      res = await this.fetchPage(offset);
+      if (seq !== this.seq) return;
     } catch (err) {
+      if (seq !== this.seq) return;
       if (err instanceof RpcError && err.code === Code.UNIMPLEMENTED && this.open) {
         this.unimplemented = true;
         this.items = [...this.known.values()].reverse();
@@ -235,9 +271,15 @@ class ListPanel {
       throw err;
     }
     this.unimplemented = false;
-    this.items = append ? this.items.concat(res.result) : res.result;
-    this.total = Math.max(Number(res.details ? res.details.totalResult : 0), this.items.length);
+    this.items = append ? this.items.concat(res.items) : res.items;
+    this.total = Math.max(res.total, this.items.length);
     this.render();
+  }
+
+  async fetchPage(offset) {
+    if (this.page) return this.page(offset);
+    const res = await rpc(this.method, { ...this.request(), query: { offset, limit: PAGE } });
+    return { items: res.result, total: Number(res.details ? res.details.totalResult : 0) };
   }
 
   remember(item) {
@@ -249,6 +291,7 @@ class ListPanel {
   }
 
   reset() {
+    this.seq += 1;
     this.items = [];
     this.total = 0;
     this.known.clear();
@@ -261,7 +304,9 @@ class ListPanel {
   render() {
     this.count.textContent = this.total === 1 ? `1 ${this.noun}` : `${this.total} ${this.noun}s`;
     this.list.replaceChildren(
-      ...(this.items.length ? this.items.map((item) => this.item(item)) : [h("li", { class: "empty", text: this.empty })]),
+      ...(this.items.length
+        ? this.items.map((item) => this.item(item))
+        : [h("li", { class: "empty", text: typeof this.empty === "function" ? this.empty() : this.empty })]),
     );
     this.more.hidden = this.unimplemented || this.items.length >= this.total;
     if (this.note) this.renderNote();
@@ -302,32 +347,89 @@ function removeButton(label, onClick) {
   return btn;
 }
 
-function selectableItem({ selected, title, sub, onSelect, removeLabel, onRemove, badge }) {
+const youBadge = () => h("span", { class: "badge badge-you", text: "you" });
+
+// A user's own entry offers no Remove: the console never offers what it knows the server
+// refuses or what would lock the person out (`onRemove` left out).
+function selectableItem({ selected, title, sub, onSelect, removeLabel, onRemove, badge, you }) {
   const choose = h(
     "button",
     { type: "button", class: "item-main", "aria-current": selected ? "true" : null },
-    h("span", { class: "item-title" }, h("span", { class: "item-name", text: title }), badge ? h("span", { class: "badge", text: badge }) : null),
+    h(
+      "span",
+      { class: "item-title" },
+      h("span", { class: "item-name", text: title }),
+      badge ? h("span", { class: "badge", text: badge }) : null,
+      you ? youBadge() : null,
+    ),
     h("span", { class: "item-sub" }, sub),
   );
   choose.addEventListener("click", onSelect);
-  return h("li", { class: selected ? "item selected" : "item" }, choose, removeButton(removeLabel, onRemove));
+  return h("li", { class: selected ? "item selected" : "item" }, choose, onRemove ? removeButton(removeLabel, onRemove) : null);
 }
 
-function keyItem(key, removeLabel, onRemove) {
-  const expires = key.expirationDate;
-  const never = !expires || expires.seconds >= NEVER_SECONDS;
-  const expired = !never && fromTimestamp(expires) < new Date();
-  const created = key.details && fromTimestamp(key.details.creationDate);
+const KEY_STATES = {
+  KEY_STATE_ACTIVE: ["active", "badge-ok"],
+  KEY_STATE_DISABLED: ["disabled", "badge-warn"],
+  KEY_STATE_EXPIRED: ["expired", "badge-warn"],
+};
+const KEY_ORIGINS = { KEY_ORIGIN_GENERATED: "generated", KEY_ORIGIN_UPLOADED: "uploaded" };
+const KEY_USES = { jwt_bearer_grant: "token grant (JWT profile)", client_assertion: "client authentication at introspection" };
+
+function lastUseText(used) {
+  if (!used) return "Never used";
+  const how = KEY_USES[used.use] || used.use || "";
+  return [`Last used ${fmtTime(parseTime(used.time))}`, how, used.address ? `from ${used.address}` : ""].filter(Boolean).join(" · ");
+}
+
+/** One authnkeys.v1 Key: algorithm, origin, state, expiry, last use; Disable or Enable, Remove. */
+function keyItem(key, { removeLabel, onRemove, onDisable, onEnable }) {
+  const expires = parseTime(key.expiresAt);
+  const never = !expires || expires.getUTCFullYear() >= NEVER_YEAR;
+  const expired = !never && expires < new Date();
+  const created = parseTime(key.createdAt);
+  const [stateName, stateClass] = KEY_STATES[key.state] || ["unknown state", "badge-warn"];
+  const disabled = key.state === "KEY_STATE_DISABLED";
+  const lines = [
+    h("span", {
+      class: "item-sub key-expiry",
+      text: [never ? "Never expires" : `${expired ? "Expired" : "Expires"} ${fmtTime(expires)}`, created ? `added ${fmtTime(created)}` : ""]
+        .filter(Boolean)
+        .join(" · "),
+    }),
+    h("span", { class: "item-sub key-use", text: lastUseText(key.lastUsed) }),
+  ];
+  if (disabled) {
+    const when = key.disabledAt ? ` ${fmtTime(parseTime(key.disabledAt))}` : "";
+    lines.push(
+      h("span", { class: "item-sub key-disabled", text: key.disabledReason ? `Disabled${when}: ${key.disabledReason}` : `Disabled${when} (no reason given)` }),
+    );
+  }
+  const toggle = h("button", {
+    type: "button",
+    class: "btn btn-quiet btn-small key-toggle",
+    "aria-label": `${disabled ? "Enable" : "Disable"} key ${key.id}`,
+    text: disabled ? "Enable" : "Disable",
+  });
+  toggle.addEventListener("click", () => act(toggle, () => (disabled ? onEnable(key) : onDisable(key))));
   return h(
     "li",
-    { class: "item", "data-key-id": key.id },
+    { class: "item key-item", "data-key-id": key.id, "data-state": stateName },
     h(
       "div",
       { class: "item-main static" },
-      h("span", { class: "item-title" }, h("code", { class: "key-id", text: key.id }), expired ? h("span", { class: "badge badge-warn", text: "expired" }) : null),
-      h("span", { class: "item-sub" }, [never ? "Never expires" : `${expired ? "Expired" : "Expires"} ${fmtTime(fromTimestamp(expires))}`, created ? ` · added ${fmtTime(created)}` : ""].join("")),
+      h(
+        "span",
+        { class: "item-title" },
+        h("code", { class: "key-id", text: key.id }),
+        h("span", { class: "badge badge-alg", text: key.algorithm || "?" }),
+        h("span", { class: "badge badge-quiet badge-origin", text: KEY_ORIGINS[key.origin] || "origin unknown" }),
+        h("span", { class: `badge badge-state ${stateClass}`, text: stateName }),
+        key.id === auth.keyId ? h("span", { class: "badge badge-you", text: "this sign-in" }) : null,
+      ),
+      lines,
     ),
-    removeButton(removeLabel, onRemove),
+    h("div", { class: "item-actions" }, toggle, removeButton(removeLabel, onRemove)),
   );
 }
 
@@ -343,6 +445,138 @@ function focusHeading(id) {
 
 function reveal(id) {
   if (narrow()) $(id).scrollIntoView({ block: "start" });
+}
+
+// ---- keys of either owner (authnkeys.v1) ----------------------------------------------
+
+/** The filter row above a key list; `onChange` runs when what it asks for changes. */
+function keyFilters(prefix, onChange) {
+  const unused = $(`${prefix}-unused`);
+  const expiring = $(`${prefix}-expiring`);
+  const disabled = $(`${prefix}-disabled`);
+  // Both dates mean the start of that UTC day.
+  const day = (input) => (input.value ? `${input.value}T00:00:00Z` : undefined);
+  const request = () => ({ unusedSince: day(unused), expiresBefore: day(expiring), state: disabled.checked ? "KEY_STATE_DISABLED" : undefined });
+  let applied = JSON.stringify(request());
+  const apply = () => {
+    const now = JSON.stringify(request());
+    if (now === applied) return;
+    applied = now;
+    onChange();
+  };
+  for (const input of [unused, expiring, disabled]) input.addEventListener("change", apply);
+  $(`${prefix}-filter`).addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    apply();
+  });
+  const clear = () => {
+    unused.value = "";
+    expiring.value = "";
+    disabled.checked = false;
+  };
+  $(`${prefix}-clear`).addEventListener("click", () => {
+    clear();
+    apply();
+  });
+  return {
+    request,
+    active: () => !!(unused.value || expiring.value || disabled.checked),
+    reset: () => {
+      clear();
+      applied = JSON.stringify(request());
+    },
+  };
+}
+
+/**
+ * The key list of one owner through ListKeys, with its filters, Disable/Enable and Refresh.
+ * `owner()` gives the owner's part of the request ({ userId } or { projectId, appId });
+ * `remove(key)` removes a key (through v1, as ever).
+ */
+function keyPanel(prefix, { owner, remove, removeLabel }) {
+  const panel = new ListPanel(prefix, {
+    method: "ListKeys",
+    noun: "key",
+    empty: () => (filters.active() ? "No keys match these filters." : "No keys yet."),
+    page: async (offset) => {
+      const res = await own(`${KEYS}/ListKeys`, { ...owner(), ...filters.request(), offset: String(offset), limit: PAGE });
+      return { items: res.result || [], total: Number(res.totalResult || 0) };
+    },
+    item: (key) => keyItem(key, { removeLabel: removeLabel(key), onRemove: () => remove(key), onDisable: disable, onEnable: enable }),
+  });
+  const filters = keyFilters(prefix, () => act(null, () => panel.load()));
+  panel.filters = filters;
+  const refresh = $(`${prefix}-refresh`);
+  refresh.addEventListener("click", () => act(refresh, () => panel.load()));
+
+  // After a state change the list is rebuilt; keep keyboard focus on the key's new toggle.
+  const focusToggle = (id) => {
+    const btn = panel.list.querySelector(`li[data-key-id="${CSS.escape(id)}"] .key-toggle`);
+    if (btn) btn.focus();
+  };
+  async function disable(key) {
+    const reason = await askDisableReason(key);
+    if (reason === null) return;
+    if ([...reason].length > 500) throw new Error("The reason may be at most 500 characters long.");
+    await own(`${KEYS}/DisableKey`, { keyId: key.id, reason });
+    await panel.load();
+    announce(`Key ${key.id} disabled.`);
+    focusToggle(key.id);
+  }
+  async function enable(key) {
+    await own(`${KEYS}/EnableKey`, { keyId: key.id });
+    await panel.load();
+    announce(`Key ${key.id} enabled again.`);
+    focusToggle(key.id);
+  }
+  return panel;
+}
+
+/**
+ * The "Add a key" form of one owner: a generated pair of the chosen algorithm (its key file
+ * downloaded at once) or an uploaded public key of any kind the server takes.
+ */
+function keyForm(prefix, { form, owner, ownerName, panel, notice }) {
+  const upload = $(`${prefix}-upload`);
+  for (const radio of document.querySelectorAll(`#${form} input[name=source]`)) {
+    radio.addEventListener("change", () => {
+      $(`${prefix}-pem`).hidden = !upload.checked;
+      $(`${prefix}-gen`).hidden = upload.checked;
+    });
+  }
+  $(`${prefix}-pem-file`).addEventListener("change", async (ev) => {
+    const file = ev.target.files[0];
+    if (file) $(`${prefix}-pem-text`).value = (await file.text()).trim();
+  });
+  onSubmit(form, async () => {
+    const name = ownerName();
+    const request = { ...owner(), expirationDate: expiryFrom($(`${prefix}-expiry`)) };
+    if (upload.checked) {
+      const pem = $(`${prefix}-pem-text`).value.trim();
+      if (!pem) {
+        $(`${prefix}-pem-file`).focus();
+        throw new Error("Choose a public key file or paste the PEM.");
+      }
+      request.publicKey = toBase64(te.encode(`${pem}\n`));
+    } else {
+      request.algorithm = $(`${prefix}-alg`).value;
+    }
+    const res = await own(`${KEYS}/AddKey`, request);
+    const key = res.key;
+    if (res.keyDetails) {
+      offerKeyFile(notice, key.id, fromBase64(res.keyDetails));
+      announce(`Key ${key.id} (${key.algorithm}) added for ${name}; its key file was downloaded.`);
+    } else {
+      dropNotice(notice);
+      announce(`Public key registered as key ${key.id} for ${name}: the server recognized it as ${key.algorithm}.`);
+    }
+    if (upload.checked) {
+      $(`${prefix}-pem-text`).value = "";
+      $(`${prefix}-pem-file`).value = "";
+    }
+    $(`${prefix}-expiry`).value = "";
+    await panel.load();
+  });
 }
 
 // ---- machine users and keys -----------------------------------------------------------
@@ -362,26 +596,34 @@ const users = new ListPanel("users", {
       title: user.userName,
       sub: idLine(user.machine && user.machine.name, h("code", { text: user.id })),
       badge: user.machine ? null : "human",
+      you: isMe(user.id),
       onSelect: () => selectUser(user),
       removeLabel: `Remove machine user ${user.userName}`,
-      onRemove: () => removeUser(user),
+      onRemove: isMe(user.id) ? null : () => removeUser(user),
     }),
 });
 
-const userKeys = new ListPanel("user-keys", {
-  method: "ListMachineKeys",
-  noun: "key",
-  empty: "No keys yet.",
-  request: () => ({ userId: currentUser.id }),
-  item: (key) => keyItem(key, `Remove key ${key.id}`, () => removeUserKey(key)),
+const userKeys = keyPanel("user-keys", {
+  owner: () => ({ userId: currentUser.id }),
+  removeLabel: (key) => `Remove key ${key.id}`,
+  remove: (key) => removeUserKey(key),
+});
+keyForm("user-key", {
+  form: "add-user-key-form",
+  owner: () => ({ userId: currentUser.id }),
+  ownerName: () => currentUser.userName,
+  panel: userKeys,
+  notice: $("user-key-notice"),
 });
 
 function selectUser(user) {
   currentUser = user;
   users.render();
   dropNotice($("user-key-notice"));
+  userKeys.filters.reset();
   $("user-empty").hidden = !!user;
   $("user-keys").hidden = !user;
+  $("user-keys-refresh").hidden = !user;
   if (!user) {
     userKeys.reset();
     return Promise.resolve();
@@ -396,7 +638,18 @@ function selectUser(user) {
 async function removeUser(user) {
   const ok = await confirmRemove(`Remove ${user.userName}?`, `The machine user ${user.userName} and all its keys are removed; tokens it holds stop working at once.`);
   if (!ok) return;
-  await rpc("RemoveUser", { id: user.id });
+  try {
+    await rpc("RemoveUser", { id: user.id });
+  } catch (err) {
+    // Only an IAM_OWNER passes the privilege boundary for an IAM_OWNER, so "the last
+    // IAM_OWNER" can only be the caller itself: now the console knows who is signed in.
+    if (err instanceof RpcError && err.id === "COMMAND-IamLst" && !auth.me) {
+      await learnMe(user.id, user.userName);
+      users.render();
+      if (members.items.length) members.render();
+    }
+    throw err;
+  }
   users.forget(user.id);
   if (currentUser && currentUser.id === user.id) selectUser(null);
   await users.load();
@@ -426,45 +679,6 @@ async function removeUserKey(key) {
   announce(`Key ${key.id} removed.`);
   focusHeading("user-keys-title");
 }
-
-for (const radio of document.querySelectorAll("#add-user-key-form input[name=source]")) {
-  radio.addEventListener("change", () => {
-    $("user-key-pem").hidden = !$("user-key-upload").checked;
-  });
-}
-
-$("user-key-pem-file").addEventListener("change", async (ev) => {
-  const file = ev.target.files[0];
-  if (file) $("user-key-pem-text").value = (await file.text()).trim();
-});
-
-onSubmit("add-user-key-form", async () => {
-  const user = currentUser;
-  const request = { userId: user.id, type: KEY_TYPE_JSON, expirationDate: expiryFrom($("user-key-expiry")) };
-  const upload = $("user-key-upload").checked;
-  if (upload) {
-    const pem = $("user-key-pem-text").value.trim();
-    if (!pem) {
-      $("user-key-pem-file").focus();
-      throw new Error("Choose a public key file or paste the PEM.");
-    }
-    request.publicKey = te.encode(`${pem}\n`);
-  }
-  const res = await rpc("AddMachineKey", request);
-  if (res.keyDetails.length) {
-    offerKeyFile($("user-key-notice"), res.keyId, res.keyDetails);
-    announce(`Key ${res.keyId} added for ${user.userName}; its key file was downloaded.`);
-  } else {
-    dropNotice($("user-key-notice"));
-    announce(`Public key registered as key ${res.keyId} for ${user.userName}.`);
-  }
-  if (upload) {
-    $("user-key-pem-text").value = "";
-    $("user-key-pem-file").value = "";
-  }
-  $("user-key-expiry").value = "";
-  await userKeys.load();
-});
 
 // ---- projects, apps and app keys ------------------------------------------------------
 
@@ -509,12 +723,17 @@ const apps = new ListPanel("apps", {
     }),
 });
 
-const appKeys = new ListPanel("app-keys", {
-  method: "ListAppKeys",
-  noun: "key",
-  empty: "No keys yet.",
-  request: () => ({ projectId: currentProject.id, appId: currentApp.id }),
-  item: (key) => keyItem(key, `Remove app key ${key.id}`, () => removeAppKey(key)),
+const appKeys = keyPanel("app-keys", {
+  owner: () => ({ projectId: currentProject.id, appId: currentApp.id }),
+  removeLabel: (key) => `Remove app key ${key.id}`,
+  remove: (key) => removeAppKey(key),
+});
+keyForm("app-key", {
+  form: "add-app-key-form",
+  owner: () => ({ app: { projectId: currentProject.id, appId: currentApp.id } }),
+  ownerName: () => currentApp.name,
+  panel: appKeys,
+  notice: $("app-key-notice"),
 });
 
 function selectProject(project) {
@@ -537,8 +756,10 @@ function selectApp(app) {
   currentApp = app;
   if (currentProject) apps.render();
   dropNotice($("app-key-notice"));
+  appKeys.filters.reset();
   $("app-empty").hidden = !!app;
   $("app-keys").hidden = !app;
+  $("app-keys-refresh").hidden = !app || !(app.apiConfig && app.apiConfig.authMethodType === API_AUTH.PRIVATE_KEY_JWT);
   if (!app) {
     appKeys.reset();
     return Promise.resolve();
@@ -619,34 +840,243 @@ onSubmit("add-app-form", async () => {
   }
 });
 
-onSubmit("add-app-key-form", async () => {
-  const app = currentApp;
-  const res = await rpc("AddAppKey", {
-    projectId: currentProject.id,
-    appId: app.id,
-    type: KEY_TYPE_JSON,
-    expirationDate: expiryFrom($("app-key-expiry")),
-  });
-  offerKeyFile($("app-key-notice"), res.id, res.keyDetails);
-  announce(`App key ${res.id} added for ${app.name}; its key file was downloaded.`);
-  $("app-key-expiry").value = "";
-  await appKeys.load();
+// ---- members and key policy -----------------------------------------------------------
+
+const members = new ListPanel("members", {
+  method: "ListOrgMembers",
+  noun: "member",
+  empty: "No members.",
+  request: () => ({}),
+  item: (m) => {
+    // preferredLoginName is "user name@org domain".
+    const at = m.preferredLoginName.lastIndexOf("@");
+    const name = (at > 0 ? m.preferredLoginName.slice(0, at) : m.preferredLoginName) || m.displayName || m.userId;
+    return h(
+      "li",
+      { class: "item", "data-user-id": m.userId },
+      h(
+        "div",
+        { class: "item-main static" },
+        h("span", { class: "item-title" }, h("span", { class: "item-name", text: name }), isMe(m.userId) ? youBadge() : null),
+        h("span", { class: "item-sub" }, idLine(m.displayName, h("code", { text: m.userId }))),
+        h(
+          "span",
+          { class: "roles", "aria-label": `Roles: ${m.roles.join(", ")}` },
+          m.roles.map((r) => h("code", { class: "role", text: r })),
+        ),
+      ),
+    );
+  },
 });
+
+/** My org roles in the current org, as far as its member list tells: null while unknown. */
+function learnMyRoles() {
+  if (!auth.me) {
+    auth.myRoles = null;
+    return;
+  }
+  const mine = members.items.find((m) => m.userId === auth.me.id);
+  if (mine) auth.myRoles = mine.roles;
+  // Not among all members, yet allowed to list them: only the instance role IAM_OWNER does that.
+  else auth.myRoles = members.items.length >= members.total ? [] : null;
+}
+
+// An ORG_OWNER (or an IAM_OWNER, who holds no org membership) may change the policy; a known
+// member without ORG_OWNER is shown the policy read-only rather than a form the server refuses.
+const mayEditPolicy = () => auth.myRoles === null || auth.myRoles.length === 0 || auth.myRoles.includes("ORG_OWNER");
+
+const ALGORITHMS = ["RS256", "PS256", "ES256", "ES384", "EdDSA"];
+const ORIGINS = ["KEY_ORIGIN_GENERATED", "KEY_ORIGIN_UPLOADED"];
+const UNITS = [
+  [86400, "d", "day"],
+  [3600, "h", "hour"],
+  [60, "m", "minute"],
+  [1, "s", "second"],
+];
+// Proto3 JSON durations are strings like "604800s".
+const seconds = (duration) => (duration ? Math.round(parseFloat(duration)) : 0);
+function durationText(secs) {
+  const [size, , word] = UNITS.find(([n]) => secs % n === 0);
+  const n = secs / size;
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+function durationInput(secs) {
+  if (!secs) return "";
+  const [size, unit] = UNITS.find(([n]) => secs % n === 0);
+  return `${secs / size}${unit}`;
+}
+function durationFrom(input, what) {
+  const text = input.value.trim();
+  if (!text) return undefined;
+  const m = /^(\d{1,9})\s*([dhms]?)$/i.exec(text);
+  if (!m || Number(m[1]) === 0) {
+    input.focus();
+    throw new Error(`Enter the ${what} as a number with d, h, m or s, e.g. 90d, or leave it empty.`);
+  }
+  const [size] = UNITS.find(([, unit]) => unit === (m[2] || "d").toLowerCase());
+  return `${Number(m[1]) * size}s`;
+}
+
+let policyShown = null;
+
+function renderPolicy(policy, isDefault) {
+  const p = policy || {};
+  policyShown = { policy: p, isDefault };
+  const max = seconds(p.maxLifetime);
+  const dflt = seconds(p.defaultLifetime);
+  const maxKeys = Number(p.maxKeysPerOwner || 0);
+  const origins = p.allowedOrigins || [];
+  const algorithms = p.allowedAlgorithms || [];
+  const fact = (key, term, value) => [h("dt", { text: term }), h("dd", { "data-fact": key, text: value })];
+  $("policy-source").textContent = isDefault ? "instance default" : "this organization's own";
+  $("policy-source").className = isDefault ? "badge badge-quiet" : "badge";
+  $("policy-view").replaceChildren(
+    ...fact("maxLifetime", "Max lifetime", max ? durationText(max) : "no limit"),
+    ...fact("defaultLifetime", "Default lifetime", dflt ? durationText(dflt) : max ? `the max lifetime (${durationText(max)})` : "none: keys never expire unless given a date"),
+    ...fact("maxKeysPerOwner", "Max keys per user or app", maxKeys ? String(maxKeys) : "unlimited"),
+    ...fact("allowedOrigins", "Allowed origins", origins.length ? origins.map((o) => KEY_ORIGINS[o] || o).join(", ") : "generated and uploaded"),
+    ...fact("allowedAlgorithms", "Allowed algorithms", algorithms.length ? algorithms.join(", ") : `all (${ALGORITHMS.join(", ")})`),
+  );
+  const editable = mayEditPolicy();
+  $("policy-form").hidden = !editable;
+  $("policy-readonly").hidden = editable;
+  $("policy-reset").hidden = isDefault;
+  $("policy-max-lifetime").value = durationInput(max);
+  $("policy-default-lifetime").value = durationInput(dflt);
+  $("policy-max-keys").value = String(maxKeys);
+  // An empty list allows every entry: shown as all boxes ticked.
+  for (const o of ORIGINS) $(`policy-origin-${KEY_ORIGINS[o]}`).checked = !origins.length || origins.includes(o);
+  for (const a of ALGORITHMS) $(`policy-alg-${a}`).checked = !algorithms.length || algorithms.includes(a);
+}
+
+function resetPolicy() {
+  policyShown = null;
+  $("policy-source").textContent = "";
+  $("policy-view").replaceChildren();
+  $("policy-form").hidden = true;
+  $("policy-readonly").hidden = true;
+}
+
+async function loadPolicy() {
+  const res = await own(`${POLICY}/GetKeyPolicy`);
+  renderPolicy(res.policy, !!res.isDefault);
+}
+
+async function loadOrgView() {
+  await act(null, async () => {
+    await members.load();
+    learnMyRoles();
+  });
+  await loadPolicy();
+}
+
+/** The ticked boxes of a group; all ticked is sent as the empty list ("any"). */
+function allowedFrom(name, all, what) {
+  const ticked = [...document.querySelectorAll(`#policy-form input[name=${name}]:checked`)].map((i) => i.value);
+  if (!ticked.length) {
+    document.querySelector(`#policy-form input[name=${name}]`).focus();
+    throw new Error(`Allow at least one ${what}.`);
+  }
+  return ticked.length === all.length ? [] : ticked;
+}
+
+onSubmit("policy-form", async () => {
+  const maxKeysText = $("policy-max-keys").value.trim();
+  const maxKeys = maxKeysText ? Number(maxKeysText) : 0;
+  if (!Number.isInteger(maxKeys) || maxKeys < 0 || maxKeys > 4294967295) {
+    $("policy-max-keys").focus();
+    throw new Error("Enter the max keys per user or app as a whole number, 0 for unlimited.");
+  }
+  const policy = {
+    maxLifetime: durationFrom($("policy-max-lifetime"), "max lifetime"),
+    defaultLifetime: durationFrom($("policy-default-lifetime"), "default lifetime"),
+    maxKeysPerOwner: maxKeys || undefined,
+    allowedOrigins: allowedFrom("origin", ORIGINS, "origin"),
+    allowedAlgorithms: allowedFrom("algorithm", ALGORITHMS, "algorithm"),
+  };
+  const res = await own(`${POLICY}/SetKeyPolicy`, { policy });
+  renderPolicy(res.policy, false);
+  announce(`Key policy of ${auth.org.name} saved.`);
+});
+
+$("policy-reset").addEventListener("click", (ev) =>
+  act(ev.currentTarget, async () => {
+    const ok = await confirmRemove(
+      "Reset the key policy?",
+      `${auth.org.name}'s own key policy is removed and the instance default applies to keys added from now on. Existing keys stay as they are.`,
+      "Reset",
+    );
+    if (!ok) return;
+    const res = await own(`${POLICY}/ResetKeyPolicy`);
+    renderPolicy(res.policy, true);
+    announce(`Key policy of ${auth.org.name} reset to the instance default.`);
+    focusHeading("policy-title");
+  }),
+);
+$("policy-refresh").addEventListener("click", (ev) => act(ev.currentTarget, loadPolicy));
+$("members-refresh").addEventListener("click", (ev) =>
+  act(ev.currentTarget, async () => {
+    await members.load();
+    learnMyRoles();
+    if (policyShown) renderPolicy(policyShown.policy, policyShown.isDefault);
+  }),
+);
+
+// ---- who is signed in -----------------------------------------------------------------
+
+/** The `sub` of a JWT access token, unverified: only to show who is signed in. Opaque
+ * tokens say nothing, and give "". */
+function subjectOf(token) {
+  const parts = token.split(".");
+  if (parts.length !== 3) return "";
+  try {
+    const claims = JSON.parse(td.decode(fromBase64(parts[1])));
+    return typeof claims.sub === "string" ? claims.sub : "";
+  } catch {
+    return "";
+  }
+}
+
+function renderWhoami() {
+  const me = auth.me;
+  $("whoami-label").textContent = me ? "Signed in as" : "Signed in with an access token";
+  $("whoami-name").textContent = me ? me.name || me.id : "";
+  $("whoami-name").hidden = !me;
+}
+
+/** Records who is signed in and, unless given, looks up the user's name in the caller's own
+ * org (best effort: reading users may not be allowed). */
+async function learnMe(id, name = "") {
+  auth.me = { id, name };
+  renderWhoami();
+  if (name) return;
+  try {
+    const res = await call("GetUserByID", { id }, { token: auth.token });
+    if (auth.me && auth.me.id === id) auth.me.name = res.user.userName;
+  } catch {
+    // the id alone still marks "you"
+  }
+  renderWhoami();
+}
 
 // ---- tabs -----------------------------------------------------------------------------
 
+const TABS = {
+  users: () => users.load(),
+  projects: () => projects.load(),
+  org: () => loadOrgView(),
+};
 let tab = "users";
 function showTab(name) {
   if (name !== tab) $("status").replaceChildren();
   tab = name;
-  $("tab-users").setAttribute("aria-pressed", String(name === "users"));
-  $("tab-projects").setAttribute("aria-pressed", String(name === "projects"));
-  $("users-view").hidden = name !== "users";
-  $("projects-view").hidden = name !== "projects";
-  return act(null, () => (name === "users" ? users.load() : projects.load()));
+  for (const t of Object.keys(TABS)) {
+    $(`tab-${t}`).setAttribute("aria-pressed", String(name === t));
+    $(`${t}-view`).hidden = name !== t;
+  }
+  return act(null, TABS[name]);
 }
-$("tab-users").addEventListener("click", () => showTab("users"));
-$("tab-projects").addEventListener("click", () => showTab("projects"));
+for (const t of Object.keys(TABS)) $(`tab-${t}`).addEventListener("click", () => showTab(t));
 $("users-refresh").addEventListener("click", (ev) => act(ev.currentTarget, () => users.load()));
 $("projects-refresh").addEventListener("click", (ev) => act(ev.currentTarget, () => projects.load()));
 
@@ -668,10 +1098,14 @@ function resetData() {
   currentUser = null;
   currentProject = null;
   currentApp = null;
-  for (const list of [users, userKeys, projects, apps, appKeys]) list.reset();
+  auth.myRoles = null;
+  for (const list of [users, userKeys, projects, apps, appKeys, members]) list.reset();
+  resetPolicy();
   for (const id of ["user-key-notice", "app-notice", "app-key-notice"]) dropNotice($(id));
   $("user-empty").hidden = false;
   $("user-keys").hidden = true;
+  $("user-keys-refresh").hidden = true;
+  $("app-keys-refresh").hidden = true;
   $("project-empty").hidden = false;
   $("project-apps").hidden = true;
   $("app-empty").hidden = false;
@@ -735,9 +1169,12 @@ function showSignInError(err) {
   box.hidden = false;
 }
 
-async function signIn(token, expiresIn = 0) {
+/** Signs in with an access token; `userId` and `keyId`: whose it is and the key that got it,
+ * when the console knows (key file). */
+async function signIn(token, expiresIn = 0, userId = "", keyId = "") {
   auth.token = token;
   auth.orgId = "";
+  auth.keyId = keyId;
   let res;
   try {
     res = await rpc("GetMyOrg");
@@ -747,6 +1184,12 @@ async function signIn(token, expiresIn = 0) {
   }
   auth.myOrg = res.org;
   auth.org = res.org;
+  const me = userId || subjectOf(token);
+  if (me) await learnMe(me);
+  else {
+    auth.me = null;
+    renderWhoami();
+  }
   if (expiresIn > 0) {
     // A little early, so no request goes out with a token about to lapse.
     const ms = Math.min(Math.max(expiresIn - 30, 1) * 1000, 2 ** 31 - 1);
@@ -765,12 +1208,13 @@ async function signIn(token, expiresIn = 0) {
 
 function signOut(reason) {
   clearTimeout(auth.timer);
-  Object.assign(auth, { token: null, orgId: "", myOrg: null, org: null, timer: 0 });
+  Object.assign(auth, { token: null, orgId: "", myOrg: null, org: null, timer: 0, me: null, myRoles: null, keyId: "" });
   resetData();
-  for (const id of ["org-name", "topbar-org-name", "org-id", "org-domain"]) $(id).textContent = "";
+  for (const id of ["org-name", "topbar-org-name", "org-id", "org-domain", "whoami-name"]) $(id).textContent = "";
   for (const url of keyFileUrls) URL.revokeObjectURL(url);
   keyFileUrls.clear();
   if (confirmDialog.open) confirmDialog.close();
+  if (disableDialog.open) disableDialog.close();
   clearAlert();
   $("console-view").hidden = true;
   $("signed-in").hidden = true;
@@ -807,8 +1251,8 @@ $("keyfile-form").addEventListener("submit", (ev) => {
       const text = await file.text();
       // Forget the file as soon as it is read; only the signed assertion goes out.
       input.value = "";
-      const { token, expiresIn } = await signInWithKeyFile(text);
-      await signIn(token, expiresIn);
+      const { token, expiresIn, userId, keyId } = await signInWithKeyFile(text);
+      await signIn(token, expiresIn, userId, keyId);
     } catch (err) {
       signInFailed(err);
     }

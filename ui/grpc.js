@@ -1,9 +1,11 @@
-// Protobuf codec and gRPC-Web client for the console.
+// Protobuf codec and gRPC-Web client for the console, and a Connect (JSON) client for
+// authn-keys' own API.
 //
 // Hand-written on purpose: the console ships as plain files embedded in the server, with no
 // JS build step and no Node at runtime. A small schema-driven codec for the dozen messages it
 // uses keeps the embedded assets small and reviewable, where generated stubs plus a protobuf
-// runtime would be many times larger and need a bundler.
+// runtime would be many times larger and need a bundler. `authnkeys.v1` is called over
+// Connect with proto3 JSON instead, which needs no schema here at all.
 //
 // A schema maps a field name to [field number, type, repeated?]. Types: "string", "bytes",
 // "bool", "enum", "int32", "uint32", "int64" (decoded as Number: timestamps only),
@@ -14,7 +16,7 @@ const td = new TextDecoder();
 
 // ---- messages -------------------------------------------------------------------------
 
-export const Timestamp = { seconds: [1, "int64"], nanos: [2, "int32"] };
+const Timestamp = { seconds: [1, "int64"], nanos: [2, "int32"] };
 const ObjectDetails = {
   sequence: [1, "uint64"],
   creationDate: [2, Timestamp],
@@ -27,7 +29,6 @@ const ListDetails = {
   processedSequence: [2, "uint64"],
   viewTimestamp: [3, Timestamp],
 };
-const Key = { id: [1, "string"], details: [2, ObjectDetails], type: [3, "enum"], expirationDate: [4, Timestamp] };
 const Org = { id: [1, "string"], details: [2, ObjectDetails], state: [3, "enum"], name: [4, "string"], primaryDomain: [5, "string"] };
 const Machine = { name: [1, "string"], description: [2, "string"], hasSecret: [3, "bool"], accessTokenType: [4, "enum"] };
 const User = {
@@ -42,6 +43,15 @@ const User = {
 const Project = { id: [1, "string"], details: [2, ObjectDetails], name: [3, "string"], state: [4, "enum"] };
 const APIConfig = { clientId: [1, "string"], authMethodType: [3, "enum"] };
 const App = { id: [1, "string"], details: [2, ObjectDetails], state: [3, "enum"], name: [4, "string"], apiConfig: [6, APIConfig] };
+const Member = {
+  userId: [1, "string"],
+  details: [2, ObjectDetails],
+  roles: [3, "string", true],
+  preferredLoginName: [4, "string"],
+  displayName: [8, "string"],
+  userType: [10, "enum"],
+  userResourceOwner: [11, "string"],
+};
 const Details = { details: [1, ObjectDetails] };
 const Empty = {};
 const Any = { typeUrl: [1, "string"], value: [2, "bytes"] };
@@ -49,7 +59,6 @@ const RpcStatus = { code: [1, "int32"], message: [2, "string"], details: [3, Any
 const ErrorDetail = { id: [1, "string"], message: [2, "string"] };
 const listOf = (item) => ({ details: [1, ListDetails], result: [2, item, true] });
 
-export const KEY_TYPE_JSON = 1;
 export const ACCESS_TOKEN_TYPE = { BEARER: 0, JWT: 1 };
 export const API_AUTH = { BASIC: 0, PRIVATE_KEY_JWT: 1 };
 
@@ -57,6 +66,7 @@ export const API_AUTH = { BASIC: 0, PRIVATE_KEY_JWT: 1 };
 const METHODS = {
   GetMyOrg: [Empty, { org: [1, Org] }],
   AddOrg: [{ name: [1, "string"] }, { id: [1, "string"], details: [2, ObjectDetails] }],
+  ListOrgMembers: [{ query: [1, ListQuery] }, listOf(Member)],
   ListUsers: [{ query: [1, ListQuery] }, { details: [1, ListDetails], result: [3, User, true] }],
   GetUserByID: [{ id: [1, "string"] }, { user: [1, User] }],
   AddMachineUser: [
@@ -64,11 +74,6 @@ const METHODS = {
     { userId: [1, "string"], details: [2, ObjectDetails] },
   ],
   RemoveUser: [{ id: [1, "string"] }, Details],
-  ListMachineKeys: [{ userId: [1, "string"], query: [2, ListQuery] }, listOf(Key)],
-  AddMachineKey: [
-    { userId: [1, "string"], type: [2, "enum"], expirationDate: [3, Timestamp], publicKey: [4, "bytes"] },
-    { keyId: [1, "string"], keyDetails: [2, "bytes"], details: [3, ObjectDetails] },
-  ],
   RemoveMachineKey: [{ userId: [1, "string"], keyId: [2, "string"] }, Details],
   ListProjects: [{ query: [1, ListQuery] }, listOf(Project)],
   GetProjectByID: [{ id: [1, "string"] }, { project: [1, Project] }],
@@ -81,11 +86,6 @@ const METHODS = {
     { appId: [1, "string"], details: [2, ObjectDetails], clientId: [3, "string"], clientSecret: [4, "string"] },
   ],
   RemoveApp: [{ projectId: [1, "string"], appId: [2, "string"] }, Details],
-  ListAppKeys: [{ query: [1, ListQuery], appId: [2, "string"], projectId: [3, "string"] }, listOf(Key)],
-  AddAppKey: [
-    { projectId: [1, "string"], appId: [2, "string"], type: [3, "enum"], expirationDate: [4, Timestamp] },
-    { id: [1, "string"], details: [2, ObjectDetails], keyDetails: [3, "bytes"] },
-  ],
   RemoveAppKey: [{ projectId: [1, "string"], appId: [2, "string"], keyId: [3, "string"] }, Details],
 };
 
@@ -197,11 +197,6 @@ export function decode(schema, bytes) {
   return out;
 }
 
-// ---- timestamps -----------------------------------------------------------------------
-
-export const toTimestamp = (date) => ({ seconds: Math.floor(date.getTime() / 1000), nanos: 0 });
-export const fromTimestamp = (ts) => (ts ? new Date(ts.seconds * 1000 + Math.floor(ts.nanos / 1e6)) : null);
-
 // ---- gRPC-Web -------------------------------------------------------------------------
 
 export const CODE_NAMES = [
@@ -251,8 +246,13 @@ function statusError(code, rawMessage, detailsBin) {
       // unreadable details: the plain grpc-message still says what happened
     }
   }
+  return rpcError(code, message, id);
+}
+
+/** An RpcError from a message and, when known, the error id; ZITADEL's messages may end in
+ * "(ID)", which is taken from there when no detail came, and never shown twice. */
+function rpcError(code, message, id = "") {
   if (!id) {
-    // ZITADEL's messages end in "(ID)"; take it from there when no detail came.
     const m = /^(.*?)\s*\(([A-Za-z]+-[A-Za-z0-9]+)\)$/.exec(message);
     if (m) [, message, id] = m;
   } else if (message.endsWith(`(${id})`)) {
@@ -324,3 +324,50 @@ export async function call(method, request, auth = {}) {
   }
   return decode(resSchema, message ?? new Uint8Array());
 }
+
+// ---- Connect with JSON (authnkeys.v1) ---------------------------------------------------
+
+// Connect names codes in lower case, and spells CANCELLED with one L.
+const CONNECT_CODES = Object.fromEntries(CODE_NAMES.map((n, i) => [n === "CANCELLED" ? "canceled" : n.toLowerCase(), i]));
+
+/**
+ * Calls one authn-keys method over Connect with proto3 JSON on this origin, e.g.
+ * `callJson("authnkeys.v1.KeyService/ListKeys", { userId })`. Proto3 JSON leaves out empty
+ * lists and zero values, so callers read answers with defaults (`res.result || []`).
+ * `auth` = { token, orgId }; resolves to the answer object or throws RpcError.
+ */
+export async function callJson(procedure, request = {}, auth = {}) {
+  const headers = { "content-type": "application/json", "connect-protocol-version": "1" };
+  if (auth.token) headers.authorization = `Bearer ${auth.token}`;
+  if (auth.orgId) headers["x-zitadel-orgid"] = auth.orgId;
+  let resp;
+  try {
+    resp = await fetch(`/${procedure}`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(request),
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    throw new RpcError(Code.UNAVAILABLE, "The server cannot be reached. Check that it is running.");
+  }
+  const body = await resp.json().catch(() => null);
+  if (resp.ok && body) return body;
+  if (!body || typeof body.code !== "string") {
+    throw new RpcError(HTTP_TO_CODE[resp.status] ?? Code.UNKNOWN, `Unexpected answer from the server (HTTP ${resp.status}).`);
+  }
+  const detail = (body.details || []).find((d) => d && d.type === "zitadel.v1.ErrorDetail" && d.debug);
+  const code = CONNECT_CODES[body.code] ?? Code.UNKNOWN;
+  throw rpcError(code, (detail && detail.debug.message) || body.message || "", detail ? detail.debug.id : "");
+}
+
+/** Base64 (standard alphabet) of bytes, as proto3 JSON writes `bytes`. */
+export function toBase64(bytes) {
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+/** The bytes of a proto3 JSON `bytes` value (standard or URL-safe base64). */
+export const fromBase64 = (text) => base64Bytes(text || "");

@@ -1,7 +1,9 @@
 // The web console (/ui/) driven through headless Chromium against a real server: sign-in with
-// a key file and with a token, org switching, machine users and their keys (generated and
-// uploaded), projects, API apps and app keys, error ids, keyboard-only use, phone layout,
-// and a strict Content-Security-Policy. Started by run.sh, which sets AK_URL and AK_ADMIN_KEY.
+// a key file (RSA and Ed25519) and with a token, who is signed in, org switching, machine
+// users and their keys (generated of several algorithms and uploaded RSA and EC; algorithm,
+// origin, state, last use; disable with a reason, enable; filters), the org's key policy and
+// members, projects, API apps and app keys, error ids, keyboard-only use, phone layout, and a
+// strict Content-Security-Policy. Started by run.sh, which sets AK_URL and AK_ADMIN_KEY.
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -83,6 +85,12 @@ async function waitText(page, sel, re, timeout = 10_000) {
   }
 }
 const overflow = (page) => page.evaluate(() => document.scrollingElement.scrollWidth - window.innerWidth);
+const keyLi = (list, id) => `#${list}-list li[data-key-id='${id}']`;
+const attr = (page, sel, name) => page.locator(sel).first().getAttribute(name, { timeout: 5000 }).catch(() => null);
+/** Waits until the key's list item carries `state` (data-state); true when it does. */
+async function keyState(page, list, id, state) {
+  return visible(page, `${keyLi(list, id)}[data-state='${state}']`);
+}
 const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, `console-${name}.png`), fullPage: true });
 
 /** Presses Tab until `sel` has focus; returns the number of presses, or -1. */
@@ -172,10 +180,14 @@ try {
   t.check("one JWT-profile grant went to the token endpoint", !!grant && grant.body.toString().includes("grant-type%3Ajwt-bearer"));
   const stored = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie }));
   t.equal("nothing kept in localStorage, sessionStorage or cookies", stored, { local: 0, session: 0, cookie: "" });
+  t.check("the header says who is signed in: the key file's user", await waitText(page, "#whoami-user", /Signed in as\s*admin/), await textOf(page, "#whoami-user"));
 
   // ---------------------------------------------------------------- machine users
   const adminListed = await visible(page, "#users-list .item-name:text-is('admin')", 5000);
   t.check("ListUsers lists the admin", adminListed, await textOf(page, "#users-note"));
+  const adminItem = "#users-list li:has(.item-name:text-is('admin'))";
+  t.check("the signed-in user is marked \"you\" in the user list", await visible(page, `${adminItem} .badge-you:text-is('you')`, 3000));
+  t.equal("and offers no Remove button for yourself", await page.getByRole("button", { name: "Remove machine user admin", exact: true }).count(), 0);
 
   const userName = `ci-bot-${suffix}`;
   await page.fill("#add-user-username", userName);
@@ -197,16 +209,66 @@ try {
     JSON.stringify({ ...gen.file, key: gen.file.key?.slice(0, 40) }),
   );
   t.check("the panel says the key file is offered only once", await waitText(page, "#user-key-notice", /only this once/));
-  t.check("the new key is listed", await visible(page, `#user-keys-list li[data-key-id='${keyId}']`));
+  t.check("the new key is listed", await visible(page, keyLi("user-keys", keyId)));
+  t.equal("with its algorithm", await textOf(page, `${keyLi("user-keys", keyId)} .badge-alg`), "RS256");
+  t.equal("its origin", await textOf(page, `${keyLi("user-keys", keyId)} .badge-origin`), "generated");
+  t.equal("its state", await textOf(page, `${keyLi("user-keys", keyId)} .badge-state`), "active");
+  t.equal("and \"never used\"", await textOf(page, `${keyLi("user-keys", keyId)} .key-use`), "Never used");
   let works = await accessToken(gen.path, AK_URL).then(() => true, (e) => String(e));
   t.check("the downloaded key file gets an access token", works === true, works);
+  await page.click("#user-keys-refresh");
+  t.check(
+    "after that use the key shows when, how and from where it was last used",
+    await waitText(page, `${keyLi("user-keys", keyId)} .key-use`, /^Last used \d{4}-\d\d-\d\d \d\d:\d\d UTC · token grant \(JWT profile\) · from 127\.0\.0\.1$/),
+    await textOf(page, `${keyLi("user-keys", keyId)} .key-use`),
+  );
+
+  // uploaded EC P-256 public key: the server tells its algorithm
+  const ecPair = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  await page.check("#user-key-upload");
+  t.check("uploading hides the algorithm choice", !(await page.isVisible("#user-key-alg")));
+  await page.fill("#user-key-pem-text", ecPair.publicKey.export({ type: "spki", format: "pem" }));
+  await page.click("#add-user-key-submit");
+  const ecRegistered = await waitText(page, "#status", /Public key registered as key \d+ .*recognized it as ES256/);
+  const ecId = ((await textOf(page, "#status")).match(/key (\d+)/) || [])[1];
+  t.check("an EC P-256 public key is registered and the answer's algorithm shown", ecRegistered && !!ecId, (await textOf(page, "#status")) + (await textOf(page, "#alert")));
+  t.check("it is listed as ES256, uploaded", await waitText(page, keyLi("user-keys", ecId), /ES256\s*uploaded\s*active/), await textOf(page, keyLi("user-keys", ecId)));
+  await page.check("#user-key-generate");
+
+  // disable with a reason, filters, enable
+  await page.getByRole("button", { name: `Disable key ${keyId}`, exact: true }).click();
+  t.check("Disable asks for a reason, with the field focused", await visible(page, "#disable-dialog") && (await page.evaluate(() => document.activeElement?.id)) === "disable-reason");
+  t.equal("the reason is limited to 500 characters", await attr(page, "#disable-reason", "maxlength"), "500");
+  await page.fill("#disable-reason", "rotated out by CI");
+  await page.click("#disable-ok");
+  t.check("the disabled key shows its state", await keyState(page, "user-keys", keyId, "disabled"), await textOf(page, keyLi("user-keys", keyId)));
+  t.check("and the reason", await waitText(page, `${keyLi("user-keys", keyId)} .key-disabled`, /^Disabled .*: rotated out by CI$/), await textOf(page, `${keyLi("user-keys", keyId)} .key-disabled`));
+  t.check("and offers Enable, focused", (await page.evaluate(() => document.activeElement?.getAttribute("aria-label"))) === `Enable key ${keyId}`);
+  t.equal("the disabled key gets no token", await tokenRequest(gen.file), 400);
+  await shot(page, "keys-desktop");
+
+  await page.check("#user-keys-disabled");
+  t.check("filter \"disabled only\": the other key goes", await gone(page, keyLi("user-keys", ecId)));
+  t.check("and the disabled one stays", await visible(page, keyLi("user-keys", keyId), 2000));
+  await page.uncheck("#user-keys-disabled");
+  t.check("unticking brings the other key back", await visible(page, keyLi("user-keys", ecId)));
+  const today = new Date().toISOString().slice(0, 10);
+  await page.fill("#user-keys-unused", today);
+  t.check("filter \"unused since\" today: the key used today goes", await gone(page, keyLi("user-keys", keyId)));
+  t.check("and the never-used key stays", await visible(page, keyLi("user-keys", ecId), 2000));
+  await page.click("#user-keys-clear");
+  t.check("\"Clear filters\" lists both again", await visible(page, keyLi("user-keys", keyId)) && (await visible(page, keyLi("user-keys", ecId), 2000)));
+
+  await page.getByRole("button", { name: `Enable key ${keyId}`, exact: true }).click();
+  t.check("Enable makes the key active again", await keyState(page, "user-keys", keyId, "active"), await textOf(page, keyLi("user-keys", keyId)));
+  t.equal("and it gets a token again", await tokenRequest(gen.file), 200);
   await shot(page, "users-desktop");
 
   await removeVia(page, `Remove key ${keyId}`);
-  t.check("removed key is gone from the list", await gone(page, `#user-keys-list li[data-key-id='${keyId}']`));
+  t.check("removed key is gone from the list", await gone(page, keyLi("user-keys", keyId)));
   t.equal("the removed key no longer gets a token", await tokenRequest(gen.file), 400);
 
-  // uploaded public key
+  // uploaded RSA public key
   const pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const pubPem = pair.publicKey.export({ type: "spki", format: "pem" });
   let downloads = 0;
@@ -219,10 +281,15 @@ try {
   const registered = await waitText(page, "#status", /Public key registered as key \d+/);
   const uploadedId = ((await textOf(page, "#status")).match(/key (\d+)/) || [])[1];
   t.check("an uploaded public key is registered", registered && !!uploadedId, await textOf(page, "#alert"));
-  t.check("it is listed with its expiry", await waitText(page, `#user-keys-list li[data-key-id='${uploadedId}']`, /Expires 2030-01-01 23:59 UTC/));
+  t.check("it is listed with its expiry", await waitText(page, keyLi("user-keys", uploadedId), /Expires 2030-01-01 23:59 UTC/));
+  t.equal("as RS256", await textOf(page, `${keyLi("user-keys", uploadedId)} .badge-alg`), "RS256");
   t.equal("no key file is downloaded for an uploaded key", downloads, 0);
   const own = { keyId: uploadedId, userId, key: pair.privateKey.export({ type: "pkcs1", format: "pem" }) };
   t.equal("the uploaded key's private half gets a token", await tokenRequest(own), 200);
+  await page.fill("#user-keys-expiring", "2031-01-01");
+  t.check("filter \"expiring before\" 2031: the key without expiry goes", await gone(page, keyLi("user-keys", ecId)));
+  t.check("and the key expiring in 2030 stays", await visible(page, keyLi("user-keys", uploadedId), 2000));
+  await page.click("#user-keys-clear");
 
   // error path: an expiry in the past
   await page.check("#user-key-generate");
@@ -246,6 +313,36 @@ try {
   t.check("the other org's users are not listed there", await gone(page, `#users-list .item-name:text-is('${userName}')`, 3000));
   await page.click("#org-back");
   t.check("back in the caller's own org", await waitText(page, "#org-name", /^DEFAULT$/));
+
+  // ---------------------------------------------------------------- key policy and members
+  await page.click("#tab-org");
+  t.check("the org's key policy is shown: the instance default", await waitText(page, "#policy-source", /^instance default$/), await textOf(page, "#alert"));
+  t.equal("with no limit on keys per owner", await textOf(page, "#policy-view dd[data-fact=maxKeysPerOwner]"), "unlimited");
+  const adminMember = `#members-list li[data-user-id='${adminFile.userId}']`;
+  t.check("the members are listed with their roles", await waitText(page, `${adminMember} .roles`, /ORG_OWNER/), await textOf(page, "#members-list"));
+  t.check("and \"you\" is marked among them", await visible(page, `${adminMember} .badge-you`, 2000));
+  t.check("an ORG_OWNER may change the policy; the default cannot be reset", (await visible(page, "#policy-form", 2000)) && !(await page.isVisible("#policy-reset")));
+  await page.fill("#policy-max-lifetime", "365d");
+  await page.fill("#policy-default-lifetime", "30");
+  await page.fill("#policy-max-keys", "5");
+  await page.uncheck("#policy-alg-PS256");
+  await page.click("#policy-save");
+  t.check("a saved policy is the org's own", await waitText(page, "#policy-source", /^this organization's own$/), await textOf(page, "#alert"));
+  const facts = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll("#policy-view dd")].map((d) => [d.dataset.fact, d.textContent])));
+  t.equal("and shows what was set", facts, {
+    maxLifetime: "365 days",
+    defaultLifetime: "30 days",
+    maxKeysPerOwner: "5",
+    allowedOrigins: "generated and uploaded",
+    allowedAlgorithms: "RS256, ES256, ES384, EdDSA",
+  });
+  await shot(page, "org-desktop");
+  await page.click("#policy-reset");
+  await page.locator("#confirm").waitFor({ state: "visible" });
+  t.equal("resetting asks first", await textOf(page, "#confirm-ok"), "Reset");
+  await page.click("#confirm-ok");
+  t.check("reset: the instance default applies again", await waitText(page, "#policy-source", /^instance default$/), await textOf(page, "#alert"));
+  t.equal("without the org's limits", await textOf(page, "#policy-view dd[data-fact=maxKeysPerOwner]"), "unlimited");
 
   // ---------------------------------------------------------------- projects, apps, app keys
   await page.click("#tab-projects");
@@ -271,7 +368,8 @@ try {
     appKey.file.type === "application" && appKey.file.clientId === clientId && /^\d+$/.test(appKey.file.appId || "") && appKey.file.key.startsWith("-----BEGIN RSA PRIVATE KEY-----"),
     JSON.stringify({ ...appKey.file, key: appKey.file.key?.slice(0, 40) }),
   );
-  t.check("the app key is listed", await visible(page, `#app-keys-list li[data-key-id='${appKeyId}']`));
+  t.check("the app key is listed", await visible(page, keyLi("app-keys", appKeyId)));
+  t.check("as RS256, generated, never used", await waitText(page, keyLi("app-keys", appKeyId), /RS256\s*generated\s*active.*Never used/), await textOf(page, keyLi("app-keys", appKeyId)));
   await shot(page, "projects-desktop");
   await removeVia(page, `Remove app key ${appKeyId}`);
   t.check("removed app key is gone", await gone(page, `#app-keys-list li[data-key-id='${appKeyId}']`));
@@ -287,9 +385,13 @@ try {
   await page.setViewportSize(PHONE);
   t.check("projects at 390 px: no horizontal overflow", (await overflow(page)) <= 0, `${await overflow(page)} px`);
   await shot(page, "projects-phone");
+  await page.click("#tab-org");
+  await visible(page, `#members-list li[data-user-id='${adminFile.userId}']`);
+  t.check("key policy and members at 390 px: no horizontal overflow", (await overflow(page)) <= 0, `${await overflow(page)} px`);
+  await shot(page, "org-phone");
   await page.click("#tab-users");
   await page.locator(`#users-list .item-main:has-text('${userName}')`).click();
-  await visible(page, `#user-keys-list li[data-key-id='${uploadedId}']`);
+  await visible(page, keyLi("user-keys", uploadedId));
   t.check("users at 390 px: no horizontal overflow", (await overflow(page)) <= 0, `${await overflow(page)} px`);
   await shot(page, "users-phone");
   await page.setViewportSize(DESKTOP);
@@ -302,21 +404,44 @@ try {
   t.check("removed user is gone", await gone(page, `#users-list .item-name:text-is('${userName}')`));
   t.equal("its uploaded key stopped working with it", await tokenRequest(own), 400);
 
-  if (adminListed) {
-    await removeVia(page, "Remove machine user admin");
-    t.check("removing the last IAM_OWNER shows COMMAND-IamLst", await waitText(page, "#alert", /COMMAND-IamLst/), await textOf(page, "#alert"));
-    await page.click("#alert button");
-  }
-
-  // A second admin key, for the keyboard-only page, so its token can be revoked below.
+  // A second admin key, an Ed25519 one, for the keyboard-only page, so its token can be
+  // revoked below.
   if (adminListed) await page.locator("#users-list .item-main:has(.item-name:text-is('admin'))").click();
   else {
     await page.fill("#users-list-open", adminFile.userId);
     await page.press("#users-list-open", "Enter");
   }
   await waitText(page, "#user-keys-title", /Keys of admin/);
+  t.check("the key this sign-in used is marked", await waitText(page, keyLi("user-keys", adminFile.keyId), /this sign-in/), await textOf(page, keyLi("user-keys", adminFile.keyId)));
+  await page.selectOption("#user-key-alg", "EdDSA");
   const second = await addGeneratedKey(page, "#add-user-key-submit");
+  t.check(
+    "a generated EdDSA key's file is downloaded: ZITADEL's format, a PKCS#8 key",
+    second.name === `${second.file.keyId}.json` && second.file.type === "serviceaccount" && second.file.userId === adminFile.userId && second.file.key.startsWith("-----BEGIN PRIVATE KEY-----"),
+    JSON.stringify({ ...second.file, key: second.file.key?.slice(0, 40) }),
+  );
+  t.equal("it is listed as EdDSA", await textOf(page, `${keyLi("user-keys", second.file.keyId)} .badge-alg`), "EdDSA");
   const secondToken = await accessToken(second.path, AK_URL);
+
+  const ed = await newPage(browser, DESKTOP);
+  await ed.goto(UI);
+  await ed.setInputFiles("#keyfile-input", second.path);
+  await ed.click("#keyfile-submit");
+  t.check("the console signs in with an Ed25519 key file", await visible(ed, "#console-view"), await textOf(ed, "#signin-error"));
+  t.check("as admin", await waitText(ed, "#whoami-name", /^admin$/), await textOf(ed, "#whoami-user"));
+  // Disable by keyboard: reachable with Tab, the reason field focused, Escape cancels.
+  await ed.locator("#users-list .item-main:has(.item-name:text-is('admin'))").click();
+  await visible(ed, keyLi("user-keys", adminFile.keyId));
+  const toDisable = await tabTo(ed, `[aria-label='Disable key ${adminFile.keyId}']`);
+  t.check("keyboard: Tab reaches a key's Disable button", toDisable > 0, `${toDisable}`);
+  await ed.keyboard.press("Enter");
+  t.check(
+    "keyboard: Enter opens the reason dialog with the field focused",
+    (await visible(ed, "#disable-dialog")) && (await ed.evaluate(() => document.activeElement?.id)) === "disable-reason",
+  );
+  await ed.keyboard.type("just looking");
+  await ed.keyboard.press("Escape");
+  t.check("keyboard: Escape cancels; the key stays active", (await gone(ed, "#disable-dialog[open]")) && (await keyState(ed, "user-keys", adminFile.keyId, "active")));
 
   // ---------------------------------------------------------------- keyboard only
   const kb = await newPage(browser, DESKTOP);
@@ -360,10 +485,21 @@ try {
   await kb.keyboard.press("Enter");
   t.check("keyboard: Tab, Enter confirms; the project is gone", await gone(kb, `#projects-list .item-name:text-is('${kbProject}')`));
 
+  // An opaque token does not say whose it is; the server's refusal to remove the last
+  // IAM_OWNER does (only an IAM_OWNER gets that far), and the console learns from it.
+  t.check("signed in by an opaque token: the header does not guess who", await waitText(kb, "#whoami-user", /^\s*Signed in with an access token\s*$/), await textOf(kb, "#whoami-user"));
+  await kb.click("#tab-users");
+  await visible(kb, "#users-list .item-name:text-is('admin')");
+  await removeVia(kb, "Remove machine user admin");
+  t.check("removing the last IAM_OWNER shows COMMAND-IamLst", await waitText(kb, "#alert", /COMMAND-IamLst/), await textOf(kb, "#alert"));
+  t.check("after which the console knows it is you", await waitText(kb, "#whoami-name", /^admin$/), await textOf(kb, "#whoami-user"));
+  t.equal("and offers that Remove no more", await kb.getByRole("button", { name: "Remove machine user admin", exact: true }).count(), 0);
+  await kb.click("#alert button");
+
   // Revoking the key behind the keyboard page's token signs that page out at its next call.
   await removeVia(page, `Remove key ${second.file.keyId}`);
   await gone(page, `#user-keys-list li[data-key-id='${second.file.keyId}']`);
-  await kb.click("#projects-refresh");
+  await kb.click("#users-refresh");
   t.check("a revoked token sends the person back to sign-in", await visible(kb, "#signin-view"));
   t.check("with the reason and its error id", await waitText(kb, "#signin-error", /signed out.*AUTH-\w+/), await textOf(kb, "#signin-error"));
 
@@ -386,7 +522,7 @@ try {
   await old.fill("#users-list-open", adminFile.userId);
   await old.press("#users-list-open", "Enter");
   t.check("and opens a user by id instead", await waitText(old, "#user-keys-title", /Keys of admin/), await textOf(old, "#alert"));
-  t.check("whose keys are listed", await visible(old, `#user-keys-list li[data-key-id='${adminFile.keyId}']`));
+  t.check("whose keys are listed", await visible(old, keyLi("user-keys", adminFile.keyId)));
 
   // ---------------------------------------------------------------- sign-out, phone sign-in
   await page.click("#sign-out");
@@ -400,7 +536,7 @@ try {
   await shot(phone, "signin-phone");
 
   // ---------------------------------------------------------------- hygiene
-  const pages = [page, kb, old, phone];
+  const pages = [page, ed, kb, old, phone];
   const violations = (await Promise.all(pages.map((p) => p.evaluate(() => window.__csp)))).flat();
   t.check(`no Content-Security-Policy violations (${page.serverCsp() ? "server's policy" : "test's strict policy"})`, violations.length === 0, violations.join("; "));
   const errors = pages.flatMap((p) => p.errors);
