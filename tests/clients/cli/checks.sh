@@ -163,3 +163,13 @@ check_buf_connect_error() {
     t_json "value: ErrorDetail id" "$decoded" .id COMMAND-4m77G
     t_eq "value and debug are the same ErrorDetail" "$(jq -cS . <<<"$decoded" 2>&1)" "$(jq -cS '.details[0].debug' connect-error.json)"
 }
+
+check_own_api() {
+    local out
+    out=$(t_out)
+    cli_has_lines "grpcurl list | grep authnkeys" "$out" authnkeys.v1.KeyService authnkeys.v1.PolicyService
+    t_match "OWN_KEY_ID" "$OWN_KEY_ID" "$CLI_ID_RE"
+    t_json "AddKey over gRPC: the algorithm" "$(cat own-added.json)" .key.algorithm ES256
+    t_json "AddKey over gRPC: the key file's key id" "$(jq -r .keyDetails own-added.json | base64 -d)" .keyId "$OWN_KEY_ID"
+    t_eq "DisableKey over Connect" "$(tail -n1 <<<"$out")" '{"algorithm":"ES256","origin":"KEY_ORIGIN_GENERATED","state":"KEY_STATE_DISABLED","disabledReason":"rotated"}'
+}

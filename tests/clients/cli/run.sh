@@ -160,9 +160,10 @@ grpc_status unknown-user 73 9 COMMAND-bnipwm1 - -- \
 grpc_status expired 67 3 DOMAIN-dv3t5 - -- \
     "${AUTH[@]}" -d '{"userId":"'"$USER_ID"'","type":"KEY_TYPE_JSON","expirationDate":"2020-01-01T00:00:00Z"}' \
     "$ADDR" "$MGMT/AddMachineKey"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.pem 2>/dev/null
+# P-256, P-384 and Ed25519 keys are taken (tests/clients/key-types); P-521 is not.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-521 -out ec.pem 2>/dev/null
 ec=$(openssl pkey -in ec.pem -pubout | base64 -w0)
-grpc_status non-rsa-key 67 3 COMMAND-5F3h1 - -- \
+grpc_status p521-key 67 3 COMMAND-5F3h1 - -- \
     "${AUTH[@]}" -d '{"userId":"'"$USER_ID"'","type":"KEY_TYPE_JSON","publicKey":"'"$ec"'"}' "$ADDR" "$MGMT/AddMachineKey"
 grpc_status list-limit 67 3 QUERY-4M9fs - -- \
     "${AUTH[@]}" -d '{"userId":"'"$USER_ID"'","query":{"limit":1001}}' "$ADDR" "$MGMT/ListMachineKeys"
