@@ -55,6 +55,9 @@ pub enum Change {
     /// with it, and the key list of its owner (a user or app id; empty when not known, which
     /// drops every owner's list).
     Key { id: String, owner: String },
+    /// A key was added: nothing was obtained with it yet, so only its owner's list and a
+    /// remembered absence of its id go (no scan of the tokens).
+    KeyAdded { id: String, owner: String },
     /// A user was removed: it, its roles, keys and tokens.
     User(String),
     /// A user's roles in an org changed (`*`: its instance roles).
@@ -82,22 +85,28 @@ impl Change {
             "user.machine.key.added"
             | "user.machine.key.removed"
             | "user.machine.key.disabled"
-            | "user.machine.key.enabled" => {
-                Some(field("keyId").map_or(Change::All, |id| Change::Key {
-                    id: id.to_owned(),
-                    owner: event.aggregate_id.clone(),
-                }))
-            }
-            "project.application.key.added"
+            | "user.machine.key.enabled"
+            | "project.application.key.added"
             | "project.application.key.removed"
             | "project.application.key.disabled"
-            | "project.application.key.enabled" => Some(match (field("keyId"), field("appId")) {
-                (Some(id), owner) => Change::Key {
-                    id: id.to_owned(),
-                    owner: owner.unwrap_or_default().to_owned(),
-                },
-                (None, _) => Change::All,
-            }),
+            | "project.application.key.enabled" => {
+                let owner = if event.aggregate_type == "user" {
+                    Some(event.aggregate_id.as_str())
+                } else {
+                    field("appId")
+                };
+                Some(match (field("keyId"), owner) {
+                    (Some(id), Some(owner)) => {
+                        let (id, owner) = (id.to_owned(), owner.to_owned());
+                        if event.event_type.ends_with(".added") {
+                            Change::KeyAdded { id, owner }
+                        } else {
+                            Change::Key { id, owner }
+                        }
+                    }
+                    _ => Change::All,
+                })
+            }
             "user.removed" => Some(Change::User(event.aggregate_id.clone())),
             "project.application.removed" => named("appId", Change::App),
             "project.removed" => Some(Change::Project(event.aggregate_id.clone())),
@@ -121,6 +130,7 @@ impl Change {
     fn encode(&self) -> String {
         match self {
             Change::Key { id, owner } => format!("key {id} {owner}"),
+            Change::KeyAdded { id, owner } => format!("keyadded {id} {owner}"),
             Change::User(id) => format!("user {id}"),
             Change::Member { org_id, user_id } => format!("member {org_id} {user_id}"),
             Change::App(id) => format!("app {id}"),
@@ -142,6 +152,10 @@ impl Change {
             (Some("key"), Some(id), owner) => Change::Key {
                 id: id.into(),
                 owner: owner.unwrap_or_default().into(),
+            },
+            (Some("keyadded"), Some(id), Some(owner)) => Change::KeyAdded {
+                id: id.into(),
+                owner: owner.into(),
             },
             (Some("user"), Some(id), None) => Change::User(id.into()),
             (Some("member"), Some(org), Some(user)) => Change::Member {
@@ -348,6 +362,10 @@ impl Caches {
                             .as_ref()
                             .is_none_or(|l| l.keys.iter().all(|k| k.id != *id))
                 });
+            }
+            Change::KeyAdded { id, owner } => {
+                self.absent_keys.retain(|k, _| k != id);
+                self.owner_keys.retain(|(_, o, _), _| o.id() != owner);
             }
             Change::User(id) => {
                 self.owner_keys
@@ -611,6 +629,10 @@ mod tests {
             Change::Key {
                 id: "1".into(),
                 owner: String::new(),
+            },
+            Change::KeyAdded {
+                id: "1".into(),
+                owner: "u".into(),
             },
             Change::User("2".into()),
             Change::Member {
