@@ -73,17 +73,20 @@ pub async fn bump_user(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<u64>> {
-    let res = user::Entity::update_many()
+    let update = user::Entity::update_many()
         .col_expr(
             user::Column::Sequence,
             Expr::col(user::Column::Sequence).add(1),
         )
         .col_expr(user::Column::ChangedAt, Expr::value(now.fixed_offset()))
         .filter(user::Column::Id.eq(id))
-        .filter(user::Column::OrgId.eq(org_id))
-        .exec(db)
-        .await
-        .map_err(db_err)?;
+        .filter(user::Column::OrgId.eq(org_id));
+    if db.get_database_backend() != sea_orm::DbBackend::MySql {
+        // One round trip: PostgreSQL and SQLite return the new sequence with the update.
+        let updated = update.exec_with_returning(db).await.map_err(db_err)?;
+        return Ok(updated.first().map(|m| u(m.sequence)));
+    }
+    let res = update.exec(db).await.map_err(db_err)?;
     if res.rows_affected == 0 {
         return Ok(None);
     }
