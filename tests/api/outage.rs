@@ -210,17 +210,11 @@ async fn a_database_outage_fails_fast_and_heals() {
     let app = TestApp::spawn_on_database(Some(&server.url()), |_| {}).await;
     let token = app.admin_token().await;
     let mut c = app.grpc().await;
+    // ListUsers reads the database on every call (an owner's key list may come from memory).
     let list = |c: &mut authn_keys::proto::zitadel::management::v1::management_service_client::ManagementServiceClient<tonic::transport::Channel>| {
-        let req = authed(
-            &token,
-            None,
-            ListMachineKeysRequest {
-                user_id: app.admin_id.clone(),
-                query: None,
-            },
-        );
+        let req = authed(&token, None, ListUsersRequest::default());
         let mut c = c.clone();
-        async move { c.list_machine_keys(req).await }
+        async move { c.list_users(req).await }
     };
     list(&mut c).await.unwrap();
 
