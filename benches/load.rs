@@ -490,33 +490,7 @@ async fn main() {
             .map(|i| app.assertion(&user_key, json!({"n": i})))
             .collect(),
     );
-    let grant = {
-        let (http, url, a) = (
-            http.clone(),
-            format!("{base}/oauth/v2/token"),
-            assertions.clone(),
-        );
-        drive(workers, dur, move |_, i| {
-            let (http, url) = (http.clone(), url.clone());
-            let assertion = a[i % a.len()].clone();
-            async move {
-                let resp = http
-                    .post(&url)
-                    .form(&[
-                        ("grant_type", JWT_BEARER),
-                        ("assertion", &assertion),
-                        ("scope", API_SCOPE),
-                    ])
-                    .send()
-                    .await;
-                Some(match resp {
-                    Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
-                    _ => false,
-                })
-            }
-        })
-        .await
-    };
+    let grant = drive_grants(&http, &base, workers, dur, assertions.clone()).await;
     r.row(
         "JWT-profile grant (opaque token)",
         "OAuth",
@@ -964,7 +938,6 @@ async fn main() {
     println!("\nwritten to {}", o.out);
 }
 
-/// Awaits all futures concurrently, in order.
 /// The JWT-profile grant driven with `assertions`, cycled.
 async fn drive_grants(
     http: &reqwest::Client,
@@ -996,6 +969,7 @@ async fn drive_grants(
     .await
 }
 
+/// Awaits all futures concurrently, in order.
 async fn futures_all<F: Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
     F::Output: Send + 'static,

@@ -79,6 +79,14 @@ pub struct KeyList {
 }
 
 impl Services {
+    /// The context org's key, as stored (a key of another org is NOT_FOUND, as a missing one).
+    async fn org_key(&self, ctx: &Ctx, key_id: &str) -> Result<AuthnKey> {
+        repo::find_key(&self.db, key_id)
+            .await?
+            .filter(|k| k.org_id == ctx.org_id)
+            .ok_or_else(|| key_missing(key_id))
+    }
+
     /// AddKey: a key for a user or an app of the context org, uploaded or generated for the
     /// algorithm asked for.
     pub async fn add_key_any(&self, ctx: &Ctx, new: NewKey) -> Result<AddedKey> {
@@ -99,10 +107,7 @@ impl Services {
     pub async fn get_key_any(&self, ctx: &Ctx, key_id: &str) -> Result<AuthnKey> {
         validate::id("key_id", key_id)?;
         let pending = self.last_uses.pending(key_id);
-        let mut key = repo::find_key(&self.db, key_id)
-            .await?
-            .filter(|k| k.org_id == ctx.org_id)
-            .ok_or_else(|| key_missing(key_id))?;
+        let mut key = self.org_key(ctx, key_id).await?;
         ctx.require(read_permission(key.owner.kind()))?;
         LastUses::overlay(&mut key, pending);
         Ok(key)
@@ -139,16 +144,8 @@ impl Services {
                 .owner_keys(&ctx.org_id, &owner, &Self::event_scope(ctx))
                 .await?
         {
-            let with_uses: Vec<AuthnKey> = list
-                .keys
-                .iter()
-                .map(|k| {
-                    let pending = self.last_uses.pending(&k.id);
-                    let mut k = k.clone();
-                    LastUses::overlay(&mut k, pending);
-                    k
-                })
-                .collect();
+            let mut with_uses = list.keys.clone();
+            self.last_uses.overlay_all(&mut with_uses);
             let keep = |k: &AuthnKey| matches(&query, k, now);
             return Ok(KeyList {
                 total: with_uses.iter().filter(|k| keep(k)).count() as u64,
@@ -168,15 +165,8 @@ impl Services {
             &Self::event_scope(ctx),
         )
         .await?;
-        let items = found
-            .items
-            .into_iter()
-            .map(|mut k| {
-                let pending = self.last_uses.pending(&k.id);
-                LastUses::overlay(&mut k, pending);
-                k
-            })
-            .collect();
+        let mut items = found.items;
+        self.last_uses.overlay_all(&mut items);
         Ok(KeyList {
             total: found.total,
             items,
@@ -211,10 +201,7 @@ impl Services {
         reason: Option<&str>,
     ) -> Result<AuthnKey> {
         validate::id("key_id", key_id)?;
-        let key = repo::find_key(&self.db, key_id)
-            .await?
-            .filter(|k| k.org_id == ctx.org_id)
-            .ok_or_else(|| key_missing(key_id))?;
+        let key = self.org_key(ctx, key_id).await?;
         ctx.require(write_permission(key.owner.kind()))?;
         let rules = rules(key.owner.kind());
         let mut w = self.begin_write(ctx).await?;
@@ -283,10 +270,7 @@ impl Services {
     /// RemoveKey: as v1's removal of the owner's key.
     pub async fn remove_key_any(&self, ctx: &Ctx, key_id: &str) -> Result<()> {
         validate::id("key_id", key_id)?;
-        let key = repo::find_key(&self.db, key_id)
-            .await?
-            .filter(|k| k.org_id == ctx.org_id)
-            .ok_or_else(|| key_missing(key_id))?;
+        let key = self.org_key(ctx, key_id).await?;
         ctx.require(write_permission(key.owner.kind()))?;
         self.remove_key(ctx, &key.owner, key_id)
             .await

@@ -111,6 +111,17 @@ impl LastUses {
         }
     }
 
+    /// [`LastUses::overlay`] for keys read before this call, under one lock.
+    pub fn overlay_all(&self, keys: &mut [AuthnKey]) {
+        let pending = self.lock();
+        if pending.is_empty() {
+            return;
+        }
+        for k in keys {
+            Self::overlay(k, pending.get(&k.id).cloned());
+        }
+    }
+
     fn snapshot(&self) -> Vec<(String, LastUse)> {
         self.lock()
             .iter()

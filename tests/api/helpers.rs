@@ -189,6 +189,50 @@ impl TestKey {
     }
 }
 
+/// `clients` concurrent clients asking for tokens with `key` (one assertion each, reused: no
+/// `jti`, as ZITADEL's SDKs send them) until `stop` is set or 500 requests each; each returns
+/// the tokens it got. A refusal must be `invalid_grant`: the grants race `what`.
+pub fn racing_grants(
+    app: &TestApp,
+    key: &KeyFile,
+    clients: usize,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    what: &'static str,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    (0..clients)
+        .map(|_| {
+            let (http, base, stop) = (app.http.clone(), app.base.clone(), stop.clone());
+            let assertion = app.assertion(key, json!({}));
+            tokio::spawn(async move {
+                let mut tokens = Vec::new();
+                for _ in 0..500 {
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let resp = http
+                        .post(format!("{base}/oauth/v2/token"))
+                        .form(&[
+                            ("grant_type", JWT_BEARER),
+                            ("assertion", assertion.as_str()),
+                            ("scope", API_SCOPE),
+                        ])
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = resp.status().as_u16();
+                    let body: Value = resp.json().await.unwrap();
+                    match status {
+                        200 => tokens.push(body["access_token"].as_str().unwrap().to_owned()),
+                        400 => assert_eq!(body["error"], "invalid_grant", "{body}"),
+                        other => panic!("a grant racing {what} answered {other}: {body}"),
+                    }
+                }
+                tokens
+            })
+        })
+        .collect()
+}
+
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }

@@ -32,6 +32,32 @@ async fn policies(app: &TestApp) -> PolicyServiceClient<tonic::transport::Channe
     PolicyServiceClient::new(app.channel().await)
 }
 
+/// DisableKey over gRPC as `token`.
+async fn disable(
+    app: &TestApp,
+    token: &str,
+    key_id: &str,
+    reason: &str,
+) -> Result<tonic::Response<own::DisableKeyResponse>, tonic::Status> {
+    let req = own::DisableKeyRequest {
+        key_id: key_id.into(),
+        reason: reason.into(),
+    };
+    keys(app).await.disable_key(authed(token, None, req)).await
+}
+
+/// EnableKey over gRPC as `token`.
+async fn enable(
+    app: &TestApp,
+    token: &str,
+    key_id: &str,
+) -> Result<tonic::Response<own::EnableKeyResponse>, tonic::Status> {
+    let req = own::EnableKeyRequest {
+        key_id: key_id.into(),
+    };
+    keys(app).await.enable_key(authed(token, None, req)).await
+}
+
 /// A machine user of the default org without keys.
 async fn machine_user(app: &TestApp, admin: &str) -> String {
     app.grpc()
@@ -287,16 +313,7 @@ async fn a_disabled_key_ends_its_tokens_and_signs_nothing_until_enabled() {
     let token = app.token_for(&key).await;
     let (status, _) = app.rest("GET", "/orgs/me", Some(&token), None, None).await;
     assert_eq!(status, 200);
-    let disabled = keys(&app)
-        .await
-        .disable_key(authed(
-            &admin,
-            None,
-            own::DisableKeyRequest {
-                key_id: key.key_id.clone(),
-                reason: "rotating after a leak".into(),
-            },
-        ))
+    let disabled = disable(&app, &admin, &key.key_id, "rotating after a leak")
         .await
         .unwrap()
         .into_inner()
@@ -319,17 +336,7 @@ async fn a_disabled_key_ends_its_tokens_and_signs_nothing_until_enabled() {
         "{body}"
     );
     // A second disable is refused: one state change, one event.
-    let again = keys(&app)
-        .await
-        .disable_key(authed(
-            &admin,
-            None,
-            own::DisableKeyRequest {
-                key_id: key.key_id.clone(),
-                reason: String::new(),
-            },
-        ))
-        .await;
+    let again = disable(&app, &admin, &key.key_id, "").await;
     assert_err(again, Code::FailedPrecondition, "KEY-Dis02");
     // v1 still lists it (ZITADEL has no state field).
     let listed = app
@@ -347,15 +354,7 @@ async fn a_disabled_key_ends_its_tokens_and_signs_nothing_until_enabled() {
         .unwrap()
         .into_inner();
     assert!(listed.result.iter().any(|k| k.id == key.key_id));
-    let enabled = keys(&app)
-        .await
-        .enable_key(authed(
-            &admin,
-            None,
-            own::EnableKeyRequest {
-                key_id: key.key_id.clone(),
-            },
-        ))
+    let enabled = enable(&app, &admin, &key.key_id)
         .await
         .unwrap()
         .into_inner()
@@ -369,16 +368,7 @@ async fn a_disabled_key_ends_its_tokens_and_signs_nothing_until_enabled() {
     // The token from before stays ended.
     let (status, _) = app.rest("GET", "/orgs/me", Some(&token), None, None).await;
     assert_eq!(status, 401);
-    let again = keys(&app)
-        .await
-        .enable_key(authed(
-            &admin,
-            None,
-            own::EnableKeyRequest {
-                key_id: key.key_id.clone(),
-            },
-        ))
-        .await;
+    let again = enable(&app, &admin, &key.key_id).await;
     assert_err(again, Code::FailedPrecondition, "KEY-Ena01");
     let events = authn_keys::storage::repo::events_of(&app.services.db, &user_id)
         .await
@@ -415,49 +405,9 @@ async fn grants_racing_a_disable_leave_no_working_token() {
     let mut issued = 0;
     for round in 0..4 {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let clients: Vec<_> = (0..6)
-            .map(|_| {
-                let (http, base, stop) = (app.http.clone(), app.base.clone(), stop.clone());
-                let assertion = app.assertion(&key, json!({}));
-                tokio::spawn(async move {
-                    let mut tokens = Vec::new();
-                    for _ in 0..500 {
-                        if stop.load(std::sync::atomic::Ordering::Acquire) {
-                            break;
-                        }
-                        let resp = http
-                            .post(format!("{base}/oauth/v2/token"))
-                            .form(&[
-                                ("grant_type", JWT_BEARER),
-                                ("assertion", assertion.as_str()),
-                                ("scope", API_SCOPE),
-                            ])
-                            .send()
-                            .await
-                            .unwrap();
-                        let status = resp.status().as_u16();
-                        let body: Value = resp.json().await.unwrap();
-                        match status {
-                            200 => tokens.push(body["access_token"].as_str().unwrap().to_owned()),
-                            400 => assert_eq!(body["error"], "invalid_grant", "{body}"),
-                            other => panic!("a grant racing the disable answered {other}: {body}"),
-                        }
-                    }
-                    tokens
-                })
-            })
-            .collect();
+        let clients = racing_grants(&app, &key, 6, &stop, "the disable");
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-        keys(&app)
-            .await
-            .disable_key(authed(
-                &admin,
-                None,
-                own::DisableKeyRequest {
-                    key_id: key.key_id.clone(),
-                    reason: format!("round {round}"),
-                },
-            ))
+        disable(&app, &admin, &key.key_id, &format!("round {round}"))
             .await
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -469,17 +419,7 @@ async fn grants_racing_a_disable_leave_no_working_token() {
                 assert_eq!(status, 401, "a token of a disabled key still works: {body}");
             }
         }
-        keys(&app)
-            .await
-            .enable_key(authed(
-                &admin,
-                None,
-                own::EnableKeyRequest {
-                    key_id: key.key_id.clone(),
-                },
-            ))
-            .await
-            .unwrap();
+        enable(&app, &admin, &key.key_id).await.unwrap();
     }
     assert!(issued > 0, "the grants never got going before the disable");
 }

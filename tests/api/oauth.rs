@@ -356,39 +356,7 @@ async fn grants_racing_a_key_removal_leave_no_working_token() {
         let key = KeyFile::parse(&file);
         // Six clients ask for tokens in a loop until the key is gone.
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let clients: Vec<_> = (0..6)
-            .map(|_| {
-                let (app_http, base, stop) = (app.http.clone(), app.base.clone(), stop.clone());
-                // No `jti`: the same assertion may be used again (as ZITADEL's SDKs do).
-                let assertion = app.assertion(&key, json!({}));
-                tokio::spawn(async move {
-                    let mut tokens = Vec::new();
-                    for _ in 0..500 {
-                        if stop.load(std::sync::atomic::Ordering::Acquire) {
-                            break;
-                        }
-                        let resp = app_http
-                            .post(format!("{base}/oauth/v2/token"))
-                            .form(&[
-                                ("grant_type", JWT_BEARER),
-                                ("assertion", assertion.as_str()),
-                                ("scope", API_SCOPE),
-                            ])
-                            .send()
-                            .await
-                            .unwrap();
-                        let status = resp.status().as_u16();
-                        let body: Value = resp.json().await.unwrap();
-                        match status {
-                            200 => tokens.push(body["access_token"].as_str().unwrap().to_owned()),
-                            400 => assert_eq!(body["error"], "invalid_grant", "{body}"),
-                            other => panic!("a grant racing the removal answered {other}: {body}"),
-                        }
-                    }
-                    tokens
-                })
-            })
-            .collect();
+        let clients = racing_grants(&app, &key, 6, &stop, "the removal");
         // Let the grants get going, then remove the key under them.
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
         app.grpc()

@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 
-use super::{convert::defined_enum, edge::credentials};
+use super::{
+    convert::{defined_enum, timestamp as time},
+    edge::credentials,
+};
 use crate::{
     domain::{
         jwt::Algorithm,
@@ -43,13 +46,6 @@ impl AuthnKeysApi {
         let ctx = self.svc.authorize_any(&credentials(&req), any_of).await?;
         Ok((ctx, req.into_inner()))
     }
-}
-
-fn time(
-    field: &'static str,
-    t: Option<crate::proto::wkt::Timestamp>,
-) -> Result<Option<DateTime<Utc>>, Error> {
-    super::convert::timestamp(field, t)
 }
 
 fn origin_pb(o: KeyOrigin) -> pb::KeyOrigin {
