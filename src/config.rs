@@ -4,7 +4,10 @@ use std::{fmt, net::SocketAddr, path::PathBuf};
 
 use clap::Args;
 
-use crate::domain::key_policy::{KeyPolicy, parse_duration};
+use crate::{
+    domain::key_policy::{KeyPolicy, parse_duration},
+    service::outbound::OutboundConfig,
+};
 
 #[derive(Args, Clone)]
 pub struct Config {
@@ -355,6 +358,17 @@ pub struct Config {
     )]
     pub key_last_use: bool,
 
+    /// Let outbound requests (webhook deliveries, trusted issuers' keys) use `http` and reach
+    /// loopback, private and link-local addresses. For development and tests only.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_OUTBOUND_ALLOW_INSECURE",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub outbound_allow_insecure: bool,
+
     /// Serve the console (`/ui/`) from this directory instead of the copy built into the
     /// binary (for working on the console).
     #[arg(long, global = true, env = "AUTHN_KEYS_UI_DIR")]
@@ -474,6 +488,14 @@ impl Config {
         Ok(policy)
     }
 
+    /// The limits of outbound requests: `AUTHN_KEYS_OUTBOUND_ALLOW_INSECURE`, the rest fixed.
+    pub fn outbound(&self) -> OutboundConfig {
+        OutboundConfig {
+            allow_insecure: self.outbound_allow_insecure,
+            ..OutboundConfig::default()
+        }
+    }
+
     /// Settings for a test server: port 0 on loopback, the given database, a fixed master key.
     pub fn for_tests(database_url: &str, admin_key_file: PathBuf) -> Self {
         Config {
@@ -515,10 +537,34 @@ impl Config {
             key_allowed_origins: String::new(),
             key_allowed_algorithms: String::new(),
             key_last_use: true,
+            outbound_allow_insecure: false,
             ui_dir: None,
             log_format: LogFormat::Text,
             tls_cert: None,
             tls_key: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args, Command, FromArgMatches};
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        let matches =
+            Config::augment_args(Command::new("authn-keys")).try_get_matches_from(args)?;
+        Config::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn outbound_requests_are_strict_unless_allowed() {
+        let strict = parse(&["authn-keys"]).unwrap().outbound();
+        assert_eq!(strict, OutboundConfig::default());
+        assert!(!strict.allow_insecure);
+        let lax = parse(&["authn-keys", "--outbound-allow-insecure", "true"]).unwrap();
+        assert!(lax.outbound().allow_insecure);
+        assert!(parse(&["authn-keys", "--outbound-allow-insecure", "maybe"]).is_err());
     }
 }

@@ -29,6 +29,7 @@ pub mod keygen;
 pub mod last_use;
 pub mod listings;
 pub mod orgs;
+pub mod outbound;
 pub mod projects;
 pub mod signing;
 pub mod throttle;
