@@ -29,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "proto/zitadel/user/v2/user_service.proto",
                 "proto/zitadel/application/v2/application_service.proto",
                 "proto/authnkeys/v1/keys.proto",
+                "proto/authnkeys/v1/events.proto",
                 "proto/google/rpc/status.proto",
             ],
             &["proto"],

@@ -16,6 +16,7 @@ use crate::{
     config::Config,
     domain::{
         clock::{Clock, SystemClock},
+        events::NoticeWindows,
         ids::IdGenerator,
         list::ListLimits,
         secret::SecretHasher,
@@ -24,8 +25,10 @@ use crate::{
     service::{
         Services, Settings,
         bootstrap::Instance,
+        events::EventHub,
         keygen::{FreshKeys, KeyPairSource, KeyPool},
         last_use::LastUses,
+        outbound::Outbound,
         signing::{MasterKey, Rotation, SigningKeys},
         throttle::{Limit, Throttle},
         tokens::TokenRecords,
@@ -165,6 +168,13 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
         caches: Arc::default(),
         token_records: TokenRecords::start(db_for_records),
         last_uses: Arc::new(LastUses::new(config.key_last_use)),
+        events: Arc::new(EventHub::new(
+            &master,
+            Outbound::new(config.outbound())?,
+            NoticeWindows::parse(&config.expiry_notices).map_err(|e| {
+                Error::invalid_argument("CONFIG-Notc1", format!("AUTHN_KEYS_EXPIRY_NOTICES: {e}"))
+            })?,
+        )),
     })
 }
 
@@ -344,8 +354,9 @@ impl App {
     }
 }
 
-/// The server's housekeeping: hourly purge of expired tokens and assertion ids, and the
-/// signing keys' refresh every second and rotation check every minute.
+/// The server's housekeeping: hourly purge of expired tokens and assertion ids, the signing
+/// keys' refresh every second and rotation check every minute, the change-notice listener,
+/// the last-use flusher, and the webhook dispatcher with the expiry notices.
 fn spawn_background(svc: Services) -> Vec<tokio::task::JoinHandle<()>> {
     let purge = {
         let svc = svc.clone();
@@ -371,8 +382,12 @@ fn spawn_background(svc: Services) -> Vec<tokio::task::JoinHandle<()>> {
         let svc = svc.clone();
         tokio::spawn(async move { svc.listen_for_changes().await })
     };
-    let last_uses = tokio::spawn(async move { svc.keep_flushing_last_uses().await });
-    vec![purge, rotate, listen, last_uses]
+    let last_uses = {
+        let svc = svc.clone();
+        tokio::spawn(async move { svc.keep_flushing_last_uses().await })
+    };
+    let dispatch = tokio::spawn(async move { svc.keep_dispatching().await });
+    vec![purge, rotate, listen, last_uses, dispatch]
 }
 
 /// The configured master key; on SQLite without one, a generated key kept beside the database.

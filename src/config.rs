@@ -369,6 +369,16 @@ pub struct Config {
     )]
     pub outbound_allow_insecure: bool,
 
+    /// Windows before a key's expiry in which a `key.expiring` event is recorded (and sent to
+    /// webhooks), e.g. `7d,1d`; `off` for none. `key.expired` is recorded either way.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_EXPIRY_NOTICES",
+        default_value = "7d,1d"
+    )]
+    pub expiry_notices: String,
+
     /// Serve the console (`/ui/`) from this directory instead of the copy built into the
     /// binary (for working on the console).
     #[arg(long, global = true, env = "AUTHN_KEYS_UI_DIR")]
@@ -538,6 +548,7 @@ impl Config {
             key_allowed_algorithms: String::new(),
             key_last_use: true,
             outbound_allow_insecure: false,
+            expiry_notices: "7d,1d".into(),
             ui_dir: None,
             log_format: LogFormat::Text,
             tls_cert: None,

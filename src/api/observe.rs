@@ -186,6 +186,38 @@ impl Collector for ServerState {
             "Requests refused by the failure rate limits (token, introspection, bearer tokens)",
             svc.throttle.rejected() + svc.bearer_throttle.rejected(),
         )?;
+        let (sent, failed, retried) = svc.events.delivery_counts();
+        counter(
+            &mut encoder,
+            "webhook_deliveries_sent",
+            "Webhook deliveries answered 2xx by this process since start",
+            sent,
+        )?;
+        counter(
+            &mut encoder,
+            "webhook_deliveries_failed",
+            "Webhook deliveries given up on by this process after retrying past the horizon",
+            failed,
+        )?;
+        counter(
+            &mut encoder,
+            "webhook_delivery_retries",
+            "Webhook delivery attempts of this process that failed and are retried",
+            retried,
+        )?;
+        let (pending, oldest) = svc.events.backlog();
+        gauge(
+            &mut encoder,
+            "webhook_deliveries_pending",
+            "Webhook deliveries not yet answered 2xx, in the whole database (read every 5 s)",
+            pending,
+        )?;
+        gauge(
+            &mut encoder,
+            "webhook_oldest_pending_seconds",
+            "Age of the oldest pending webhook delivery (read every 5 s)",
+            oldest,
+        )?;
         gauge(
             &mut encoder,
             "change_notices_confirmed",

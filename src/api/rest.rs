@@ -31,7 +31,8 @@ use super::{
 use crate::{
     error::Error,
     proto::authnkeys::v1::{
-        self as own, key_service_server::KeyService, policy_service_server::PolicyService,
+        self as own, event_service_server::EventService, key_service_server::KeyService,
+        policy_service_server::PolicyService,
     },
     proto::zitadel::{
         management::v1::{management_service_server::ManagementService, *},
@@ -456,7 +457,8 @@ pub fn user_v2_routes(api: Arc<UserApi>) -> Router {
         .with_state(api)
 }
 
-/// The REST rules of authn-keys' own `authnkeys.v1` KeyService and PolicyService.
+/// The REST rules of authn-keys' own `authnkeys.v1` KeyService, PolicyService and
+/// EventService.
 pub fn authnkeys_routes(api: Arc<AuthnKeysApi>) -> Router {
     type Own = Arc<AuthnKeysApi>;
     Router::new()
@@ -486,6 +488,22 @@ pub fn authnkeys_routes(api: Arc<AuthnKeysApi>) -> Router {
             route!(api: Own; get, own::GetKeyPolicyRequest, false, |_r, _p| (), get_key_policy)
                 .merge(route!(api: Own; put, own::SetKeyPolicyRequest, true, |_r, _p| (), set_key_policy))
                 .merge(route!(api: Own; delete, own::ResetKeyPolicyRequest, false, |_r, _p| (), reset_key_policy)),
+        )
+        .route(
+            "/v1/events/_search",
+            route!(api: Own; post, own::ListEventsRequest, true, |_r, _p| (), list_events),
+        )
+        .route(
+            "/v1/webhooks",
+            route!(api: Own; post, own::AddWebhookRequest, true, |_r, _p| (), add_webhook),
+        )
+        .route(
+            "/v1/webhooks/_search",
+            route!(api: Own; post, own::ListWebhooksRequest, true, |_r, _p| (), list_webhooks),
+        )
+        .route(
+            "/v1/webhooks/{webhook_id}",
+            route!(api: Own; delete, own::RemoveWebhookRequest, false, |r, p| r.webhook_id = take(p, "webhook_id"), remove_webhook),
         )
         .with_state(api)
 }

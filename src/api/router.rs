@@ -34,7 +34,8 @@ use crate::{
     proto::{
         FILE_DESCRIPTOR_SET,
         authnkeys::v1::{
-            key_service_server::KeyServiceServer, policy_service_server::PolicyServiceServer,
+            event_service_server::EventServiceServer, key_service_server::KeyServiceServer,
+            policy_service_server::PolicyServiceServer,
         },
         zitadel::{
             application::v2::application_service_server::ApplicationServiceServer,
@@ -111,6 +112,9 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     reporter
         .set_serving::<PolicyServiceServer<AuthnKeysApi>>()
         .await;
+    reporter
+        .set_serving::<EventServiceServer<AuthnKeysApi>>()
+        .await;
     let reflection = |v1: bool| {
         let b = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -149,7 +153,10 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let key_service = KeyServiceServer::from_arc(own.clone())
         .max_decoding_message_size(limits.max_body_bytes)
         .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
-    let policy_service = PolicyServiceServer::from_arc(own)
+    let policy_service = PolicyServiceServer::from_arc(own.clone())
+        .max_decoding_message_size(limits.max_body_bytes)
+        .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
+    let event_service = EventServiceServer::from_arc(own)
         .max_decoding_message_size(limits.max_body_bytes)
         .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
     // The Connect gateway calls the plain gRPC services in-process.
@@ -165,11 +172,13 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let application_service = FrameCheck::new(application_service, limit);
     let key_service = FrameCheck::new(key_service, limit);
     let policy_service = FrameCheck::new(policy_service, limit);
+    let event_service = FrameCheck::new(event_service, limit);
     let in_process = Routes::new(management.clone())
         .add_service(user_service.clone())
         .add_service(application_service.clone())
         .add_service(key_service.clone())
         .add_service(policy_service.clone())
+        .add_service(event_service.clone())
         .add_service(health.clone())
         .add_service(reflection_v1.clone())
         .add_service(reflection_v1alpha.clone())
@@ -182,6 +191,7 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         .add_service(web.layer(application_service))
         .add_service(web.layer(key_service))
         .add_service(web.layer(policy_service))
+        .add_service(web.layer(event_service))
         .add_service(web.layer(health))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));

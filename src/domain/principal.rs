@@ -24,10 +24,15 @@ pub enum Permission {
     PolicyRead,
     /// Setting it: ORG_OWNER and IAM_OWNER.
     PolicyWrite,
+    /// Reading the audit trail and the webhooks (authnkeys.v1): ORG_OWNER, ORG_OWNER_VIEWER,
+    /// IAM_OWNER.
+    EventRead,
+    /// Adding and removing webhooks: ORG_OWNER, IAM_OWNER.
+    WebhookWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 19] = [
         Permission::OrgCreate,
         Permission::OrgRead,
         Permission::OrgMemberRead,
@@ -45,6 +50,8 @@ impl Permission {
         Permission::ProjectAppDelete,
         Permission::PolicyRead,
         Permission::PolicyWrite,
+        Permission::EventRead,
+        Permission::WebhookWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +74,8 @@ impl Permission {
             ProjectAppDelete => "project.app.delete",
             PolicyRead => "policy.read",
             PolicyWrite => "policy.write",
+            EventRead => "event.read",
+            WebhookWrite => "webhook.write",
         }
     }
 }
@@ -143,7 +152,7 @@ impl Role {
             Role::OrgOwner => permission != OrgCreate,
             Role::OrgOwnerViewer => matches!(
                 permission,
-                OrgRead | OrgMemberRead | UserRead | ProjectRead | ProjectAppRead
+                OrgRead | OrgMemberRead | UserRead | ProjectRead | ProjectAppRead | EventRead
             ),
             Role::OrgUserManager => {
                 matches!(permission, OrgRead | UserRead | UserWrite | UserDelete)

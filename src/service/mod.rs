@@ -22,6 +22,8 @@ pub mod auth;
 pub mod authn_keys;
 pub mod bootstrap;
 pub mod cache;
+pub mod dispatch;
+pub mod events;
 pub mod introspect;
 pub mod key_lifecycle;
 pub mod key_policy;
@@ -79,6 +81,8 @@ pub struct Services {
     pub token_records: tokens::TokenRecords,
     /// Keys' last use, coalesced in memory and flushed in batches.
     pub last_uses: Arc<last_use::LastUses>,
+    /// Webhook secrets, the outbound client, the dispatcher's wake-up and figures.
+    pub events: Arc<events::EventHub>,
 }
 
 impl Services {

@@ -83,6 +83,7 @@ impl Write<'_> {
         let changes: Vec<Change> = self.events.iter().filter_map(Change::caused_by).collect();
         let mut orgs: Vec<String> = self.events.iter().map(|e| e.org_id.clone()).collect();
         orgs.dedup();
+        let recorded = !self.events.is_empty();
         for e in self.events {
             repo::append_event(&self.tx, e).await?;
         }
@@ -93,6 +94,11 @@ impl Write<'_> {
         // just moved are read again (other processes' lists follow within their lifetime).
         for org in &orgs {
             self.svc.caches.forget_owner_lists_of(org);
+        }
+        // The events are the webhooks' outbox: the dispatcher makes their deliveries now
+        // rather than at its next look.
+        if recorded {
+            self.svc.events.wake.notify_one();
         }
         Ok(())
     }

@@ -230,6 +230,86 @@ pub mod event {
         pub event_type: String,
         pub actor: String,
         pub payload: String,
+        pub key_id: Option<String>,
+        pub user_id: Option<String>,
+        pub dispatched_at: Option<ChronoDateTimeWithTimeZone>,
+    }
+    no_relations!();
+}
+
+pub mod webhook {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhooks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub org_id: String,
+        pub all_orgs: bool,
+        pub url: String,
+        pub types: String,
+        /// Sealed with a key derived from the master key; never shown.
+        pub secret_enc: Vec<u8>,
+        pub created_by: String,
+        pub created_at: ChronoDateTimeWithTimeZone,
+    }
+    no_relations!();
+
+    impl std::fmt::Debug for Model {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("webhook::Model")
+                .field("id", &self.id)
+                .field("org_id", &self.org_id)
+                .field("url", &self.url)
+                .finish_non_exhaustive()
+        }
+    }
+}
+
+pub mod delivery {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deliveries")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub webhook_id: String,
+        pub event_position: i64,
+        pub order_key: String,
+        pub state: String,
+        pub attempts: i32,
+        pub due_at: ChronoDateTimeWithTimeZone,
+        pub created_at: ChronoDateTimeWithTimeZone,
+        pub last_attempt_at: Option<ChronoDateTimeWithTimeZone>,
+        pub last_status: Option<i32>,
+        pub last_error: Option<String>,
+    }
+    no_relations!();
+}
+
+pub mod key_notice {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "key_notices")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub notice: i64,
+        pub created_at: ChronoDateTimeWithTimeZone,
+    }
+    no_relations!();
+}
+
+pub mod job_lock {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "job_locks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub holder: String,
+        pub ran_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();
 }

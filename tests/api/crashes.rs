@@ -15,28 +15,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// An admin token from a server process's key file (no TestApp for a bare process).
-async fn admin_token(base: &str, key_file: &std::path::Path) -> String {
-    let key = KeyFile::parse(&std::fs::read(key_file).unwrap());
-    let sub = key.subject();
-    let claims = json!({"iss": sub, "sub": sub, "aud": base, "iat": now(), "exp": now() + 300});
-    let assertion = sign_jwt("RS256", &key.key_id, &claims, &key.private_key());
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base}/oauth/v2/token"))
-        .form(&[
-            ("grant_type", JWT_BEARER),
-            ("assertion", assertion.as_str()),
-            ("scope", API_SCOPE),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 async fn serving(base: &str) {
     for _ in 0..300 {
         if reqwest::get(format!("{base}/healthz")).await.is_ok() {
@@ -70,7 +48,7 @@ async fn sigkill_during_a_write_burst_leaves_no_partial_state() {
     ];
     let mut server = server_process(dir.path(), &addr, &env, std::process::Stdio::null());
     serving(&base).await;
-    let token = admin_token(&base, &dir.path().join("admin.json")).await;
+    let token = process_admin_token(&base, &dir.path().join("admin.json")).await;
     let admin = KeyFile::parse(&std::fs::read(dir.path().join("admin.json")).unwrap());
     let user = admin.user_id.clone().unwrap();
     let pem = base64::engine::general_purpose::STANDARD.encode(public_pem());
@@ -179,7 +157,7 @@ async fn sigkill_during_a_write_burst_leaves_no_partial_state() {
         "confirmed keys missing after the restart: {lost:?}"
     );
     // The survivors work: the restarted server lists exactly them.
-    let token = admin_token(&base, &dir.path().join("admin.json")).await;
+    let token = process_admin_token(&base, &dir.path().join("admin.json")).await;
     let listed: Value = reqwest::Client::new()
         .post(format!("{base}/management/v1/users/{user}/keys/_search"))
         .bearer_auth(&token)
@@ -246,7 +224,7 @@ async fn sigterm_under_load_drains_and_exits_zero() {
         std::process::Stdio::null(),
     );
     serving(&base).await;
-    let token = admin_token(&base, &dir.path().join("admin.json")).await;
+    let token = process_admin_token(&base, &dir.path().join("admin.json")).await;
     let me: Value = reqwest::Client::new()
         .get(format!("{base}/management/v1/orgs/me"))
         .bearer_auth(&token)
@@ -438,7 +416,7 @@ async fn a_full_disk_gives_clear_errors_and_no_corruption() {
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    let token = admin_token(&base, &outer.path().join("admin-key.json")).await;
+    let token = process_admin_token(&base, &outer.path().join("admin-key.json")).await;
     let pem = public_pem().into_bytes();
     let mut c = ManagementServiceClient::connect(base.clone())
         .await

@@ -293,12 +293,20 @@ impl TestApp {
     /// A second server process's twin: another app on this one's database (same master key),
     /// as when several processes share one PostgreSQL. Keep `self` alive while it runs.
     pub async fn spawn_on_same_database(&self) -> TestApp {
+        self.spawn_on_same_database_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn_on_same_database`] with its config changed by `adjust` first.
+    pub async fn spawn_on_same_database_with(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let issuer = self.services.settings.issuer.clone();
         Self::start(
             self.db_url.clone(),
             dir,
-            |c| c.external_url = Some(issuer),
+            |c| {
+                c.external_url = Some(issuer);
+                adjust(c);
+            },
             Some(self.admin_key.clone()),
         )
         .await
@@ -756,4 +764,50 @@ pub fn run_in_own_process(name: &str) {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Calls authnkeys.v1 over REST: (status, JSON).
+pub async fn own_rest(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = app
+        .http
+        .request(method.parse().unwrap(), format!("{}{path}", app.base))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// An admin token from a server process's key file (no TestApp for a bare process).
+pub async fn process_admin_token(base: &str, key_file: &std::path::Path) -> String {
+    let key = KeyFile::parse(&std::fs::read(key_file).unwrap());
+    let sub = key.subject();
+    let claims = json!({"iss": sub, "sub": sub, "aud": base, "iat": now(), "exp": now() + 300});
+    let assertion = sign_jwt("RS256", &key.key_id, &claims, &key.private_key());
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base}/oauth/v2/token"))
+        .form(&[
+            ("grant_type", JWT_BEARER),
+            ("assertion", assertion.as_str()),
+            ("scope", API_SCOPE),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
 }

@@ -77,30 +77,6 @@ async fn machine_user(app: &TestApp, admin: &str) -> String {
         .user_id
 }
 
-/// Calls authnkeys.v1 over REST: (status, JSON).
-async fn own_rest(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app
-        .http
-        .request(method.parse().unwrap(), format!("{}{path}", app.base))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 async fn grant_with(app: &TestApp, assertion: &str) -> (u16, Value) {
     app.token_request(&[
         ("grant_type", JWT_BEARER),

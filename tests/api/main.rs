@@ -8,6 +8,7 @@ mod concurrency;
 mod connect;
 mod crashes;
 mod docs;
+mod events;
 mod flow;
 mod grpc_web;
 mod helpers;

@@ -30,7 +30,7 @@ const KEY_WRITE: [Permission; 2] = [Permission::UserWrite, Permission::ProjectAp
 
 #[derive(Clone)]
 pub struct AuthnKeysApi {
-    svc: Services,
+    pub(super) svc: Services,
 }
 
 impl AuthnKeysApi {
@@ -38,7 +38,7 @@ impl AuthnKeysApi {
         AuthnKeysApi { svc }
     }
 
-    async fn authorize<T>(
+    pub(super) async fn authorize<T>(
         &self,
         req: Request<T>,
         any_of: &[Permission],

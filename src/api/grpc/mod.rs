@@ -4,6 +4,7 @@ pub mod application_v2;
 pub mod authnkeys;
 pub mod convert;
 pub mod edge;
+pub mod events;
 pub mod frames;
 pub mod management;
 pub mod pgv;

@@ -57,6 +57,11 @@ impl MasterKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// A key of its own for another kind of secret, derived as [`MasterKey::derive`] does.
+    pub fn derived(&self, label: &str) -> MasterKey {
+        MasterKey(self.derive(label))
+    }
+
     /// nonce (12 bytes) ‖ ciphertext+tag. Empty `aad` is what earlier versions wrote.
     pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let cipher = Aes256Gcm::new((&self.0).into());

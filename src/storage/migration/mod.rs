@@ -14,6 +14,7 @@ mod m20261203_000005_token_keys;
 mod m20261203_000006_event_positions;
 mod m20261203_000007_one_key_table;
 mod m20261203_000008_key_lifecycle;
+mod m20261204_000009_events_webhooks;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_event_positions::Migration),
             Box::new(m20261203_000007_one_key_table::Migration),
             Box::new(m20261203_000008_key_lifecycle::Migration),
+            Box::new(m20261204_000009_events_webhooks::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 use super::*;
 
 pub async fn append_event(db: &impl ConnectionTrait, e: NewEvent) -> Result<()> {
+    let subject = crate::domain::events::Subject::of(e.aggregate_type, &e.aggregate_id, &e.payload);
     event::Entity::insert(event::ActiveModel {
         position: Default::default(),
         created_at: Set(e.created_at.fixed_offset()),
@@ -12,6 +13,9 @@ pub async fn append_event(db: &impl ConnectionTrait, e: NewEvent) -> Result<()> 
         event_type: Set(e.event_type.into()),
         actor: Set(e.actor),
         payload: Set(e.payload.to_string()),
+        key_id: Set(subject.key_id),
+        user_id: Set(subject.user_id),
+        dispatched_at: Set(None),
     })
     .exec_without_returning(db)
     .await

@@ -40,6 +40,7 @@ mod projects;
 mod signing;
 mod tokens;
 mod users;
+mod webhooks;
 
 pub use events::*;
 pub use instance_row::*;
@@ -50,6 +51,7 @@ pub use projects::*;
 pub use signing::*;
 pub use tokens::*;
 pub use users::*;
+pub use webhooks::*;
 
 fn u(v: i64) -> u64 {
     std::cmp::max(v, 0) as u64
