@@ -268,6 +268,13 @@ impl Services {
             .post_json(&url, &headers, body.into())
             .await
         {
+            // A receiver that answers without end is cut off and counted as failing: a
+            // webhook endpoint answers briefly.
+            Ok(answer) if answer.truncated => Err(format!(
+                "the receiver's answer ({}) was longer than {} bytes and was cut off",
+                answer.status,
+                self.events.outbound.config().max_body
+            )),
             Ok(answer) => Ok(answer.status),
             Err(e) => Err(e.to_string()),
         }

@@ -41,6 +41,8 @@ impl Received {
 struct Script {
     statuses: Vec<u16>,
     delay: Option<Duration>,
+    /// The size of each answer's body.
+    body_bytes: usize,
 }
 
 #[derive(Clone, Default)]
@@ -91,7 +93,7 @@ async fn receive(
     State(r): State<Receiver>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> axum::http::StatusCode {
+) -> (axum::http::StatusCode, Vec<u8>) {
     let header = |name: &str| {
         headers
             .get(name)
@@ -109,14 +111,21 @@ async fn receive(
         });
         got.len() - 1
     };
-    let (status, delay) = {
+    let (status, delay, size) = {
         let s = r.script.lock().unwrap();
-        (s.statuses.get(n).copied().unwrap_or(204), s.delay)
+        (
+            s.statuses.get(n).copied().unwrap_or(204),
+            s.delay,
+            s.body_bytes,
+        )
     };
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
-    axum::http::StatusCode::from_u16(status).unwrap()
+    (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        vec![b'x'; size],
+    )
 }
 
 /// The Standard Webhooks check a receiver makes, written from the specification.
@@ -357,18 +366,26 @@ async fn failed_deliveries_are_retried_with_the_same_id_and_slow_receivers_stall
     let admin = app.admin_token().await;
     let (flaky, flaky_url) = Receiver::start(Script {
         statuses: vec![500],
-        delay: None,
+        ..Script::default()
     })
     .await;
     let (slow, slow_url) = Receiver::start(Script {
-        statuses: vec![],
         delay: Some(Duration::from_secs(30)),
+        ..Script::default()
+    })
+    .await;
+    let (huge, huge_url) = Receiver::start(Script {
+        // 200: a 204 has no body.
+        statuses: vec![200; 10],
+        body_bytes: 1 << 20,
+        ..Script::default()
     })
     .await;
     let (fast, fast_url) = Receiver::start(Script::default()).await;
     let (_, flaky_secret) = add_webhook(&app, &admin, &flaky_url, &["user.added"]).await;
-    add_webhook(&app, &admin, &slow_url, &["user.added"]).await;
+    let (slow_hook, _) = add_webhook(&app, &admin, &slow_url, &["user.added"]).await;
     add_webhook(&app, &admin, &fast_url, &["user.added"]).await;
+    let (huge_id, _) = add_webhook(&app, &admin, &huge_url, &["user.added"]).await;
     let started = std::time::Instant::now();
     let user = machine_user(&app, &admin, None).await;
     // The fast receiver does not wait for the one that hangs.
@@ -394,13 +411,59 @@ async fn failed_deliveries_are_retried_with_the_same_id_and_slow_receivers_stall
     )
     .await;
     let deliveries = trail["result"][0]["deliveries"].as_array().unwrap().clone();
-    assert_eq!(deliveries.len(), 3, "{trail}");
+    assert_eq!(deliveries.len(), 4, "{trail}");
     let flaky_delivery = deliveries
         .iter()
         .find(|d| d["attempts"] == json!(2))
         .unwrap_or_else(|| panic!("{trail}"));
     assert_eq!(flaky_delivery["state"], json!("DELIVERY_STATE_SENT"));
-    // The hanging receiver's attempt is cut off at the time limit and retried.
+    // An answer without end (1 MiB) is cut off and counts as a failed attempt: retried.
+    huge.wait(Duration::from_secs(10), |all| all.len() >= 2)
+        .await;
+    let of = |trail: &Value, hook: &str| {
+        trail["result"][0]["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["webhookId"] == json!(hook))
+            .cloned()
+            .unwrap_or_else(|| panic!("{trail}"))
+    };
+    let trail = events(
+        &app,
+        &admin,
+        json!({"userId": user, "types": ["user.added"]}),
+    )
+    .await;
+    let cut = of(&trail, &huge_id);
+    assert!(
+        cut["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cut off"),
+        "{cut}"
+    );
+    assert_ne!(cut["state"], json!("DELIVERY_STATE_SENT"), "{cut}");
+    // The hanging receiver's attempt ends at the time limit (10 s) and is retried.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let trail = events(
+            &app,
+            &admin,
+            json!({"userId": user, "types": ["user.added"]}),
+        )
+        .await;
+        let d = of(&trail, &slow_hook);
+        if d["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no answer in time")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{d}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let metrics = app
         .http
         .get(format!("{}/metrics", app.base))
@@ -417,6 +480,52 @@ async fn failed_deliveries_are_retried_with_the_same_id_and_slow_receivers_stall
     assert!(
         metrics.contains("authn_keys_webhook_deliveries_pending"),
         "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_keys_later_events_wait_for_its_failed_earlier_one() {
+    let app = TestApp::spawn_with(insecure).await;
+    let admin = app.admin_token().await;
+    let (receiver, url) = Receiver::start(Script {
+        statuses: vec![500],
+        ..Script::default()
+    })
+    .await;
+    add_webhook(
+        &app,
+        &admin,
+        &url,
+        &["key.added", "key.disabled", "key.enabled"],
+    )
+    .await;
+    let user = machine_user(&app, &admin, None).await;
+    let key_id = add_key(&app, &admin, &user, None).await;
+    receiver
+        .wait(Duration::from_secs(3), |all| !all.is_empty())
+        .await;
+    for path in ["_disable", "_enable"] {
+        let (s, b) = own_rest(
+            &app,
+            "POST",
+            &format!("/v1/keys/{key_id}/{path}"),
+            &admin,
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+    }
+    // key.added failed once; the key's later events waited for its retry.
+    let got = receiver
+        .wait(Duration::from_secs(12), |all| all.len() >= 4)
+        .await;
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["key.added", "key.added", "key.disabled", "key.enabled"]
     );
 }
 
@@ -580,7 +689,7 @@ async fn removing_a_webhook_drops_its_pending_deliveries() {
     let admin = app.admin_token().await;
     let (down, url) = Receiver::start(Script {
         statuses: vec![503; 100],
-        delay: None,
+        ..Script::default()
     })
     .await;
     let (hook_id, _) = add_webhook(&app, &admin, &url, &[]).await;

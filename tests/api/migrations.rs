@@ -166,6 +166,25 @@ async fn keys_of_both_owners_move_into_one_table_and_keep_working() {
         ],
     )
     .await;
+    // The event that recorded the user key's addition, as the two-table schema held it.
+    insert(
+        &db,
+        "events",
+        vec![
+            ("created_at", v(now)),
+            ("org_id", v(org)),
+            ("aggregate_type", v("user")),
+            ("aggregate_id", v(user)),
+            ("aggregate_sequence", v(3i64)),
+            ("event_type", v("user.machine.key.added")),
+            ("actor", v("old-admin")),
+            (
+                "payload",
+                v(json!({"keyId": user_key_id, "uploaded": true}).to_string()),
+            ),
+        ],
+    )
+    .await;
 
     Migrator::up(&db, None).await.unwrap();
 
@@ -240,6 +259,30 @@ async fn keys_of_both_owners_move_into_one_table_and_keep_working() {
             .is_some()
     );
     let admin = app.admin_token().await;
+    // The old event reads under the contract's name, searchable by its key; it counts as
+    // dispatched (no webhook existed when it happened).
+    let (status, trail) = own_rest(
+        &app,
+        "POST",
+        "/v1/events/_search",
+        &admin,
+        Some(json!({"keyId": user_key_id})),
+    )
+    .await;
+    assert_eq!(status, 200, "{trail}");
+    assert_eq!(trail["result"][0]["type"], "key.added", "{trail}");
+    assert_eq!(trail["result"][0]["userId"], user, "{trail}");
+    assert_eq!(
+        trail["result"][0]["actor"]["userId"], "old-admin",
+        "{trail}"
+    );
+    assert!(
+        repo::undispatched_events(&app.services.db, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.actor != "old-admin")
+    );
     let (status, body) = app
         .rest(
             "DELETE",
