@@ -38,6 +38,9 @@ use crate::{
 pub const MAX_IN_FLIGHT: usize = 16;
 /// How often a process looks for due deliveries when nothing woke it.
 const POLL: Duration = Duration::from_secs(1);
+/// The least time between two passes: a burst of writes is fanned out together rather than
+/// with a transaction each.
+const MIN_PASS: Duration = Duration::from_millis(100);
 /// Events fanned out per transaction.
 const FAN_OUT_BATCH: u64 = 500;
 /// How often the backlog figures are read.
@@ -110,9 +113,10 @@ impl Services {
                 last_backlog = tokio::time::Instant::now();
                 self.read_backlog().await;
             }
+            tokio::time::sleep(MIN_PASS).await;
             tokio::select! {
                 () = self.events.wake.notified() => {}
-                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep(POLL - MIN_PASS) => {}
             }
         }
     }
@@ -120,6 +124,10 @@ impl Services {
     /// Turns undispatched events into deliveries, one batch per transaction, while there are
     /// any and this process holds the job.
     pub async fn fan_out(&self, holder: &str) -> Result<()> {
+        // A read first: no job row is taken (no write, on SQLite) when there is nothing to do.
+        if !repo::has_undispatched_events(&self.db).await? {
+            return Ok(());
+        }
         loop {
             let tx = storage::begin(&self.db).await?;
             let now = self.now();
@@ -157,6 +165,9 @@ impl Services {
         limit: u64,
     ) -> Result<Vec<(delivery::Model, webhook::Model, event::Model)>> {
         let now = self.now();
+        if !repo::has_due_deliveries(&self.db, now).await? {
+            return Ok(Vec::new());
+        }
         let claimed =
             repo::claim_deliveries(&self.db, holder, now, now + self.lease(), limit).await?;
         if claimed.is_empty() {

@@ -484,6 +484,92 @@ async fn failed_deliveries_are_retried_with_the_same_id_and_slow_receivers_stall
 }
 
 #[tokio::test]
+async fn an_iam_owners_webhook_hears_every_org_and_an_org_owners_only_its_own() {
+    let app = TestApp::spawn_with(insecure).await;
+    let admin = app.admin_token().await;
+    let (all, all_url) = Receiver::start(Script::default()).await;
+    let (_, all_secret) = add_webhook(&app, &admin, &all_url, &["user.added"]).await;
+    let other_org = app
+        .grpc()
+        .await
+        .add_org(authed(
+            &admin,
+            None,
+            AddOrgRequest {
+                name: unique("tenant"),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    // The other org's owner adds a webhook of its own.
+    let owner = machine_user(&app, &admin, Some(&other_org)).await;
+    let mut c = app.grpc().await;
+    c.add_org_member(authed(
+        &admin,
+        Some(&other_org),
+        AddOrgMemberRequest {
+            user_id: owner.clone(),
+            roles: vec!["ORG_OWNER".into()],
+        },
+    ))
+    .await
+    .unwrap();
+    let key = c
+        .add_machine_key(authed(
+            &admin,
+            Some(&other_org),
+            AddMachineKeyRequest {
+                user_id: owner.clone(),
+                r#type: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .key_details;
+    let owner_token = app.token_for(&KeyFile::parse(&key)).await;
+    let (theirs, their_url) = Receiver::start(Script::default()).await;
+    let (status, body) = own_rest(
+        &app,
+        "POST",
+        "/v1/webhooks",
+        &owner_token,
+        Some(json!({"url": their_url, "types": ["user.added"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["webhook"]["orgId"], json!(other_org));
+    assert_ne!(body["webhook"]["allOrgs"], json!(true));
+    let theirs_user = machine_user(&app, &owner_token, None).await;
+    let home_user = machine_user(&app, &admin, None).await;
+    let got = all.wait(Duration::from_secs(5), |a| a.len() >= 3).await;
+    let users: Vec<Value> = got
+        .iter()
+        .map(|r| r.json()["data"]["userId"].clone())
+        .collect();
+    for u in [&owner, &theirs_user, &home_user] {
+        assert!(users.contains(&json!(u)), "{u} in {users:?}");
+    }
+    for r in &got {
+        verify(&all_secret, r);
+    }
+    let got = theirs.wait(Duration::from_secs(5), |a| !a.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got_all = theirs.all();
+    assert_eq!(
+        got_all.len(),
+        1,
+        "only its own org's event: {:?}",
+        got.iter().map(Received::json).collect::<Vec<_>>()
+    );
+    assert_eq!(got_all[0].json()["data"]["userId"], json!(theirs_user));
+    assert_eq!(got_all[0].json()["data"]["orgId"], json!(other_org));
+}
+
+#[tokio::test]
 async fn a_keys_later_events_wait_for_its_failed_earlier_one() {
     let app = TestApp::spawn_with(insecure).await;
     let admin = app.admin_token().await;

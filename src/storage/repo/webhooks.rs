@@ -199,6 +199,35 @@ pub async fn wait_for_job(
     Ok(taken.rows_affected == 1)
 }
 
+/// Whether any event waits for its deliveries to be made.
+pub async fn has_undispatched_events(db: &impl ConnectionTrait) -> Result<bool> {
+    Ok(event::Entity::find()
+        .select_only()
+        .column(event::Column::Position)
+        .filter(event::Column::DispatchedAt.is_null())
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .is_some())
+}
+
+/// Whether any pending delivery is due at `now`.
+pub async fn has_due_deliveries(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<bool> {
+    Ok(delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::Id)
+        .filter(delivery::Column::State.eq(PENDING))
+        .filter(delivery::Column::DueAt.lte(at(now)))
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(db)
+        .await
+        .map_err(db_err)?
+        .is_some())
+}
+
 /// The oldest events whose deliveries are not made yet.
 pub async fn undispatched_events(
     db: &impl ConnectionTrait,
