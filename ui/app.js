@@ -1,8 +1,8 @@
 // The console: sign-in, organization, machine users and their keys, projects, API apps and
-// app keys, the org's key policy and members. Everything is built with DOM calls and
-// textContent (never innerHTML), so data from the server cannot inject markup, and there is
-// no inline script for a CSP to forbid. The v1 Management API goes over gRPC-Web, authn-keys'
-// own `authnkeys.v1` (key lifecycle, key policy) over Connect with JSON.
+// app keys, the org's key policy and members, its events and webhooks. Everything is built
+// with DOM calls and textContent (never innerHTML), so data from the server cannot inject
+// markup, and there is no inline script for a CSP to forbid. The v1 Management API goes over gRPC-Web, authn-keys'
+// own `authnkeys.v1` (key lifecycle, key policy, events and webhooks) over Connect with JSON.
 import { API_AUTH, Code, RpcError, call, callJson, fromBase64, toBase64 } from "./grpc.js";
 import { SignInError, signInWithKeyFile } from "./auth.js";
 
@@ -14,6 +14,7 @@ const PAGE = 100;
 const NEVER_YEAR = 9999;
 const KEYS = "authnkeys.v1.KeyService";
 const POLICY = "authnkeys.v1.PolicyService";
+const EVENTS = "authnkeys.v1.EventService";
 
 function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
@@ -196,14 +197,20 @@ function offerKeyFile(container, keyId, bytes) {
   );
 }
 
-function showClientSecret(container, clientId, secret) {
+/**
+ * A secret the server shows once (an app's client secret, a webhook's signing secret): a
+ * read-only field with Copy, the warning that it will not be shown again, and Done, which
+ * forgets it and moves focus to `after`.
+ */
+function showSecretOnce(container, { name, inputId, secret, warning, fields = [], after }) {
   dropNotice(container);
-  const secretInput = h("input", { id: "client-secret", readonly: true, value: secret, spellcheck: "false", autocomplete: "off" });
+  const hintId = `${inputId}-hint`;
+  const secretInput = h("input", { id: inputId, readonly: true, value: secret, spellcheck: "false", autocomplete: "off", "aria-describedby": hintId });
   const copy = h("button", { type: "button", class: "btn btn-small", text: "Copy secret" });
   copy.addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText(secret);
-      announce("Client secret copied.");
+      announce(`${name} copied.`);
     } catch {
       secretInput.select();
       announce("Secret selected: copy it with Ctrl+C.");
@@ -212,19 +219,31 @@ function showClientSecret(container, clientId, secret) {
   const done = h("button", { type: "button", class: "btn btn-small", text: "Done" });
   done.addEventListener("click", () => {
     container.replaceChildren();
-    $("apps-title").focus();
+    $(after).focus();
   });
   container.replaceChildren(
     h(
       "div",
-      { class: "notice notice-secret", role: "group", "aria-label": "Client secret" },
-      h("p", { class: "notice-title", text: "Client secret: shown only once" }),
-      h("p", { text: "Store it now. The server keeps only a hash of it and cannot show it again." }),
-      h("div", { class: "field" }, h("label", { for: "client-id-once", text: "Client id" }), h("input", { id: "client-id-once", readonly: true, value: clientId })),
-      h("div", { class: "field" }, h("label", { for: "client-secret", text: "Client secret" }), secretInput),
+      { class: "notice notice-secret", role: "group", "aria-label": name },
+      h("p", { class: "notice-title", text: `${name}: shown only once` }),
+      h("p", { text: warning }),
+      ...fields,
+      h("div", { class: "field" }, h("label", { for: inputId, text: name }), secretInput),
+      h("p", { id: hintId, class: "hint", text: "Copy secret puts it on the clipboard; or select the field and press Ctrl+C." }),
       h("div", { class: "actions" }, copy, done),
     ),
   );
+}
+
+function showClientSecret(container, clientId, secret) {
+  showSecretOnce(container, {
+    name: "Client secret",
+    inputId: "client-secret",
+    secret,
+    warning: "Store it now. The server keeps only a hash of it and cannot show it again.",
+    fields: [h("div", { class: "field" }, h("label", { for: "client-id-once", text: "Client id" }), h("input", { id: "client-id-once", readonly: true, value: clientId }))],
+    after: "apps-title",
+  });
 }
 
 // ---- lists ----------------------------------------------------------------------------
@@ -1022,6 +1041,270 @@ $("members-refresh").addEventListener("click", (ev) =>
   }),
 );
 
+// ---- events and webhooks (authnkeys.v1.EventService) -----------------------------------
+
+// The contract's event types, grouped as the filter and the webhook form show them.
+const EVENT_TYPE_GROUPS = [
+  ["Keys", ["key.added", "key.removed", "key.disabled", "key.enabled", "key.expiring", "key.expired"]],
+  ["Trusted issuers", ["trust.added", "trust.removed"]],
+  ["Key policy", ["policy.changed"]],
+  ["Members", ["member.added", "member.changed", "member.removed"]],
+  ["Users", ["user.added", "user.removed"]],
+  ["Projects and apps", ["project.added", "project.removed", "app.added", "app.removed"]],
+  ["Organizations", ["org.added"]],
+  ["Webhooks", ["webhook.added", "webhook.removed"]],
+];
+const EVENTS_PAGE = 25;
+const DELIVERY_STATES = {
+  DELIVERY_STATE_SENT: ["sent", "badge-ok"],
+  DELIVERY_STATE_PENDING: ["pending", "badge-quiet"],
+  DELIVERY_STATE_FAILED: ["failed", "badge-warn"],
+};
+// What an event's data says beyond the ids shown beside it, in this order.
+const EVENT_FACTS = [
+  ["userName", "user name"],
+  ["name", "name"],
+  ["url", "URL"],
+  ["roles", "roles"],
+  ["algorithm", "algorithm"],
+  ["window", "notice window"],
+  ["expiresIn", "expires in"],
+  ["issuer", "issuer"],
+];
+const SYSTEM_ACTORS = { "system:expiry": "the server (expiry notice)", "system:break-glass": "the operator (break-glass)" };
+
+const fmtSeconds = (date) => (date ? `${date.toISOString().slice(0, 19).replace("T", " ")} UTC` : "");
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+// An ORG_OWNER (or an IAM_OWNER) adds and removes webhooks; a known member without ORG_OWNER
+// is shown the list only, without controls the server would refuse.
+const mayManageWebhooks = () => mayEditPolicy();
+
+/** A user's name when a list already loaded knows it, else its id. */
+function userName(id) {
+  if (isMe(id)) return auth.me.name ? `${auth.me.name} (you)` : "you";
+  const user = users.items.find((u) => u.id === id);
+  if (user) return user.userName;
+  const member = members.items.find((m) => m.userId === id);
+  if (member) return member.preferredLoginName.split("@")[0] || member.displayName || id;
+  return id;
+}
+
+/** The receiver of a delivery: the webhook's URL when the webhook list knows it. */
+function webhookName(id) {
+  const hook = webhooks.items.find((w) => w.id === id);
+  return hook ? hook.url : `webhook ${id}`;
+}
+
+function deliveryItem(d) {
+  const [stateName, stateClass] = DELIVERY_STATES[d.state] || ["unknown", "badge-warn"];
+  const attempts = d.attempts || 0;
+  const last = d.lastStatus ? `HTTP ${d.lastStatus}` : d.lastError || "";
+  let detail;
+  if (d.state === "DELIVERY_STATE_SENT") detail = [plural(attempts, "attempt"), last].filter(Boolean).join(", ");
+  else if (d.state === "DELIVERY_STATE_FAILED") detail = `gave up after ${plural(attempts, "attempt")}${d.lastError ? `: ${d.lastError}` : last ? `: ${last}` : ""}`;
+  else {
+    detail = [
+      attempts ? `${plural(attempts, "attempt")} so far` : "not yet attempted",
+      attempts && d.lastError ? `last: ${d.lastError}` : attempts && last ? `last: ${last}` : "",
+      d.nextAttemptAt ? `next ${fmtSeconds(parseTime(d.nextAttemptAt))}` : "",
+    ]
+      .filter(Boolean)
+      .join(" · ");
+  }
+  return h(
+    "li",
+    { class: "delivery", "data-webhook-id": d.webhookId, "data-state": stateName },
+    h("span", { class: `badge badge-state ${stateClass}`, text: stateName }),
+    h("span", { class: "delivery-to" }, "to ", h("code", { text: webhookName(d.webhookId) })),
+    h("span", { class: "delivery-detail", text: detail }),
+  );
+}
+
+function eventItem(e) {
+  const actor = (e.actor && e.actor.userId) || "";
+  const about = [];
+  if (e.keyId) about.push(h("span", {}, "key ", h("code", { text: e.keyId })));
+  if (e.userId) about.push(h("span", {}, "user ", h("span", { class: "event-user", text: userName(e.userId) })));
+  if (e.app) about.push(h("span", {}, "app ", h("code", { text: e.app.appId }), " of project ", h("code", { text: e.app.projectId })));
+  if (auth.org && e.orgId && e.orgId !== auth.org.id) about.push(h("span", { class: "event-org" }, "in org ", h("code", { text: e.orgId })));
+  const data = e.data || {};
+  const facts = EVENT_FACTS.flatMap(([field, label]) => {
+    const value = data[field];
+    if (Array.isArray(value)) return value.length ? [`${label} ${value.join(", ")}`] : [];
+    return typeof value === "string" || typeof value === "number" ? (value === "" ? [] : [`${label} ${value}`]) : [];
+  });
+  const deliveries = e.deliveries || [];
+  return h(
+    "li",
+    { class: "item event-item", "data-event-id": e.id, "data-type": e.type },
+    h(
+      "div",
+      { class: "item-main static" },
+      h(
+        "span",
+        { class: "item-title" },
+        h("span", { class: "badge badge-type", text: e.type }),
+        h("time", { class: "event-time", datetime: e.time, text: fmtSeconds(parseTime(e.time)) }),
+      ),
+      h("span", { class: "item-sub event-actor", text: `by ${SYSTEM_ACTORS[actor] || userName(actor)}` }),
+      about.length ? h("span", { class: "item-sub event-about" }, idLine(...about)) : null,
+      facts.length ? h("span", { class: "item-sub event-data", text: facts.join(" · ") }) : null,
+      typeof data.reason === "string" && data.reason ? h("span", { class: "item-sub event-reason", text: `Reason: ${data.reason}` }) : null,
+      deliveries.length
+        ? h("ul", { class: "deliveries", "aria-label": `Deliveries of event ${e.id}` }, deliveries.map(deliveryItem))
+        : null,
+    ),
+  );
+}
+
+const events = new ListPanel("events", {
+  method: "ListEvents",
+  noun: "event",
+  empty: () => ($("events-type").value ? `No ${$("events-type").value} events.` : "No events yet."),
+  page: async (offset) => {
+    const type = $("events-type").value;
+    const res = await own(`${EVENTS}/ListEvents`, { types: type ? [type] : [], offset: String(offset), limit: EVENTS_PAGE });
+    // Newest first: events recorded since the first page shift the offsets; drop repeats.
+    const seen = new Set(offset ? events.items.map((e) => e.id) : []);
+    return { items: (res.result || []).filter((e) => !seen.has(e.id)), total: Number(res.totalResult || 0) };
+  },
+  item: eventItem,
+});
+
+async function loadEventsView() {
+  // The webhooks name the deliveries' receivers; without them the ids are shown.
+  try {
+    await webhooks.load();
+  } catch {
+    // the events still list
+  }
+  await events.load();
+}
+
+const webhooks = new ListPanel("webhooks", {
+  method: "ListWebhooks",
+  noun: "webhook",
+  empty: "No webhooks yet.",
+  page: async () => {
+    const res = await own(`${EVENTS}/ListWebhooks`);
+    return { items: res.result || [], total: Number(res.totalResult || 0) };
+  },
+  item: (w) => {
+    const types = w.types || [];
+    const pending = Number(w.pendingDeliveries || 0);
+    const failed = Number(w.failedDeliveries || 0);
+    const created = parseTime(w.createdAt);
+    return h(
+      "li",
+      { class: "item webhook-item", "data-webhook-id": w.id },
+      h(
+        "div",
+        { class: "item-main static" },
+        h(
+          "span",
+          { class: "item-title" },
+          h("code", { class: "webhook-url", text: w.url }),
+          w.allOrgs ? h("span", { class: "badge badge-quiet", text: "every organization" }) : null,
+        ),
+        h("span", { class: "item-sub webhook-types", text: types.length ? `Types: ${types.join(", ")}` : "All event types" }),
+        h("span", { class: failed ? "item-sub webhook-backlog key-disabled" : "item-sub webhook-backlog", text: `${pending} pending · ${failed} failed` }),
+        h(
+          "span",
+          { class: "item-sub" },
+          idLine(
+            h("code", { text: w.id }),
+            created ? `added ${fmtTime(created)}` : "",
+            w.createdBy ? `by ${userName(w.createdBy)}` : "",
+            auth.org && w.orgId && w.orgId !== auth.org.id ? h("span", {}, "org ", h("code", { text: w.orgId })) : "",
+          ),
+        ),
+      ),
+      mayManageWebhooks() ? removeButton(`Remove webhook ${w.url}`, () => removeWebhook(w)) : null,
+    );
+  },
+});
+
+function renderWebhookControls() {
+  const may = mayManageWebhooks();
+  $("add-webhook-form").hidden = !may;
+  $("webhooks-readonly").hidden = may;
+}
+
+async function loadWebhooksView() {
+  // Who may add and remove: the roles the org's member list tells (best effort; unknown
+  // roles leave the controls to the server's answer).
+  try {
+    await members.load();
+    learnMyRoles();
+  } catch {
+    auth.myRoles = null;
+  }
+  renderWebhookControls();
+  await webhooks.load();
+}
+
+async function removeWebhook(w) {
+  const ok = await confirmRemove(
+    "Remove this webhook?",
+    `Deliveries to ${w.url} stop, and its pending deliveries are dropped. Its signing secret is not used again.`,
+  );
+  if (!ok) return;
+  await own(`${EVENTS}/RemoveWebhook`, { webhookId: w.id });
+  await webhooks.load();
+  announce(`Webhook ${w.url} removed.`);
+  focusHeading("webhooks-title");
+}
+
+onSubmit("add-webhook-form", async () => {
+  const url = required($("add-webhook-url"), "the receiver's URL");
+  const types = [...document.querySelectorAll("#add-webhook-types input:checked")].map((i) => i.value);
+  const res = await own(`${EVENTS}/AddWebhook`, { url, types });
+  $("add-webhook-url").value = "";
+  for (const box of document.querySelectorAll("#add-webhook-types input")) box.checked = false;
+  showSecretOnce($("webhook-notice"), {
+    name: "Signing secret",
+    inputId: "webhook-secret",
+    secret: res.secret,
+    warning: `Copy it into the receiver at ${res.webhook.url} now: it will not be shown again (the server keeps it encrypted). The receiver checks each delivery's webhook-signature with it, for example with a Standard Webhooks library.`,
+    after: "webhooks-title",
+  });
+  // The secret is shown once, so bring it into view (on a phone the form sits below the list).
+  $("webhook-secret").focus();
+  announce(`Webhook ${res.webhook.id} added. Its signing secret is shown once: copy it now.`);
+  await webhooks.load();
+});
+
+/** The type choices: the filter's options and the webhook form's boxes, from one list. */
+function renderEventTypes() {
+  const select = $("events-type");
+  for (const [group, types] of EVENT_TYPE_GROUPS) {
+    select.append(h("optgroup", { label: group }, types.map((t) => h("option", { value: t, text: t }))));
+  }
+  $("add-webhook-types").replaceChildren(
+    ...EVENT_TYPE_GROUPS.map(([group, types]) =>
+      h(
+        "div",
+        { class: "type-group", role: "group", "aria-label": group },
+        h("span", { class: "type-group-name", text: group }),
+        h(
+          "div",
+          { class: "checks" },
+          types.map((t) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "type", value: t }), h("code", { text: t }))),
+        ),
+      ),
+    ),
+  );
+}
+renderEventTypes();
+$("events-type").addEventListener("change", () => act(null, () => events.load()));
+$("events-filter").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  act(null, () => events.load());
+});
+$("events-refresh").addEventListener("click", (ev) => act(ev.currentTarget, loadEventsView));
+$("webhooks-refresh").addEventListener("click", (ev) => act(ev.currentTarget, loadWebhooksView));
+
 // ---- who is signed in -----------------------------------------------------------------
 
 /** The `sub` of a JWT access token, unverified: only to show who is signed in. Opaque
@@ -1065,6 +1348,8 @@ const TABS = {
   users: () => users.load(),
   projects: () => projects.load(),
   org: () => loadOrgView(),
+  events: () => loadEventsView(),
+  webhooks: () => loadWebhooksView(),
 };
 let tab = "users";
 function showTab(name) {
@@ -1099,9 +1384,9 @@ function resetData() {
   currentProject = null;
   currentApp = null;
   auth.myRoles = null;
-  for (const list of [users, userKeys, projects, apps, appKeys, members]) list.reset();
+  for (const list of [users, userKeys, projects, apps, appKeys, members, events, webhooks]) list.reset();
   resetPolicy();
-  for (const id of ["user-key-notice", "app-notice", "app-key-notice"]) dropNotice($(id));
+  for (const id of ["user-key-notice", "app-notice", "app-key-notice", "webhook-notice"]) dropNotice($(id));
   $("user-empty").hidden = false;
   $("user-keys").hidden = true;
   $("user-keys-refresh").hidden = true;
