@@ -2,15 +2,19 @@
 // a key file (RSA and Ed25519) and with a token, who is signed in, org switching, machine
 // users and their keys (generated of several algorithms and uploaded RSA and EC; algorithm,
 // origin, state, last use; disable with a reason, enable; filters), the org's key policy and
-// members, projects, API apps and app keys, error ids, keyboard-only use, phone layout, and a
-// strict Content-Security-Policy. Started by run.sh, which sets AK_URL and AK_ADMIN_KEY.
+// members, projects, API apps and app keys, the org's events (type filter, load more, each
+// delivery's state) and webhooks (add with the secret shown once, list, remove; read-only for a
+// viewer), error ids, keyboard-only use, phone layout, and a strict Content-Security-Policy.
+// Started by run.sh, which sets AK_URL and AK_ADMIN_KEY.
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
+import { createServer } from "node:http";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Checks, launch } from "../lib/browser.mjs";
 import { accessToken, assertion } from "../lib/token.mjs";
+import { Webhook } from "standardwebhooks";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const AK_URL = process.env.AK_URL;
@@ -35,6 +39,8 @@ const CSP =
   "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 const t = new Checks("console");
+// Pages opened along the way, checked for CSP violations and script errors at the end.
+const extraPages = [];
 const started = Date.now();
 const suffix = Date.now().toString(36);
 const adminFile = JSON.parse(readFileSync(ADMIN_KEY, "utf8"));
@@ -133,6 +139,53 @@ async function tokenRequest(keyFile) {
   });
   return resp.status;
 }
+
+// The console's webhook delivers here (the server runs with AUTHN_KEYS_OUTBOUND_ALLOW_INSECURE).
+const deliveries = [];
+const receiver = createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
+  req.on("end", () => {
+    deliveries.push({ path: req.url, headers: { ...req.headers }, raw: Buffer.concat(chunks) });
+    res.writeHead(204).end();
+  });
+});
+await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+const RECEIVER = `http://127.0.0.1:${receiver.address().port}`;
+
+/** A REST call as the admin, for what the console test needs set up behind the page's back. */
+let adminToken = null;
+async function asAdmin(method, path, body) {
+  adminToken = adminToken ?? (await accessToken(ADMIN_KEY, AK_URL));
+  const resp = await fetch(`${AK_URL}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: resp.status, body: await resp.json().catch(() => null) };
+}
+
+/** Clicks `refresh` until `sel` shows up (a delivery's state changes behind the page). */
+async function refreshUntil(page, refresh, sel, tries = 20) {
+  for (let i = 0; i < tries; i += 1) {
+    if (await visible(page, sel, 500)) return true;
+    await page.click(refresh);
+  }
+  return visible(page, sel, 500);
+}
+
+/** True when every event listed has `type` (and there is at least one). */
+const onlyType = (page, type) =>
+  page
+    .waitForFunction(
+      (ty) => {
+        const items = [...document.querySelectorAll("#events-list li.event-item")];
+        return items.length > 0 && items.every((li) => li.dataset.type === ty);
+      },
+      type,
+      { timeout: 10_000 },
+    )
+    .then(() => true, () => false);
 
 const browser = await launch();
 try {
@@ -397,6 +450,133 @@ try {
   await page.setViewportSize(DESKTOP);
   t.check("users at 1280 px: no horizontal overflow", (await overflow(page)) <= 0, `${await overflow(page)} px`);
 
+  // ---------------------------------------------------------------- webhooks and events
+  await page.click("#tab-webhooks");
+  t.check("Webhooks: an ORG_OWNER is offered the add form", (await visible(page, "#add-webhook-form")) && !(await page.isVisible("#webhooks-readonly")));
+  t.check("no webhooks yet", await waitText(page, "#webhooks-list", /No webhooks yet/), await textOf(page, "#webhooks-list"));
+  t.equal("every event type can be chosen", await page.locator("#add-webhook-types input[type=checkbox]").count(), 21);
+  await page.fill("#add-webhook-url", "ftp://hooks.example.com/in");
+  await page.click("#add-webhook-submit");
+  t.check("a refused URL shows the server's message and error id (OUT-Url03)", await waitText(page, "#alert", /must use https.*OUT-Url03/), await textOf(page, "#alert"));
+  t.check("and shows no secret", !(await page.isVisible("#webhook-secret")));
+  await page.click("#alert button");
+
+  const hookUrl = `${RECEIVER}/console-${suffix}`;
+  await page.fill("#add-webhook-url", hookUrl);
+  await page.check("#add-webhook-types input[value='key.added']");
+  await page.check("#add-webhook-types input[value='user.added']");
+  await page.click("#add-webhook-submit");
+  t.check("adding a webhook shows its signing secret", await visible(page, "#webhook-secret"), await textOf(page, "#alert"));
+  const hookSecret = await page.inputValue("#webhook-secret").catch(() => "");
+  t.check("a Standard Webhooks secret (whsec_…)", /^whsec_[A-Za-z0-9+/]{32,}={0,2}$/.test(hookSecret), hookSecret.slice(0, 8));
+  t.check("with the warning that it will not be shown again", await waitText(page, "#webhook-notice", /shown only once.*will not be shown again/), await textOf(page, "#webhook-notice"));
+  t.check("and how to copy it", (await waitText(page, "#webhook-notice", /Copy secret puts it on the clipboard/)) && (await visible(page, "#webhook-notice button:text-is('Copy secret')", 2000)));
+  t.equal("the secret field has focus", await page.evaluate(() => document.activeElement?.id), "webhook-secret");
+  t.check("the webhook is listed", await visible(page, `#webhooks-list .webhook-url:text-is('${hookUrl}')`), await textOf(page, "#webhooks-list"));
+  const hookId = await attr(page, `#webhooks-list li:has(.webhook-url:text-is('${hookUrl}'))`, "data-webhook-id");
+  const hookItem = `#webhooks-list li[data-webhook-id='${hookId}']`;
+  t.check("with its types", await waitText(page, `${hookItem} .webhook-types`, /^Types: key\.added, user\.added$/), await textOf(page, `${hookItem} .webhook-types`));
+  t.check("and its deliveries", await waitText(page, `${hookItem} .webhook-backlog`, /^0 pending · 0 failed$/), await textOf(page, `${hookItem} .webhook-backlog`));
+  await page.click("#webhook-notice button:text-is('Done')");
+  t.check("Done forgets the secret", await gone(page, "#webhook-secret"));
+  await shot(page, "webhooks-desktop");
+  await page.click("#webhooks-refresh");
+  await visible(page, hookItem);
+  t.check("the secret is not shown again", !(await page.content()).includes(hookSecret.slice(6)));
+
+  // A change made in the console is an event, delivered to the webhook.
+  await page.click("#tab-users");
+  const evUser = `audited-${suffix}`;
+  await page.fill("#add-user-username", evUser);
+  await page.fill("#add-user-name", "audited");
+  await page.click("#add-user-form button[type=submit]");
+  await visible(page, `#users-list .item-name:text-is('${evUser}')`);
+  await waitText(page, "#user-keys-title", new RegExp(`Keys of ${evUser}`));
+  const evUserId = await textOf(page, "#user-keys-id");
+  await page.click("#tab-events");
+  t.check("Events: the user just added is there", await visible(page, `#events-list li[data-type='user.added'] .event-user:text-is('${evUser}')`), await textOf(page, "#events-list"));
+  const evId = await attr(page, `#events-list li[data-type='user.added']:has(.event-user:text-is('${evUser}'))`, "data-event-id");
+  const evItem = `#events-list li[data-event-id='${evId}']`;
+  t.check("with what it was", await waitText(page, `${evItem} .event-data`, new RegExp(`^user name ${evUser}`)), await textOf(page, evItem));
+  t.check("with when and who", await waitText(page, `${evItem} .event-time`, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/) && (await waitText(page, `${evItem} .event-actor`, /^by admin \(you\)$/)), await textOf(page, evItem));
+  const sentTo = `${evItem} .delivery[data-state='sent'][data-webhook-id='${hookId}']`;
+  t.check("and its delivery to the webhook: sent", await refreshUntil(page, "#events-refresh", sentTo), await textOf(page, evItem));
+  t.equal("named by the webhook's URL", await textOf(page, `${sentTo} .delivery-to`), `to ${hookUrl}`);
+  t.check("with the attempt and the receiver's status", await waitText(page, `${sentTo} .delivery-detail`, /^1 attempt, HTTP 204$/), await textOf(page, `${sentTo} .delivery-detail`));
+  const got = deliveries.find((d) => d.headers["webhook-id"] === evId);
+  let verified = false;
+  try {
+    verified = !!got && !!new Webhook(hookSecret).verify(got.raw, got.headers);
+  } catch (e) {
+    verified = String(e);
+  }
+  t.check("the receiver got it, signed with the secret the console showed", verified === true, verified || "not received");
+  await shot(page, "events-desktop");
+
+  // The type filter, and more than a page.
+  const evKey = await asAdmin("POST", "/v1/keys", { userId: evUserId, algorithm: "ES256" });
+  for (let i = 0; i < 8; i += 1) {
+    await asAdmin("POST", `/v1/keys/${evKey.body?.key?.id}/_disable`, { reason: `round ${i}` });
+    await asAdmin("POST", `/v1/keys/${evKey.body?.key?.id}/_enable`, {});
+  }
+  await page.selectOption("#events-type", "key.disabled");
+  t.check("the type filter: only key.disabled events", await onlyType(page, "key.disabled"), await textOf(page, "#events-list"));
+  t.check("each with its reason", await waitText(page, "#events-list li.event-item .event-reason", /^Reason: round 7$/), await textOf(page, "#events-list li.event-item"));
+  await page.selectOption("#events-type", "webhook.added");
+  t.check("webhook.added: the webhook just added", await onlyType(page, "webhook.added"), await textOf(page, "#events-list"));
+  await page.selectOption("#events-type", "trust.added");
+  t.check("a type without events says so", await waitText(page, "#events-list", /No trust\.added events\./), await textOf(page, "#events-list"));
+  await page.selectOption("#events-type", "");
+  await page.locator("#events-list li.event-item").nth(1).waitFor({ timeout: 5000 }).catch(() => {});
+  const total = Number(((await textOf(page, "#events-count")).match(/^(\d+) events$/) || [])[1] || 0);
+  t.check("all types again: the first 25 of more", total > 25 && (await page.locator("#events-list li.event-item").count()) === 25, `${total} events, ${await page.locator("#events-list li.event-item").count()} listed`);
+  await page.click("#events-more");
+  const more = await page
+    .waitForFunction((n) => document.querySelectorAll("#events-list li.event-item").length === n, Math.min(total, 50), { timeout: 10_000 })
+    .then(() => true, () => false);
+  t.check("Load more brings the next page", more, `${await page.locator("#events-list li.event-item").count()} listed of ${total}`);
+  const ids = await page.evaluate(() => [...document.querySelectorAll("#events-list li.event-item")].map((li) => li.dataset.eventId));
+  t.check("without repeats, newest first", new Set(ids).size === ids.length && ids.every((id, i) => i === 0 || BigInt(id) < BigInt(ids[i - 1])), ids.slice(0, 5).join(", "));
+  await page.setViewportSize(PHONE);
+  t.check("events at 390 px: no horizontal overflow", (await overflow(page)) <= 0, `${await overflow(page)} px`);
+  await shot(page, "events-phone");
+  await page.click("#tab-webhooks");
+  await visible(page, hookItem);
+  t.check("webhooks at 390 px: no horizontal overflow", (await overflow(page)) <= 0, `${await overflow(page)} px`);
+  await page.setViewportSize(DESKTOP);
+
+  // A viewer sees the webhooks and the events, without the controls the server would refuse.
+  const viewer = await asAdmin("POST", "/management/v1/users/machine", { userName: `viewer-${suffix}`, name: "viewer" });
+  await asAdmin("POST", "/management/v1/orgs/me/members", { userId: viewer.body.userId, roles: ["ORG_OWNER_VIEWER"] });
+  const viewerKey = await asAdmin("POST", `/management/v1/users/${viewer.body.userId}/keys`, { type: "KEY_TYPE_JSON" });
+  const viewerFile = join(secrets, "viewer.json");
+  writeFileSync(viewerFile, Buffer.from(viewerKey.body.keyDetails, "base64"));
+  const vp = await newPage(browser, DESKTOP);
+  await vp.goto(UI);
+  await vp.setInputFiles("#keyfile-input", viewerFile);
+  await vp.click("#keyfile-submit");
+  await visible(vp, "#console-view");
+  await vp.click("#tab-webhooks");
+  t.check("an ORG_OWNER_VIEWER sees the webhook", await visible(vp, hookItem), await textOf(vp, "#alert"));
+  t.check("without a Remove button", (await vp.locator(`${hookItem} button`).count()) === 0);
+  t.check("and is told who may add one instead of a form", (await visible(vp, "#webhooks-readonly", 2000)) && !(await vp.isVisible("#add-webhook-form")));
+  await vp.click("#tab-events");
+  await vp.selectOption("#events-type", "user.added");
+  t.check("and reads the events", await visible(vp, evItem), await textOf(vp, "#alert"));
+  extraPages.push(vp);
+
+  await removeVia(page, `Remove webhook ${hookUrl}`, false);
+  t.check("cancelling keeps the webhook", await visible(page, hookItem, 2000));
+  await removeVia(page, `Remove webhook ${hookUrl}`);
+  t.check("Remove: the webhook is gone", await gone(page, hookItem), await textOf(page, "#alert"));
+  t.check("and the list is empty", await waitText(page, "#webhooks-list", /No webhooks yet/));
+  await page.click("#tab-events");
+  await page.selectOption("#events-type", "webhook.removed");
+  t.check("its removal is an event", await onlyType(page, "webhook.removed"), await textOf(page, "#events-list"));
+  await page.selectOption("#events-type", "");
+  await page.click("#tab-users");
+  await visible(page, `#users-list .item-name:text-is('${userName}')`);
+
   // ---------------------------------------------------------------- removals
   await removeVia(page, `Remove machine user ${userName}`, false);
   t.check("cancelling the confirmation keeps the user", await visible(page, `#users-list .item-name:text-is('${userName}')`, 2000));
@@ -536,7 +716,7 @@ try {
   await shot(phone, "signin-phone");
 
   // ---------------------------------------------------------------- hygiene
-  const pages = [page, ed, kb, old, phone];
+  const pages = [page, ed, kb, old, phone, ...extraPages];
   const violations = (await Promise.all(pages.map((p) => p.evaluate(() => window.__csp)))).flat();
   t.check(`no Content-Security-Policy violations (${page.serverCsp() ? "server's policy" : "test's strict policy"})`, violations.length === 0, violations.join("; "));
   const errors = pages.flatMap((p) => p.errors);
@@ -545,6 +725,8 @@ try {
   t.check("the run completed", false, err && err.stack ? err.stack : String(err));
 } finally {
   await browser.close();
+  receiver.closeAllConnections();
+  await new Promise((resolve) => receiver.close(resolve));
   rmSync(secrets, { recursive: true, force: true });
   clearTimeout(watchdog);
   console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`);
