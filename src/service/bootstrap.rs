@@ -151,7 +151,7 @@ impl Services {
                 &admin_id,
                 1,
                 "instance.member.added",
-                json!({"roles": ["IAM_OWNER"]}),
+                json!({"userId": admin_id, "roles": ["IAM_OWNER"]}),
             ),
         ] {
             w.record(agg, id, seq, ty, payload);
@@ -337,7 +337,7 @@ impl Services {
                         "instance",
                         1,
                         "instance.member.added",
-                        json!({"roles": ["IAM_OWNER"], "breakGlass": true}),
+                        json!({"userId": id, "roles": ["IAM_OWNER"], "breakGlass": true}),
                     ),
                 ] {
                     w.record(agg, &id, seq, ty, payload);
