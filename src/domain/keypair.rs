@@ -16,7 +16,7 @@ use rsa::{
     traits::PublicKeyParts,
 };
 
-use super::jwt::Algorithm;
+use super::{jwt::Algorithm, text::shown};
 
 /// The smallest RSA modulus accepted, for uploaded keys and configured key sizes.
 pub const MIN_RSA_BITS: usize = 2048;
@@ -583,7 +583,36 @@ pub enum PublicKeyError {
         "the RSA public key's exponent must be odd, greater than 1 and less than 2^33 (65537 is usual)"
     )]
     BadExponent,
+    #[error("the JWK is not a JSON object")]
+    JwkNotObject,
+    #[error("the JWK's {0} member is missing or not a string")]
+    JwkMember(&'static str),
+    #[error("the JWK's {0} member is not base64url")]
+    JwkBase64(&'static str),
+    #[error(
+        "the JWK holds private key material (its {0} member); a key set may hold public keys only"
+    )]
+    JwkPrivate(&'static str),
+    #[error(
+        "the JWK is a symmetric key (kty oct); only public keys are accepted: RSA, EC (P-256, P-384) or OKP (Ed25519)"
+    )]
+    JwkSymmetric,
+    #[error(
+        "the JWK's key type (kty) {0} is not supported; only RSA, EC (P-256, P-384) and OKP (Ed25519) keys are accepted"
+    )]
+    JwkKeyType(String),
+    #[error("the {kind} JWK's {member} is {len} bytes long; it must be {expected}")]
+    JwkLength {
+        kind: KeyKind,
+        member: &'static str,
+        len: usize,
+        expected: usize,
+    },
 }
+
+/// The members that hold private or secret key material (RFC 7518 §6.2.2, §6.3.2, §6.4.1;
+/// RFC 8037 §2): a JWK with any of them is refused, whatever its value.
+pub const JWK_PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// A public key no one holds for each algorithm: when an assertion names a key id we do not
 /// have, its signature is checked against the one for its algorithm, so a refusal costs one
@@ -716,6 +745,86 @@ impl PublicKey {
             check_rsa_numbers(n, e)?;
         }
         Ok(key)
+    }
+
+    /// Parses a public JWK (RFC 7517, 7518 §6, 8037) by the same rules as
+    /// [`from_pkix_pem`](Self::from_pkix_pem): `kty` `RSA` with `n` and `e`, `EC` with `crv`
+    /// `P-256` or `P-384` and full-length `x` and `y`, or `OKP` with `crv` `Ed25519` and `x`,
+    /// all base64url. A JWK holding private material (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`,
+    /// `k`) is refused, as is a symmetric one (`oct`). Members other than the key's own (`kid`,
+    /// `use`, `alg`, `x5c`, …) are not looked at here.
+    pub fn from_jwk(jwk: &serde_json::Value) -> Result<Self, PublicKeyError> {
+        let members = jwk.as_object().ok_or(PublicKeyError::JwkNotObject)?;
+        // A symmetric key is named as such, whether or not its secret (`k`) came with it.
+        if members.get("kty").and_then(serde_json::Value::as_str) == Some("oct") {
+            return Err(PublicKeyError::JwkSymmetric);
+        }
+        if let Some(private) = JWK_PRIVATE_MEMBERS
+            .into_iter()
+            .find(|m| members.contains_key(*m))
+        {
+            return Err(PublicKeyError::JwkPrivate(private));
+        }
+        let text = |member: &'static str| {
+            members
+                .get(member)
+                .and_then(serde_json::Value::as_str)
+                .ok_or(PublicKeyError::JwkMember(member))
+        };
+        let bytes = |member: &'static str| {
+            URL_SAFE_NO_PAD
+                .decode(text(member)?.trim_end_matches('='))
+                .map_err(|_| PublicKeyError::JwkBase64(member))
+        };
+        let sized = |kind: KeyKind, member: &'static str, expected: usize| {
+            let value = bytes(member)?;
+            if value.len() == expected {
+                Ok(value)
+            } else {
+                Err(PublicKeyError::JwkLength {
+                    kind,
+                    member,
+                    len: value.len(),
+                    expected,
+                })
+            }
+        };
+        match text("kty")? {
+            "RSA" => {
+                let (n, e) = (bytes("n")?, bytes("e")?);
+                check_rsa_numbers(&n, &e)?;
+                let key = RsaPublicKey::new(
+                    rsa::BigUint::from_bytes_be(&n),
+                    rsa::BigUint::from_bytes_be(&e),
+                )
+                .map_err(|_| PublicKeyError::BadExponent)?;
+                Ok(PublicKey::from_rsa(key))
+            }
+            "EC" => {
+                let curve = match text("crv")? {
+                    "P-256" => Curve::P256,
+                    "P-384" => Curve::P384,
+                    "P-521" => {
+                        return Err(PublicKeyError::UnsupportedCurve("P-521 (secp521r1)".into()));
+                    }
+                    other => {
+                        return Err(PublicKeyError::UnsupportedCurve(shown(other).to_string()));
+                    }
+                };
+                let len = curve.coordinate_len();
+                let x = sized(curve.kind(), "x", len)?;
+                let y = sized(curve.kind(), "y", len)?;
+                let point = [&[0x04][..], &x, &y].concat();
+                Self::from_ec_point(curve, &point)
+            }
+            "OKP" => match text("crv")? {
+                "Ed25519" => Self::from_ed25519(&sized(KeyKind::Ed25519, "x", 32)?),
+                other => Err(PublicKeyError::UnsupportedAlgorithm(
+                    shown(other).to_string(),
+                )),
+            },
+            other => Err(PublicKeyError::JwkKeyType(shown(other).to_string())),
+        }
     }
 
     fn from_rsa(key: RsaPublicKey) -> Self {
@@ -1528,5 +1637,237 @@ mod tests {
         let p521 = "-----BEGIN PRIVATE KEY-----\nMIHuAgEAMBAGByqGSM49AgEGBSuBBAAjBIHWMIHTAgEBBEIAJTq3u0v8zCRXcTaj\nx5xHyC837YDzbsWKeLsWsSALQ/bl9TNiL0eDsNS836ezFQx+DijZVplBgvfEm67E\nUwDggg2hgYkDgYYABACSSm4AbyS8co4zZlrbTvSmGJ+w6qeUN0ZHlQnSxm5AbgIL\nmiqJlYPtNid4Nz3K90kvUuX9SwtceFUjZvgDdKLkiwGK7CHIKOB8Zqwm5g7fjBUe\nti+WC3IINulS18N8g9rVUNChdLxMvBemsEznUbciXqKYAEUdfIwf9gFnHgmpZS5H\nYw==\n-----END PRIVATE KEY-----\n";
         let err = ClientSigningKey::from_pem(p521).unwrap_err().to_string();
         assert!(err.contains("P-521"), "{err}");
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    #[test]
+    fn jwks_of_every_kind_parse_to_the_same_key() {
+        let rsa = PrivateKey::generate(2048).unwrap().public_key();
+        for key in [
+            rsa.clone(),
+            parse(P256_PEM).unwrap(),
+            parse(P384_PEM).unwrap(),
+            parse(ED25519_PEM).unwrap(),
+        ] {
+            let mut jwk = key.jwk();
+            assert_eq!(PublicKey::from_jwk(&jwk), Ok(key.clone()));
+            // Members beside the key's own are not looked at here.
+            jwk["kid"] = "k1".into();
+            jwk["use"] = "sig".into();
+            jwk["x5t"] = "whatever".into();
+            let parsed = PublicKey::from_jwk(&jwk).unwrap();
+            assert_eq!(parsed.thumbprint(), key.thumbprint());
+        }
+        // RFC 7638 §3.1's RSA key, and RFC 8037 §A.2's Ed25519 key, by their thumbprints.
+        let rfc_rsa = serde_json::json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        let key = PublicKey::from_jwk(&rfc_rsa).unwrap();
+        assert_eq!(key.kind(), KeyKind::Rsa { bits: 2048 });
+        assert_eq!(
+            key.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        let rfc_ed = serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+        });
+        assert_eq!(
+            PublicKey::from_jwk(&rfc_ed).unwrap().thumbprint(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+        // A modulus with a leading zero byte, and padded base64url, are the same key.
+        let (n, e) = rsa.n_e().unwrap();
+        let padded = serde_json::json!({
+            "kty": "RSA",
+            "n": b64(&[&[0u8][..], n].concat()),
+            "e": format!("{}=", b64(e).trim_end_matches('=')),
+        });
+        assert_eq!(PublicKey::from_jwk(&padded), Ok(rsa.clone()));
+        // A JWK key verifies what its private half signed.
+        let pair = KeyPair::generate(Algorithm::ES256).unwrap();
+        let signer = ClientSigningKey::from_pem(pair.private_pem().unwrap().expose()).unwrap();
+        let signature = signer.sign(Algorithm::ES256, b"m").unwrap();
+        let from_jwk = PublicKey::from_jwk(&pair.public_key().jwk()).unwrap();
+        assert!(from_jwk.verify(Algorithm::ES256, b"m", &signature));
+    }
+
+    #[test]
+    fn jwks_with_private_or_secret_material_are_refused() {
+        // RFC 8037 §A.1: an Ed25519 private key.
+        let ed = serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519",
+            "d": "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+        });
+        let err = PublicKey::from_jwk(&ed).unwrap_err();
+        assert_eq!(err, PublicKeyError::JwkPrivate("d"));
+        assert_eq!(
+            err.to_string(),
+            "the JWK holds private key material (its d member); a key set may hold public keys only"
+        );
+        // An RSA private key as JWT libraries export it, and each private member alone.
+        let private = PrivateKey::generate(2048).unwrap();
+        use rsa::traits::PrivateKeyParts;
+        let rsa = private.rsa();
+        let primes = rsa.primes();
+        let mut full = private.public_key().jwk();
+        full["d"] = b64(&rsa.d().to_bytes_be()).into();
+        full["p"] = b64(&primes[0].to_bytes_be()).into();
+        full["q"] = b64(&primes[1].to_bytes_be()).into();
+        assert_eq!(
+            PublicKey::from_jwk(&full),
+            Err(PublicKeyError::JwkPrivate("d"))
+        );
+        for member in JWK_PRIVATE_MEMBERS {
+            let mut jwk = parse(P256_PEM).unwrap().jwk();
+            // Whatever the value: its presence is the mistake.
+            jwk[member] = serde_json::Value::Null;
+            assert_eq!(
+                PublicKey::from_jwk(&jwk),
+                Err(PublicKeyError::JwkPrivate(member))
+            );
+        }
+        // A symmetric key, with or without its secret.
+        for oct in [
+            serde_json::json!({"kty": "oct", "k": "GawgguFyGrWKav7AX4VKUg"}),
+            serde_json::json!({"kty": "oct"}),
+        ] {
+            let err = PublicKey::from_jwk(&oct).unwrap_err();
+            assert_eq!(err, PublicKeyError::JwkSymmetric);
+            assert!(err.to_string().contains("symmetric key (kty oct)"), "{err}");
+        }
+    }
+
+    #[test]
+    fn jwks_of_other_kinds_or_out_of_shape_are_refused() {
+        use serde_json::json;
+        let from = |v: serde_json::Value| PublicKey::from_jwk(&v);
+        let p256 = parse(P256_PEM).unwrap().jwk();
+        let (x, y) = (p256["x"].as_str().unwrap(), p256["y"].as_str().unwrap());
+
+        assert_eq!(from(json!(["RSA"])), Err(PublicKeyError::JwkNotObject));
+        assert_eq!(from(json!({})), Err(PublicKeyError::JwkMember("kty")));
+        assert_eq!(
+            from(json!({"kty": 1})),
+            Err(PublicKeyError::JwkMember("kty"))
+        );
+        let err = from(json!({"kty": "DSA\n"})).unwrap_err();
+        assert_eq!(err, PublicKeyError::JwkKeyType("DSA\\n".into()));
+        assert!(
+            err.to_string()
+                .contains("only RSA, EC (P-256, P-384) and OKP (Ed25519)")
+        );
+
+        // EC: curves not taken, members missing, short or off the curve.
+        assert_eq!(
+            from(json!({"kty": "EC", "crv": "P-521", "x": x, "y": y})),
+            Err(PublicKeyError::UnsupportedCurve("P-521 (secp521r1)".into()))
+        );
+        assert_eq!(
+            from(json!({"kty": "EC", "crv": "secp256k1", "x": x, "y": y})),
+            Err(PublicKeyError::UnsupportedCurve("secp256k1".into()))
+        );
+        assert_eq!(
+            from(json!({"kty": "EC", "x": x, "y": y})),
+            Err(PublicKeyError::JwkMember("crv"))
+        );
+        assert_eq!(
+            from(json!({"kty": "EC", "crv": "P-256", "x": x})),
+            Err(PublicKeyError::JwkMember("y"))
+        );
+        let short = b64(&[7u8; 31]);
+        let err = from(json!({"kty": "EC", "crv": "P-256", "x": short, "y": y})).unwrap_err();
+        assert_eq!(
+            err,
+            PublicKeyError::JwkLength {
+                kind: KeyKind::P256,
+                member: "x",
+                len: 31,
+                expected: 32
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "the P-256 JWK's x is 31 bytes long; it must be 32"
+        );
+        // A P-256 point under the P-384 name is the wrong length there.
+        assert!(matches!(
+            from(json!({"kty": "EC", "crv": "P-384", "x": x, "y": y})),
+            Err(PublicKeyError::JwkLength {
+                kind: KeyKind::P384,
+                ..
+            })
+        ));
+        let mut off = URL_SAFE_NO_PAD.decode(y).unwrap();
+        *off.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            from(json!({"kty": "EC", "crv": "P-256", "x": x, "y": b64(&off)})),
+            Err(PublicKeyError::InvalidPoint(KeyKind::P256))
+        );
+        for bad in ["a+b/", "a b", "!!!!", "Zm9v\n"] {
+            assert_eq!(
+                from(json!({"kty": "EC", "crv": "P-256", "x": bad, "y": y})),
+                Err(PublicKeyError::JwkBase64("x")),
+                "{bad:?}"
+            );
+        }
+
+        // OKP: only Ed25519, 32 bytes, of large order.
+        assert_eq!(
+            from(json!({"kty": "OKP", "crv": "X25519", "x": b64(&[9u8; 32])})),
+            Err(PublicKeyError::UnsupportedAlgorithm("X25519".into()))
+        );
+        assert!(matches!(
+            from(json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&[9u8; 31])})),
+            Err(PublicKeyError::JwkLength {
+                kind: KeyKind::Ed25519,
+                len: 31,
+                ..
+            })
+        ));
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(
+            from(json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&identity)})),
+            Err(PublicKeyError::SmallOrder)
+        );
+
+        // RSA: the uploaded keys' rule on size and exponent.
+        let real = PrivateKey::generate(2048).unwrap().public_key();
+        let (n, _) = real.n_e().unwrap();
+        let rsa = |n: &[u8], e: &[u8]| from(json!({"kty": "RSA", "n": b64(n), "e": b64(e)}));
+        assert_eq!(rsa(n, &[1, 0, 1]), Ok(real.clone()));
+        assert_eq!(rsa(n, &[1]), Err(PublicKeyError::BadExponent));
+        assert_eq!(rsa(n, &[1, 0, 0]), Err(PublicKeyError::BadExponent));
+        assert_eq!(
+            rsa(n, &[1, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Err(PublicKeyError::BadExponent)
+        );
+        assert_eq!(
+            rsa(&odd_number(1024), &[1, 0, 1]),
+            Err(PublicKeyError::TooSmall(1024))
+        );
+        assert_eq!(
+            rsa(&odd_number(4097), &[1, 0, 1]),
+            Err(PublicKeyError::TooLarge(4097))
+        );
+        let mut even = n.to_vec();
+        *even.last_mut().unwrap() &= 0xfe;
+        assert_eq!(rsa(&even, &[1, 0, 1]), Err(PublicKeyError::EvenModulus));
+        assert_eq!(
+            from(json!({"kty": "RSA", "n": b64(n)})),
+            Err(PublicKeyError::JwkMember("e"))
+        );
+        assert_eq!(
+            from(json!({"kty": "RSA", "n": "AQAB/", "e": "AQAB"})),
+            Err(PublicKeyError::JwkBase64("n"))
+        );
     }
 }

@@ -4,6 +4,7 @@ pub mod clock;
 pub mod events;
 pub mod expiry;
 pub mod ids;
+pub mod jwks;
 pub mod jwt;
 pub mod key_file;
 pub mod key_policy;

@@ -25,6 +25,7 @@ pub mod cache;
 pub mod dispatch;
 pub mod events;
 pub mod introspect;
+pub mod issuer_keys;
 pub mod key_lifecycle;
 pub mod key_policy;
 pub mod keygen;
