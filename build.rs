@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "proto/zitadel/application/v2/application_service.proto",
                 "proto/authnkeys/v1/keys.proto",
                 "proto/authnkeys/v1/events.proto",
+                "proto/authnkeys/v1/trusts.proto",
                 "proto/google/rpc/status.proto",
             ],
             &["proto"],

@@ -26,6 +26,7 @@ use crate::{
         Services, Settings,
         bootstrap::Instance,
         events::EventHub,
+        issuer_keys::IssuerKeys,
         keygen::{FreshKeys, KeyPairSource, KeyPool},
         last_use::LastUses,
         outbound::Outbound,
@@ -126,6 +127,8 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
     .await?;
     let limit = |burst, per_minute| Limit { burst, per_minute };
     let db_for_records = db.clone();
+    let outbound = Outbound::new(config.outbound())?;
+    let clock_for_keys = clock.clone();
     Ok(Services {
         db,
         clock,
@@ -168,9 +171,10 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
         caches: Arc::default(),
         token_records: TokenRecords::start(db_for_records),
         last_uses: Arc::new(LastUses::new(config.key_last_use)),
+        issuer_keys: Arc::new(IssuerKeys::new(outbound.clone(), clock_for_keys)),
+        outbound,
         events: Arc::new(EventHub::new(
             &master,
-            Outbound::new(config.outbound())?,
             NoticeWindows::parse(&config.expiry_notices).map_err(|e| {
                 Error::invalid_argument("CONFIG-Notc1", format!("AUTHN_KEYS_EXPIRY_NOTICES: {e}"))
             })?,

@@ -15,7 +15,7 @@ use super::{Peer, observe::OAuthOutcome, peer_ip, protocol::set_retry_after};
 use crate::service::{
     Services,
     introspect::{BasicAuth, IntrospectRequest},
-    tokens::{JWT_BEARER_GRANT, OAuthError, OAuthErrorCode, TokenRequest},
+    tokens::{JWT_BEARER_GRANT, OAuthError, OAuthErrorCode, TOKEN_EXCHANGE_GRANT, TokenRequest},
 };
 
 pub const API_SCOPE: &str = crate::service::auth::API_SCOPE;
@@ -85,7 +85,7 @@ fn discovery_document(issuer: &str) -> serde_json::Value {
         "token_endpoint": format!("{issuer}/oauth/v2/token"),
         "introspection_endpoint": format!("{issuer}/oauth/v2/introspect"),
         "jwks_uri": format!("{issuer}/oauth/v2/keys"),
-        "grant_types_supported": [JWT_BEARER_GRANT],
+        "grant_types_supported": [JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT],
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],

@@ -205,6 +205,18 @@ impl Collector for ServerState {
             "Webhook delivery attempts of this process that failed and are retried",
             retried,
         )?;
+        counter(
+            &mut encoder,
+            "issuer_key_fetches",
+            "Fetches of trusted issuers' discovery documents and key sets",
+            svc.issuer_keys.fetches(),
+        )?;
+        counter(
+            &mut encoder,
+            "issuer_key_fetch_failures",
+            "Fetches of trusted issuers' keys that failed (cached keys keep working up to 24 h)",
+            svc.issuer_keys.fetch_failures(),
+        )?;
         let (pending, oldest) = svc.events.backlog();
         gauge(
             &mut encoder,

@@ -32,7 +32,7 @@ use crate::{
     error::Error,
     proto::authnkeys::v1::{
         self as own, event_service_server::EventService, key_service_server::KeyService,
-        policy_service_server::PolicyService,
+        policy_service_server::PolicyService, trust_service_server::TrustService,
     },
     proto::zitadel::{
         management::v1::{management_service_server::ManagementService, *},
@@ -457,8 +457,8 @@ pub fn user_v2_routes(api: Arc<UserApi>) -> Router {
         .with_state(api)
 }
 
-/// The REST rules of authn-keys' own `authnkeys.v1` KeyService, PolicyService and
-/// EventService.
+/// The REST rules of authn-keys' own `authnkeys.v1` KeyService, PolicyService, TrustService
+/// and EventService.
 pub fn authnkeys_routes(api: Arc<AuthnKeysApi>) -> Router {
     type Own = Arc<AuthnKeysApi>;
     Router::new()
@@ -488,6 +488,19 @@ pub fn authnkeys_routes(api: Arc<AuthnKeysApi>) -> Router {
             route!(api: Own; get, own::GetKeyPolicyRequest, false, |_r, _p| (), get_key_policy)
                 .merge(route!(api: Own; put, own::SetKeyPolicyRequest, true, |_r, _p| (), set_key_policy))
                 .merge(route!(api: Own; delete, own::ResetKeyPolicyRequest, false, |_r, _p| (), reset_key_policy)),
+        )
+        .route(
+            "/v1/trusts",
+            route!(api: Own; post, own::AddTrustRequest, true, |_r, _p| (), add_trust),
+        )
+        .route(
+            "/v1/trusts/_search",
+            route!(api: Own; post, own::ListTrustsRequest, true, |_r, _p| (), list_trusts),
+        )
+        .route(
+            "/v1/trusts/{trust_id}",
+            route!(api: Own; get, own::GetTrustRequest, false, |r, p| r.trust_id = take(p, "trust_id"), get_trust)
+                .merge(route!(api: Own; delete, own::RemoveTrustRequest, false, |r, p| r.trust_id = take(p, "trust_id"), remove_trust)),
         )
         .route(
             "/v1/events/_search",

@@ -35,7 +35,7 @@ use crate::{
         FILE_DESCRIPTOR_SET,
         authnkeys::v1::{
             event_service_server::EventServiceServer, key_service_server::KeyServiceServer,
-            policy_service_server::PolicyServiceServer,
+            policy_service_server::PolicyServiceServer, trust_service_server::TrustServiceServer,
         },
         zitadel::{
             application::v2::application_service_server::ApplicationServiceServer,
@@ -115,6 +115,9 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     reporter
         .set_serving::<EventServiceServer<AuthnKeysApi>>()
         .await;
+    reporter
+        .set_serving::<TrustServiceServer<AuthnKeysApi>>()
+        .await;
     let reflection = |v1: bool| {
         let b = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -156,6 +159,9 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let policy_service = PolicyServiceServer::from_arc(own.clone())
         .max_decoding_message_size(limits.max_body_bytes)
         .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
+    let trust_service = TrustServiceServer::from_arc(own.clone())
+        .max_decoding_message_size(limits.max_body_bytes)
+        .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
     let event_service = EventServiceServer::from_arc(own)
         .max_decoding_message_size(limits.max_body_bytes)
         .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
@@ -173,12 +179,14 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let key_service = FrameCheck::new(key_service, limit);
     let policy_service = FrameCheck::new(policy_service, limit);
     let event_service = FrameCheck::new(event_service, limit);
+    let trust_service = FrameCheck::new(trust_service, limit);
     let in_process = Routes::new(management.clone())
         .add_service(user_service.clone())
         .add_service(application_service.clone())
         .add_service(key_service.clone())
         .add_service(policy_service.clone())
         .add_service(event_service.clone())
+        .add_service(trust_service.clone())
         .add_service(health.clone())
         .add_service(reflection_v1.clone())
         .add_service(reflection_v1alpha.clone())
@@ -192,6 +200,7 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         .add_service(web.layer(key_service))
         .add_service(web.layer(policy_service))
         .add_service(web.layer(event_service))
+        .add_service(web.layer(trust_service))
         .add_service(web.layer(health))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));

@@ -801,14 +801,21 @@ impl PublicKey {
                 Ok(PublicKey::from_rsa(key))
             }
             "EC" => {
-                let curve = match text("crv")? {
-                    "P-256" => Curve::P256,
-                    "P-384" => Curve::P384,
-                    "P-521" => {
-                        return Err(PublicKeyError::UnsupportedCurve("P-521 (secp521r1)".into()));
+                // By the curves' own names (`P-256`, `P-384`); P-521 is named as the SPKI
+                // path names it.
+                let name = text("crv")?;
+                let curve = match [Curve::P256, Curve::P384]
+                    .into_iter()
+                    .find(|c| c.to_string() == name)
+                {
+                    Some(curve) => curve,
+                    None if name.strip_prefix('P').is_some_and(|n| n == "-521") => {
+                        return Err(PublicKeyError::UnsupportedCurve(format!(
+                            "{name} (secp521r1)"
+                        )));
                     }
-                    other => {
-                        return Err(PublicKeyError::UnsupportedCurve(shown(other).to_string()));
+                    None => {
+                        return Err(PublicKeyError::UnsupportedCurve(shown(name).to_string()));
                     }
                 };
                 let len = curve.coordinate_len();

@@ -15,4 +15,5 @@ pub mod principal;
 pub mod scope;
 pub mod secret;
 pub mod text;
+pub mod trust;
 pub mod validate;

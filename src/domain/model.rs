@@ -319,8 +319,10 @@ pub struct AccessToken {
     pub token_hash: String,
     pub user_id: String,
     pub org_id: String,
-    /// The machine key whose assertion obtained the token.
+    /// The machine key whose assertion obtained the token, or the trust whose outside token
+    /// did (`via_trust`). Ids are unique across both.
     pub key_id: String,
+    pub via_trust: bool,
     pub scopes: Vec<String>,
     /// The `aud` claim as issued: the user itself, then the requested projects.
     pub audience: Vec<String>,

@@ -68,6 +68,8 @@ pub enum Change {
     Project(String),
     /// An org's key policy was set or reset.
     Policy(String),
+    /// A trust was added or removed: its issuer's trusts, and the tokens obtained with it.
+    Trust { id: String, issuer_hash: String },
     /// Anything may have changed.
     All,
 }
@@ -113,6 +115,15 @@ impl Change {
             "org.key.policy.set" | "org.key.policy.reset" => {
                 Some(Change::Policy(event.org_id.clone()))
             }
+            "user.machine.trust.added" | "user.machine.trust.removed" => {
+                Some(match (field("trustId"), field("issuer")) {
+                    (Some(id), Some(issuer)) => Change::Trust {
+                        id: id.to_owned(),
+                        issuer_hash: crate::domain::trust::issuer_hash(issuer),
+                    },
+                    _ => Change::All,
+                })
+            }
             "org.member.added" | "org.member.changed" | "org.member.removed" => Some(
                 field("userId").map_or(Change::All, |user_id| Change::Member {
                     org_id: event.org_id.clone(),
@@ -136,6 +147,7 @@ impl Change {
             Change::App(id) => format!("app {id}"),
             Change::Project(id) => format!("project {id}"),
             Change::Policy(org) => format!("policy {org}"),
+            Change::Trust { id, issuer_hash } => format!("trust {id} {issuer_hash}"),
             Change::All => "all".into(),
         }
     }
@@ -165,6 +177,10 @@ impl Change {
             (Some("app"), Some(id), None) => Change::App(id.into()),
             (Some("project"), Some(id), None) => Change::Project(id.into()),
             (Some("policy"), Some(org), None) => Change::Policy(org.into()),
+            (Some("trust"), Some(id), Some(issuer_hash)) => Change::Trust {
+                id: id.into(),
+                issuer_hash: issuer_hash.into(),
+            },
             _ => Change::All,
         }
     }
@@ -264,6 +280,8 @@ pub struct Caches {
     apps: Map<String, App>,
     /// Orgs' own key policies (`None`: the org has none; the instance default applies).
     policies: Map<String, Option<KeyPolicy>>,
+    /// The trusts of each issuer (by its hash; empty: none), read at every exchange.
+    trusts: Map<String, std::sync::Arc<Vec<super::trusts::TrustEntry>>>,
 }
 
 impl std::fmt::Debug for Caches {
@@ -293,6 +311,7 @@ impl Default for Caches {
             absent_keys: Map::new(20_000),
             apps: Map::new(10_000),
             policies: Map::new(10_000),
+            trusts: Map::new(10_000),
         }
     }
 }
@@ -333,6 +352,7 @@ impl Caches {
         self.absent_keys.expire(TTL_DEAF);
         self.apps.expire(TTL_DEAF);
         self.policies.expire(TTL_DEAF);
+        self.trusts.expire(TTL_DEAF);
     }
 
     fn epoch(&self) -> u64 {
@@ -375,6 +395,8 @@ impl Caches {
                 self.keys
                     .retain(|_, k| k.key.owner != KeyOwner::user(id.as_str()));
                 self.tokens.retain(|_, t| t.user_id != *id);
+                self.trusts
+                    .retain(|_, list| list.iter().all(|t| t.model.user_id != *id));
             }
             Change::Member { org_id, user_id } => {
                 self.roles
@@ -395,6 +417,10 @@ impl Caches {
                     .retain(|_, k| k.key.owner.project_id() != Some(id.as_str()));
             }
             Change::Policy(org) => self.policies.retain(|k, _| k != org),
+            Change::Trust { id, issuer_hash } => {
+                self.trusts.retain(|k, _| k != issuer_hash);
+                self.tokens.retain(|_, t| t.key_id != *id);
+            }
             Change::All => self.clear(),
         }
     }
@@ -428,6 +454,7 @@ impl Caches {
         self.absent_keys.clear();
         self.apps.clear();
         self.policies.clear();
+        self.trusts.clear();
     }
 }
 
@@ -585,6 +612,28 @@ impl Services {
 
     /// The key policy that applies in `org_id` (its own or the instance default), from memory
     /// when possible.
+    /// The trusts of an issuer, from memory when possible.
+    pub(crate) async fn cached_trusts(
+        &self,
+        issuer: &str,
+    ) -> Result<std::sync::Arc<Vec<super::trusts::TrustEntry>>> {
+        let c = &self.caches;
+        let hash = crate::domain::trust::issuer_hash(issuer);
+        if let Some(t) = c.trusts.get(&hash, c.ttl()) {
+            return Ok(t);
+        }
+        let epoch = c.epoch();
+        let found = std::sync::Arc::new(
+            storage::repo::trusts_of_issuer(&self.db, &hash)
+                .await?
+                .into_iter()
+                .filter_map(super::trusts::TrustEntry::of)
+                .collect::<Vec<_>>(),
+        );
+        c.trusts.put(hash, found.clone(), epoch, &c.epoch, c.ttl());
+        Ok(found)
+    }
+
     pub(crate) async fn cached_key_policy(&self, org_id: &str) -> Result<KeyPolicy> {
         let c = &self.caches;
         let own = match c.policies.get(&org_id.to_owned(), c.ttl()) {

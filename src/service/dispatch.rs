@@ -57,7 +57,7 @@ impl Services {
     /// A claim lasts the request's time limit and a margin: a claimed delivery whose process
     /// died is due again then.
     fn lease(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.events.outbound.config().timeout)
+        chrono::Duration::from_std(self.outbound.config().timeout)
             .unwrap_or(chrono::Duration::seconds(10))
             + chrono::Duration::seconds(5)
     }
@@ -273,18 +273,13 @@ impl Services {
             ("webhook-timestamp", timestamp.to_string()),
             ("webhook-signature", signature),
         ];
-        match self
-            .events
-            .outbound
-            .post_json(&url, &headers, body.into())
-            .await
-        {
+        match self.outbound.post_json(&url, &headers, body.into()).await {
             // A receiver that answers without end is cut off and counted as failing: a
             // webhook endpoint answers briefly.
             Ok(answer) if answer.truncated => Err(format!(
                 "the receiver's answer ({}) was longer than {} bytes and was cut off",
                 answer.status,
-                self.events.outbound.config().max_body
+                self.outbound.config().max_body
             )),
             Ok(answer) => Ok(answer.status),
             Err(e) => Err(e.to_string()),

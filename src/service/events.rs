@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
-use super::{Ctx, Services, outbound::Outbound, signing::MasterKey};
+use super::{Ctx, Services, signing::MasterKey};
 use crate::{
     domain::{
         events::{NoticeWindows, WebhookSecret, contract_type, parse_types, recorded_types},
@@ -24,12 +24,11 @@ use crate::{
 pub const MAX_WEBHOOKS_PER_ORG: usize = 20;
 
 /// What the event machinery shares: the dispatcher's wake-up, the webhook secrets' key, the
-/// outbound client, the notice windows and the delivery figures for `/metrics`.
+/// notice windows and the delivery figures for `/metrics`.
 pub struct EventHub {
     /// Woken after a write that recorded events commits, and when a send finishes.
     pub(crate) wake: tokio::sync::Notify,
     secrets: MasterKey,
-    pub outbound: Outbound,
     pub windows: NoticeWindows,
     pub(crate) sent: AtomicU64,
     pub(crate) failed: AtomicU64,
@@ -39,11 +38,10 @@ pub struct EventHub {
 }
 
 impl EventHub {
-    pub fn new(master: &MasterKey, outbound: Outbound, windows: NoticeWindows) -> EventHub {
+    pub fn new(master: &MasterKey, windows: NoticeWindows) -> EventHub {
         EventHub {
             wake: tokio::sync::Notify::new(),
             secrets: master.derived("authn-keys webhook secrets v1"),
-            outbound,
             windows,
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -274,7 +272,7 @@ impl Services {
         types: &[String],
     ) -> Result<(WebhookView, zeroize::Zeroizing<String>)> {
         ctx.require(Permission::WebhookWrite)?;
-        let url = self.events.outbound.check_url(url)?;
+        let url = self.outbound.check_url(url)?;
         let types = parse_types("types", types)?;
         let mut w = self.begin_write(ctx).await?;
         let sequence = repo::bump_org(w.db(), &ctx.org_id, w.now)

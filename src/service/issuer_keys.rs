@@ -21,7 +21,8 @@
 //! - **Bounded fetching.** One fetch per source at a time: concurrent requests wait for the one
 //!   in flight (a per-source async lock; the fetch is a task of its own, so a caller that gives
 //!   up does not cancel it for the others). A source with keys is fetched at most once per
-//!   [`MIN_REFETCH`] (counted from its previous fetch), whatever tokens arrive; one without
+//!   [`MIN_REFETCH`] (counted from its previous refetch: a key rotated in just after the
+//!   first fetch is still found at once), whatever tokens arrive; one without
 //!   usable keys at most once per [`RETRY_WITHOUT_KEYS`], requests in between getting the last
 //!   failure. A slow issuer delays only its own requests.
 //! - **Bounded memory.** An answer of at most [`MAX_BODY`] bytes, at most
@@ -205,6 +206,9 @@ struct State {
     keys: Option<Fetched>,
     /// When the latest fetch started.
     attempted_at: Option<DateTime<Utc>>,
+    /// When the latest fetch of a source that had keys started (a refetch: for a new kid,
+    /// or a refresh): refetches are spaced, the first fetch does not count.
+    refetched_at: Option<DateTime<Utc>>,
     /// How many fetches have finished, either way: a request that waited for the fetch lock
     /// and finds this moved on has the result it waited for.
     finished: u64,
@@ -245,13 +249,16 @@ impl State {
 
     /// Whether a fetch may start now, by the spacing rules.
     fn may_fetch(&self, now: DateTime<Utc>) -> bool {
-        let has_keys = self.keys.as_ref().is_some_and(|f| now < f.at + STALE_LIMIT);
-        let gap = if has_keys {
-            MIN_REFETCH
+        if self.has_keys(now) {
+            self.refetched_at.is_none_or(|at| now >= at + MIN_REFETCH)
         } else {
-            RETRY_WITHOUT_KEYS
-        };
-        self.attempted_at.is_none_or(|at| now >= at + gap)
+            self.attempted_at
+                .is_none_or(|at| now >= at + RETRY_WITHOUT_KEYS)
+        }
+    }
+
+    fn has_keys(&self, now: DateTime<Utc>) -> bool {
+        self.keys.as_ref().is_some_and(|f| now < f.at + STALE_LIMIT)
     }
 
     /// The answer once no fetch is to be made: the key, or why there is none. After a failed
@@ -431,6 +438,9 @@ impl Inner {
                 return;
             }
             state.attempted_at = Some(started);
+            if state.has_keys(started) {
+                state.refetched_at = Some(started);
+            }
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let result = fetch_keys(&self.outbound, &target).await;
@@ -972,8 +982,12 @@ mod tests {
         let source = KeySource::Uri(issuer.url("/keys"));
         keys.key_for(&source, Some("k1"), ED).await.unwrap();
 
-        // Within 30 s of the fetch: no refetch, whatever kids arrive.
-        at(&clock, 29);
+        // The first unknown kid refetches at once (a key rotated in just after the first
+        // fetch is found); then none within 30 s of that refetch, whatever kids arrive.
+        at(&clock, 1);
+        assert!(keys.key_for(&source, Some("a"), ED).await.is_err());
+        assert_eq!(issuer.hits("/keys"), 2);
+        at(&clock, 30);
         for kid in ["a", "b", "c"] {
             let err = keys.key_for(&source, Some(kid), ED).await.unwrap_err();
             assert!(matches!(
@@ -981,13 +995,7 @@ mod tests {
                 IssuerKeyError::Select(SelectError::UnknownKid(_))
             ));
         }
-        assert_eq!(issuer.hits("/keys"), 1);
-        // Then one refetch; the next unknown kids within 30 s of it make none.
-        at(&clock, 31);
-        assert!(keys.key_for(&source, Some("a"), ED).await.is_err());
         assert_eq!(issuer.hits("/keys"), 2);
-        at(&clock, 60);
-        assert!(keys.key_for(&source, Some("a"), ED).await.is_err());
         // No kid and no key for the algorithm is the same: a newer set might have one.
         let err = keys
             .key_for(&source, None, Algorithm::ES384)
@@ -995,7 +1003,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.to_string(), "the issuer's key set has no key for ES384");
         assert_eq!(issuer.hits("/keys"), 2);
-        at(&clock, 61);
+        at(&clock, 31);
         assert!(keys.key_for(&source, None, Algorithm::ES384).await.is_err());
         assert_eq!(issuer.hits("/keys"), 3);
         // A known key is answered all along.

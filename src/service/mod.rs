@@ -37,6 +37,7 @@ pub mod projects;
 pub mod signing;
 pub mod throttle;
 pub mod tokens;
+pub mod trusts;
 pub mod users;
 mod write;
 
@@ -82,8 +83,12 @@ pub struct Services {
     pub token_records: tokens::TokenRecords,
     /// Keys' last use, coalesced in memory and flushed in batches.
     pub last_uses: Arc<last_use::LastUses>,
-    /// Webhook secrets, the outbound client, the dispatcher's wake-up and figures.
+    /// Webhook secrets, the dispatcher's wake-up and figures.
     pub events: Arc<events::EventHub>,
+    /// The one client for requests to addresses from users or configuration.
+    pub outbound: outbound::Outbound,
+    /// Outside issuers' signing keys (trusts), fetched and cached.
+    pub issuer_keys: Arc<issuer_keys::IssuerKeys>,
 }
 
 impl Services {

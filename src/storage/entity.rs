@@ -178,11 +178,40 @@ pub mod access_token {
         pub token_hash: String,
         pub user_id: String,
         pub org_id: String,
-        pub key_id: String,
+        /// The key that obtained it, or
+        pub key_id: Option<String>,
+        /// the trust (exactly one of the two).
+        pub trust_id: Option<String>,
         pub scopes: String,
         pub audience: String,
         pub projects: String,
         pub expires_at: ChronoDateTimeWithTimeZone,
+        pub created_at: ChronoDateTimeWithTimeZone,
+    }
+    no_relations!();
+}
+
+pub mod trust {
+    use sea_orm::entity::prelude::*;
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "trusts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub org_id: String,
+        pub user_id: String,
+        pub issuer: String,
+        pub issuer_hash: String,
+        pub subject: String,
+        pub audience: String,
+        pub claims: String,
+        pub jwks: Option<String>,
+        pub jwks_uri: Option<String>,
+        pub max_token_lifetime_secs: Option<i64>,
+        pub cap_at_token_expiry: bool,
+        pub fingerprint: String,
+        pub sequence: i64,
+        pub created_by: String,
         pub created_at: ChronoDateTimeWithTimeZone,
     }
     no_relations!();

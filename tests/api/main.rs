@@ -15,6 +15,7 @@ mod helpers;
 mod hostile;
 mod introspection;
 mod isolation;
+mod keyless;
 mod lifecycle;
 mod listings;
 mod machine_keys;

@@ -9,4 +9,5 @@ pub mod frames;
 pub mod management;
 pub mod pgv;
 pub mod status;
+pub mod trusts;
 pub mod user_v2;

@@ -23,12 +23,29 @@ use crate::{
 
 mod oauth_error;
 mod records;
+mod trusted;
 
 pub use oauth_error::{OAuthError, OAuthErrorCode};
 use records::RECORD_GONE;
 pub use records::TokenRecords;
 
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// What obtained a token, for [`Services::issue`].
+pub(super) struct Obtained<'a> {
+    /// The key's id, or the trust's.
+    pub id: &'a str,
+    pub via_trust: bool,
+    /// The token ends by then at the latest.
+    pub not_after: DateTime<Utc>,
+    /// The credential's `jti`, to remember until then.
+    pub jti: Option<(String, DateTime<Utc>)>,
+    pub peer: Option<IpAddr>,
+}
 
 /// A token request as the form carries it. Other fields (`client_id`, as ZITADEL's SDKs add
 /// it) are ignored.
@@ -37,6 +54,11 @@ pub struct TokenRequest {
     pub grant_type: Option<String>,
     pub assertion: Option<String>,
     pub scope: Option<String>,
+    /// RFC 8693 token exchange: the outside token, its type, and what is asked for.
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    pub actor_token: Option<String>,
 }
 
 impl std::fmt::Debug for TokenRequest {
@@ -51,6 +73,9 @@ impl std::fmt::Debug for TokenRequest {
 #[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// RFC 8693's answer to a token exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
@@ -151,12 +176,24 @@ impl Services {
         kid: &str,
         expires_at: i64,
     ) -> Result<bool> {
-        let Some(jti) = jwt.str_claim("jti").filter(|j| !j.is_empty()) else {
-            return Ok(true);
-        };
+        match self.jti_entry(jwt, kid, expires_at) {
+            Some((id, until)) => repo::remember_assertion(&self.db, &id, until).await,
+            None => Ok(true),
+        }
+    }
+
+    /// Under which id, and until when, a JWT's `jti` is remembered (`space`: the key id, or
+    /// the issuer of an outside token); `None` without a `jti`.
+    pub(crate) fn jti_entry(
+        &self,
+        jwt: &UnverifiedJwt,
+        space: &str,
+        expires_at: i64,
+    ) -> Option<(String, DateTime<Utc>)> {
+        let jti = jwt.str_claim("jti").filter(|j| !j.is_empty())?;
         let until = DateTime::from_timestamp(expires_at, 0).unwrap_or_else(Utc::now)
             + self.settings.clock_skew;
-        repo::remember_assertion(&self.db, &assertion_id(kid, jti), until).await
+        Some((assertion_id(space, jti), until))
     }
 
     /// `POST /oauth/v2/token`, with failed attempts rate-limited per key id and per address.
@@ -189,31 +226,74 @@ impl Services {
         charged: &mut Vec<throttle::Subject>,
         peer: Option<IpAddr>,
     ) -> Result<TokenResponse, OAuthError> {
-        match req.grant_type.as_deref() {
+        let exchange = match req.grant_type.as_deref() {
             None | Some("") => {
                 return Err(OAuthError::new(
                     OAuthErrorCode::InvalidRequest,
                     "grant_type is required",
                 ));
             }
-            Some(JWT_BEARER_GRANT) => {}
+            Some(JWT_BEARER_GRANT) => false,
+            Some(TOKEN_EXCHANGE_GRANT) => true,
             Some(other) => {
                 return Err(OAuthError::new(
                     OAuthErrorCode::UnsupportedGrantType,
                     format!(
-                        "grant_type {} is not supported; use {JWT_BEARER_GRANT}",
+                        "grant_type {} is not supported; use {JWT_BEARER_GRANT} (a key's assertion or a trusted issuer's token) or {TOKEN_EXCHANGE_GRANT} (a trusted issuer's token)",
                         shown(other)
                     ),
                 ));
             }
-        }
-        let assertion = req
-            .assertion
-            .as_deref()
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| {
-                OAuthError::new(OAuthErrorCode::InvalidRequest, "assertion is required")
-            })?;
+        };
+        let assertion = if exchange {
+            match req.subject_token_type.as_deref() {
+                Some(JWT_TOKEN_TYPE | ID_TOKEN_TYPE) => {}
+                None | Some("") => {
+                    return Err(OAuthError::new(
+                        OAuthErrorCode::InvalidRequest,
+                        format!("subject_token_type is required: {JWT_TOKEN_TYPE}"),
+                    ));
+                }
+                Some(other) => {
+                    return Err(OAuthError::new(
+                        OAuthErrorCode::InvalidRequest,
+                        format!(
+                            "subject_token_type {} is not supported; the subject token is a JWT ({JWT_TOKEN_TYPE})",
+                            shown(other)
+                        ),
+                    ));
+                }
+            }
+            if req
+                .requested_token_type
+                .as_deref()
+                .is_some_and(|t| !t.is_empty() && t != ACCESS_TOKEN_TYPE)
+            {
+                return Err(OAuthError::new(
+                    OAuthErrorCode::InvalidRequest,
+                    format!("requested_token_type: only {ACCESS_TOKEN_TYPE} is issued"),
+                ));
+            }
+            if req.actor_token.as_deref().is_some_and(|t| !t.is_empty()) {
+                return Err(OAuthError::new(
+                    OAuthErrorCode::InvalidRequest,
+                    "actor_token is not supported: delegation is not offered",
+                ));
+            }
+            req.subject_token
+                .as_deref()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| {
+                    OAuthError::new(OAuthErrorCode::InvalidRequest, "subject_token is required")
+                })?
+        } else {
+            req.assertion
+                .as_deref()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| {
+                    OAuthError::new(OAuthErrorCode::InvalidRequest, "assertion is required")
+                })?
+        };
         let scope = req.scope.as_deref().unwrap_or("");
         if scope.len() > MAX_SCOPE_LEN {
             return Err(OAuthError::new(
@@ -233,6 +313,20 @@ impl Services {
         }
         let jwt = UnverifiedJwt::parse(assertion).map_err(claim_error)?;
         let alg = jwt.algorithm().map_err(claim_error)?;
+        if let Some(mut response) = self
+            .trusted_grant(&jwt, alg, &scopes, charged, peer)
+            .await?
+        {
+            if exchange {
+                response.issued_token_type = Some(ACCESS_TOKEN_TYPE);
+            }
+            return Ok(response);
+        }
+        if exchange {
+            return Err(OAuthError::grant(
+                "the subject_token's iss names no trusted issuer; token exchange takes tokens of trusted issuers",
+            ));
+        }
         let kid = jwt.kid().map_err(claim_error)?.to_owned();
         throttle::charge_credential(charged, &kid);
 
@@ -270,6 +364,28 @@ impl Services {
             .await?
             .ok_or_else(|| OAuthError::grant(format!("user {} does not exist", key.owner_id())))?;
 
+        let jti = self.jti_entry(&jwt, &kid, assertion.expires_at);
+        let by = Obtained {
+            id: &kid,
+            via_trust: false,
+            // No token outlives the key it was obtained with.
+            not_after: key.expires_at,
+            jti,
+            peer,
+        };
+        self.issue(&user, scopes, by).await
+    }
+
+    /// Issues the token a verified credential asked for: the projects asked for checked, the
+    /// credential's `jti` spent, the token made, recorded and answered.
+    pub(super) async fn issue(
+        &self,
+        user: &crate::domain::model::User,
+        scopes: Vec<String>,
+        by: Obtained<'_>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let now = self.now();
+        let kid = by.id.to_owned();
         let projects = requested_projects(&scopes);
         for project in &projects {
             // Only the user's own org's projects: a foreign project answers as an unknown one.
@@ -286,16 +402,19 @@ impl Services {
                 ));
             }
         }
-        if !self.spend_jti(&jwt, &kid, assertion.expires_at).await? {
-            return Err(OAuthError::grant(
-                "this assertion was already used (its jti was seen before); sign a new one",
-            ));
+        if let Some((id, until)) = &by.jti
+            && !repo::remember_assertion(&self.db, id, *until).await?
+        {
+            return Err(OAuthError::grant(if by.via_trust {
+                "this token was already exchanged (its jti was seen before); get a new one from its issuer"
+            } else {
+                "this assertion was already used (its jti was seen before); sign a new one"
+            }));
         }
         // The audience is the projects asked for, never the subject: a user id chosen to equal
         // another tenant's project id must not make a token that project's verifiers accept.
         let audience = projects.clone();
-        // No token outlives the key it was obtained with.
-        let expires_at = (now + self.settings.access_token_lifetime).min(key.expires_at);
+        let expires_at = (now + self.settings.access_token_lifetime).min(by.not_after);
         let lifetime = expires_at - now;
         let token_id = self.ids.next_id();
         let access_token = match user.access_token_type {
@@ -341,6 +460,7 @@ impl Services {
                 user_id: user.id.clone(),
                 org_id: user.org_id.clone(),
                 key_id: kid.clone(),
+                via_trust: by.via_trust,
                 scopes: scopes.clone(),
                 audience: audience.clone(),
                 projects,
@@ -351,7 +471,8 @@ impl Services {
             .map_err(|e| {
                 if e.id == RECORD_GONE {
                     OAuthError::grant(format!(
-                        "key {kid} or its user was removed while the token was being issued"
+                        "{} {kid} or its user was removed while the token was being issued",
+                        if by.via_trust { "trust" } else { "key" }
                     ))
                 } else if e.id == repo::KEY_DISABLED {
                     OAuthError::grant(e.message.into_owned())
@@ -359,14 +480,16 @@ impl Services {
                     e.into()
                 }
             })?;
-        self.last_uses.record(
-            &kid,
-            LastUse {
-                at: now,
-                kind: KeyUse::JwtBearerGrant,
-                address: peer.map(|p| p.to_string()).unwrap_or_default(),
-            },
-        );
+        if !by.via_trust {
+            self.last_uses.record(
+                &kid,
+                LastUse {
+                    at: now,
+                    kind: KeyUse::JwtBearerGrant,
+                    address: by.peer.map(|p| p.to_string()).unwrap_or_default(),
+                },
+            );
+        }
         let id_token = if scopes.iter().any(|s| s == "openid") {
             let signer = self.signing.current();
             // An ID token is for the client that asked — in the JWT profile the user itself —
@@ -394,9 +517,14 @@ impl Services {
         } else {
             None
         };
-        tracing::info!(user_id = %shown(&user.id), key_id = %shown(&kid), token_id = %token_id, "access token issued");
+        if by.via_trust {
+            tracing::info!(user_id = %shown(&user.id), trust_id = %shown(&kid), token_id = %token_id, "access token issued for an outside token");
+        } else {
+            tracing::info!(user_id = %shown(&user.id), key_id = %shown(&kid), token_id = %token_id, "access token issued");
+        }
         Ok(TokenResponse {
             access_token,
+            issued_token_type: None,
             token_type: "Bearer",
             expires_in: lifetime.num_seconds(),
             scope: scopes.join(" "),

@@ -15,6 +15,7 @@ mod m20261203_000006_event_positions;
 mod m20261203_000007_one_key_table;
 mod m20261203_000008_key_lifecycle;
 mod m20261204_000009_events_webhooks;
+mod m20261204_000010_trusts;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_one_key_table::Migration),
             Box::new(m20261203_000008_key_lifecycle::Migration),
             Box::new(m20261204_000009_events_webhooks::Migration),
+            Box::new(m20261204_000010_trusts::Migration),
         ]
     }
 }

@@ -39,6 +39,7 @@ mod orgs;
 mod projects;
 mod signing;
 mod tokens;
+mod trusts;
 mod users;
 mod webhooks;
 
@@ -50,6 +51,7 @@ pub use orgs::*;
 pub use projects::*;
 pub use signing::*;
 pub use tokens::*;
+pub use trusts::*;
 pub use users::*;
 pub use webhooks::*;
 

@@ -11,7 +11,7 @@ fn from_json_list(text: &str) -> Vec<String> {
 }
 
 /// Records access tokens, several in one statement; call it in a transaction. Each record
-/// references its user and its key (foreign keys, cascade): a token whose key or user was
+/// references its user and its key or trust (foreign keys, cascade): a token whose key or user was
 /// removed meanwhile is refused here (`STORE-Fk001`), and a removal deletes the records committed
 /// before it, so no token outlives its key. A token whose key is disabled is refused too
 /// (`STORE-Dis01`), and disabling deletes the records committed before it.
@@ -30,7 +30,11 @@ pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessTok
     if tokens.is_empty() {
         return Ok(());
     }
-    let mut keys: Vec<&str> = tokens.iter().map(|t| t.key_id.as_str()).collect();
+    let mut keys: Vec<&str> = tokens
+        .iter()
+        .filter(|t| !t.via_trust)
+        .map(|t| t.key_id.as_str())
+        .collect();
     keys.sort_unstable();
     keys.dedup();
     let sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
@@ -48,14 +52,17 @@ pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessTok
             .all(db)
             .await
             .map_err(db_err)?;
-        check_keys_enabled(db, &keys, true).await?;
+        if !keys.is_empty() {
+            check_keys_enabled(db, &keys, true).await?;
+        }
     }
     access_token::Entity::insert_many(tokens.iter().map(|t| access_token::ActiveModel {
         id: Set(t.id.clone()),
         token_hash: Set(t.token_hash.clone()),
         user_id: Set(t.user_id.clone()),
         org_id: Set(t.org_id.clone()),
-        key_id: Set(t.key_id.clone()),
+        key_id: Set((!t.via_trust).then(|| t.key_id.clone())),
+        trust_id: Set(t.via_trust.then(|| t.key_id.clone())),
         scopes: Set(json_list(&t.scopes)),
         audience: Set(json_list(&t.audience)),
         projects: Set(json_list(&t.projects)),
@@ -65,7 +72,7 @@ pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessTok
     .exec_without_returning(db)
     .await
     .map_err(db_err)?;
-    if sqlite {
+    if sqlite && !keys.is_empty() {
         check_keys_enabled(db, &keys, false).await?;
     }
     Ok(())
@@ -123,7 +130,8 @@ pub async fn find_access_token(
             token_hash: m.token_hash,
             user_id: m.user_id,
             org_id: m.org_id,
-            key_id: m.key_id,
+            via_trust: m.trust_id.is_some(),
+            key_id: m.key_id.or(m.trust_id).unwrap_or_default(),
             scopes: from_json_list(&m.scopes),
             audience: from_json_list(&m.audience),
             projects: from_json_list(&m.projects),
