@@ -624,6 +624,68 @@ async fn main() {
         );
     }
 
+    // A trusted issuer's tokens (RS256, the issuer's key set cached in memory) against the
+    // RS256 key grant measured right before it: keyless costs no more than a key.
+    {
+        use authn_keys::{
+            domain::keypair::PublicKey,
+            proto::authnkeys::v1::trust_service_client::TrustServiceClient,
+        };
+        use rsa::pkcs8::EncodePublicKey;
+        let issuer_key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+        let pem = issuer_key
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        let mut jwk = PublicKey::from_pkix_pem(pem.as_bytes()).unwrap().jwk();
+        jwk["kid"] = json!("bench-1");
+        let jwks: pbjson_types::Struct = serde_json::from_value(json!({"keys": [jwk]})).unwrap();
+        let (iss, sub) = ("https://issuer.bench.example", "system:serviceaccount:bench:loader");
+        TrustServiceClient::new(channels[0].clone())
+            .add_trust(authed(
+                &admin,
+                None,
+                own::AddTrustRequest {
+                    issuer: iss.into(),
+                    user_id: user.clone(),
+                    subject: sub.into(),
+                    audience: "authn-keys".into(),
+                    jwks: Some(jwks),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+        let outside: Arc<Vec<String>> = Arc::new(
+            (0..4000)
+                .map(|i| {
+                    sign_jwt(
+                        "RS256",
+                        "bench-1",
+                        &json!({"iss": iss, "sub": sub, "aud": ["authn-keys"], "iat": now(), "exp": now() + 3000, "n": i}),
+                        &issuer_key,
+                    )
+                })
+                .collect(),
+        );
+        let rs = drive_grants(&http, &base, workers, dur, assertions.clone()).await;
+        let trusted = drive_grants(&http, &base, workers, dur, outside).await;
+        r.row(
+            "JWT-profile grant, RS256 key (before the trusted issuer)",
+            "OAuth",
+            &rs,
+            hb,
+            "—",
+        );
+        r.row(
+            "JWT-bearer grant with a trusted issuer's token (keys cached)",
+            "OAuth",
+            &trusted,
+            Some(("RS256 key grant", rs.rps())),
+            "≥ 0.9× key grant",
+        );
+    }
+
     // What recording the keys' last use costs the grant: with it off, then on, back to back.
     app.services.last_uses.set_enabled(false);
     let untracked = drive_grants(&http, &base, workers, dur, assertions.clone()).await;
