@@ -1,8 +1,8 @@
-// The console: sign-in, organization, machine users and their keys, projects, API apps and
-// app keys, the org's key policy and members, its events and webhooks. Everything is built
+// The console: sign-in, organization, machine users with their keys and trusts, projects, API
+// apps and app keys, the org's key policy and members, its events and webhooks. Everything is built
 // with DOM calls and textContent (never innerHTML), so data from the server cannot inject
 // markup, and there is no inline script for a CSP to forbid. The v1 Management API goes over gRPC-Web, authn-keys'
-// own `authnkeys.v1` (key lifecycle, key policy, events and webhooks) over Connect with JSON.
+// own `authnkeys.v1` (key lifecycle, trusts, key policy, events and webhooks) over Connect with JSON.
 import { API_AUTH, Code, RpcError, call, callJson, fromBase64, toBase64 } from "./grpc.js";
 import { SignInError, signInWithKeyFile } from "./auth.js";
 
@@ -15,6 +15,7 @@ const NEVER_YEAR = 9999;
 const KEYS = "authnkeys.v1.KeyService";
 const POLICY = "authnkeys.v1.PolicyService";
 const EVENTS = "authnkeys.v1.EventService";
+const TRUSTS = "authnkeys.v1.TrustService";
 
 function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
@@ -643,15 +644,22 @@ function selectUser(user) {
   $("user-empty").hidden = !!user;
   $("user-keys").hidden = !user;
   $("user-keys-refresh").hidden = !user;
+  $("user-trusts-card").hidden = !user;
   if (!user) {
     userKeys.reset();
+    trusts.reset();
     return Promise.resolve();
   }
   $("user-keys-title").textContent = `Keys of ${user.userName}`;
   $("user-keys-name").textContent = (user.machine && user.machine.name) || user.userName;
   $("user-keys-id").textContent = user.id;
+  $("user-trusts-title").textContent = `Trusts of ${user.userName}`;
+  trusts.reset();
   reveal("user-detail");
-  return act(null, () => userKeys.load());
+  return act(null, async () => {
+    await userKeys.load();
+    await loadTrusts();
+  });
 }
 
 async function removeUser(user) {
@@ -698,6 +706,184 @@ async function removeUserKey(key) {
   announce(`Key ${key.id} removed.`);
   focusHeading("user-keys-title");
 }
+
+// ---- a machine user's trusts (authnkeys.v1.TrustService) -------------------------------
+
+/** What a trust's keys come from, as the server picks: inline, a URL, or discovery. */
+function trustKeySource(t) {
+  if (t.jwks) {
+    const n = Array.isArray(t.jwks.keys) ? t.jwks.keys.length : 0;
+    return `inline JWKS (${plural(n, "key")})`;
+  }
+  if (t.jwksUri) return `keys from ${t.jwksUri}`;
+  return "keys from the issuer's discovery document";
+}
+
+function trustLifetime(t) {
+  const secs = seconds(t.maxTokenLifetime);
+  const cap = secs ? `Access tokens live at most ${durationText(secs)}` : "Access tokens live the server's lifetime";
+  return t.capAtTokenExpiry ? `${cap}, and end with the outside token` : cap;
+}
+
+const trustLabel = (t) => `Remove trust for ${t.subject} from ${t.issuer}`;
+
+const trusts = new ListPanel("user-trusts", {
+  method: "ListTrusts",
+  noun: "trust",
+  empty: "No trusts yet: this user's tokens come from its keys only.",
+  page: async (offset) => {
+    const res = await own(`${TRUSTS}/ListTrusts`, { userId: currentUser.id, offset: String(offset), limit: PAGE });
+    return { items: res.result || [], total: Number(res.totalResult || 0) };
+  },
+  item: (t) => {
+    // By name: the answer's map has no order.
+    const claims = Object.entries(t.claims || {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const created = parseTime(t.createdAt);
+    return h(
+      "li",
+      { class: "item trust-item", "data-trust-id": t.id },
+      h(
+        "div",
+        { class: "item-main static" },
+        h("span", { class: "item-title" }, h("code", { class: "trust-subject", text: t.subject })),
+        h("span", { class: "item-sub trust-issuer" }, "issuer ", h("code", { text: t.issuer })),
+        h("span", { class: "item-sub trust-audience" }, "audience ", h("code", { text: t.audience })),
+        claims.length
+          ? h(
+              "span",
+              { class: "item-sub trust-claims" },
+              "claims ",
+              idLine(...claims.map(([name, value]) => h("code", { text: `${name}=${value}` }))),
+            )
+          : null,
+        h("span", { class: "item-sub trust-keys", text: trustKeySource(t) }),
+        h("span", { class: "item-sub trust-lifetime", text: trustLifetime(t) }),
+        h(
+          "span",
+          { class: "item-sub trust-created" },
+          idLine(h("code", { text: t.id }), created ? `added ${fmtTime(created)}` : "", t.createdBy ? `by ${userName(t.createdBy)}` : ""),
+        ),
+      ),
+      mayManageUsers() ? removeButton(trustLabel(t), () => removeTrust(t)) : null,
+    );
+  },
+});
+
+// user.write: ORG_OWNER, ORG_USER_MANAGER, or an IAM_OWNER (no org membership). A known
+// member without them sees the trusts without controls the server would refuse.
+const mayManageUsers = () =>
+  auth.myRoles === null || auth.myRoles.length === 0 || auth.myRoles.includes("ORG_OWNER") || auth.myRoles.includes("ORG_USER_MANAGER");
+
+// The org's member list tells my roles; asked once per org (best effort: unknown roles leave
+// the controls to the server's answer).
+let rolesAsked = false;
+async function learnRolesOnce() {
+  if (rolesAsked || !auth.me) return;
+  rolesAsked = true;
+  try {
+    await members.load();
+    learnMyRoles();
+  } catch {
+    auth.myRoles = null;
+  }
+}
+
+function renderTrustControls() {
+  const may = mayManageUsers();
+  $("add-trust-form").hidden = !may;
+  $("user-trusts-readonly").hidden = may;
+}
+
+async function loadTrusts() {
+  await learnRolesOnce();
+  renderTrustControls();
+  await trusts.load();
+}
+
+/** `name=value` lines as a claims map; blank lines are skipped. */
+function claimsFrom(input) {
+  const claims = {};
+  for (const [i, raw] of input.value.split("\n").entries()) {
+    const line = raw.trim();
+    if (!line) continue;
+    const eq = line.indexOf("=");
+    const name = eq > 0 ? line.slice(0, eq).trim() : "";
+    if (!name) {
+      input.focus();
+      throw new Error(`Claims, line ${i + 1}: write name=value.`);
+    }
+    if (Object.hasOwn(claims, name)) {
+      input.focus();
+      throw new Error(`Claims: ${name} is given twice.`);
+    }
+    claims[name] = line.slice(eq + 1).trim();
+  }
+  return claims;
+}
+
+/** The inline JWKS as an object (a single JWK becomes a set of one), or undefined. */
+function jwksFrom(input) {
+  const text = input.value.trim();
+  if (!text) return undefined;
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    input.focus();
+    throw new Error(`The inline JWKS is not JSON: ${err.message}`);
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) {
+    input.focus();
+    throw new Error('The inline JWKS must be a JSON object: {"keys": [...]}, or a single key.');
+  }
+  return value.kty && !value.keys ? { keys: [value] } : value;
+}
+
+function lifetimeFrom(input) {
+  const text = input.value.trim();
+  if (!text) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 86400) {
+    input.focus();
+    throw new Error("Enter the max token lifetime in whole seconds, 1 to 86400, or leave it empty.");
+  }
+  return `${n}s`;
+}
+
+onSubmit("add-trust-form", async () => {
+  const user = currentUser;
+  const request = {
+    userId: user.id,
+    issuer: required($("add-trust-issuer"), "the issuer"),
+    subject: required($("add-trust-subject"), "the subject"),
+    audience: required($("add-trust-audience"), "the audience"),
+    claims: claimsFrom($("add-trust-claims")),
+    jwksUri: $("add-trust-jwks-uri").value.trim(),
+    jwks: jwksFrom($("add-trust-jwks")),
+    maxTokenLifetime: lifetimeFrom($("add-trust-lifetime")),
+    capAtTokenExpiry: $("add-trust-cap").checked,
+  };
+  const res = await own(`${TRUSTS}/AddTrust`, request);
+  for (const id of ["add-trust-issuer", "add-trust-subject", "add-trust-audience", "add-trust-claims", "add-trust-jwks-uri", "add-trust-jwks", "add-trust-lifetime"]) {
+    $(id).value = "";
+  }
+  $("add-trust-cap").checked = false;
+  await trusts.load();
+  announce(`Trust ${res.trust.id} added: tokens of ${res.trust.issuer} for ${res.trust.subject} now obtain access tokens of ${user.userName}.`);
+});
+
+async function removeTrust(t) {
+  const ok = await confirmRemove(
+    "Remove this trust?",
+    `Tokens of ${t.issuer} for ${t.subject} no longer obtain access tokens of ${currentUser.userName}, and the access tokens obtained with this trust stop working at once.`,
+  );
+  if (!ok) return;
+  await own(`${TRUSTS}/RemoveTrust`, { trustId: t.id });
+  await trusts.load();
+  announce(`Trust ${t.id} removed.`);
+  focusHeading("user-trusts-title");
+}
+$("user-trusts-refresh").addEventListener("click", (ev) => act(ev.currentTarget, loadTrusts));
 
 // ---- projects, apps and app keys ------------------------------------------------------
 
@@ -1384,12 +1570,14 @@ function resetData() {
   currentProject = null;
   currentApp = null;
   auth.myRoles = null;
-  for (const list of [users, userKeys, projects, apps, appKeys, members, events, webhooks]) list.reset();
+  rolesAsked = false;
+  for (const list of [users, userKeys, trusts, projects, apps, appKeys, members, events, webhooks]) list.reset();
   resetPolicy();
   for (const id of ["user-key-notice", "app-notice", "app-key-notice", "webhook-notice"]) dropNotice($(id));
   $("user-empty").hidden = false;
   $("user-keys").hidden = true;
   $("user-keys-refresh").hidden = true;
+  $("user-trusts-card").hidden = true;
   $("app-keys-refresh").hidden = true;
   $("project-empty").hidden = false;
   $("project-apps").hidden = true;

@@ -2,11 +2,13 @@
 // a key file (RSA and Ed25519) and with a token, who is signed in, org switching, machine
 // users and their keys (generated of several algorithms and uploaded RSA and EC; algorithm,
 // origin, state, last use; disable with a reason, enable; filters), the org's key policy and
-// members, projects, API apps and app keys, the org's events (type filter, load more, each
+// members, a machine user's trusts (add with an inline JWKS, a refused one, remove; the trust
+// added here exchanges an outside token for an access token), projects, API apps and app
+// keys, the org's events (type filter, load more, each
 // delivery's state) and webhooks (add with the secret shown once, list, remove; read-only for a
 // viewer), error ids, keyboard-only use, phone layout, and a strict Content-Security-Policy.
 // Started by run.sh, which sets AK_URL and AK_ADMIN_KEY.
-import { createPrivateKey, generateKeyPairSync } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync, randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { Checks, launch } from "../lib/browser.mjs";
 import { accessToken, assertion } from "../lib/token.mjs";
 import { Webhook } from "standardwebhooks";
+import { SignJWT } from "jose";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const AK_URL = process.env.AK_URL;
@@ -161,6 +164,37 @@ async function asAdmin(method, path, body) {
     method,
     headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: resp.status, body: await resp.json().catch(() => null) };
+}
+
+// An outside issuer for keyless sign-in: its tokens are signed here, its key given inline.
+const OUTSIDE_ISSUER = "https://issuer.example.com";
+const outsideKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
+const outsideKid = `ci-${suffix}`;
+const outsideJwk = { ...outsideKey.publicKey.export({ format: "jwk" }), kid: outsideKid, alg: "ES256", use: "sig" };
+
+/** A token of the outside issuer, exchanged at the token endpoint (RFC 8693). */
+async function exchangeOutside(sub, aud, claims = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const token = await new SignJWT(claims)
+    .setProtectedHeader({ alg: "ES256", typ: "JWT", kid: outsideKid })
+    .setIssuer(OUTSIDE_ISSUER)
+    .setSubject(sub)
+    .setAudience(aud)
+    .setIssuedAt(now)
+    .setExpirationTime(now + 300)
+    .setJti(randomUUID())
+    .sign(outsideKey.privateKey);
+  const resp = await fetch(discovery.token_endpoint, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+      subject_token: token,
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+      scope: "openid urn:zitadel:iam:org:project:id:zitadel:aud",
+    }),
   });
   return { status: resp.status, body: await resp.json().catch(() => null) };
 }
@@ -573,6 +607,92 @@ try {
   await page.click("#tab-events");
   await page.selectOption("#events-type", "webhook.removed");
   t.check("its removal is an event", await onlyType(page, "webhook.removed"), await textOf(page, "#events-list"));
+  await page.selectOption("#events-type", "");
+  await page.click("#tab-users");
+  await visible(page, `#users-list .item-name:text-is('${userName}')`);
+
+  // ---------------------------------------------------------------- trusts (keyless)
+  await page.locator(`#users-list .item-main:has(.item-name:text-is('${userName}'))`).click();
+  t.check("a machine user's page has its trusts", await waitText(page, "#user-trusts-title", new RegExp(`^Trusts of ${userName}$`)), await textOf(page, "#alert"));
+  t.check("none yet", await waitText(page, "#user-trusts-list", /No trusts yet/), await textOf(page, "#user-trusts-list"));
+  t.check("an ORG_OWNER is offered the add form", (await visible(page, "#add-trust-form")) && !(await page.isVisible("#user-trusts-readonly")));
+  t.check(
+    "the form shows the Kubernetes, GitHub Actions and SPIFFE presets",
+    await waitText(page, "#trust-presets", /Kubernetes:.*system:serviceaccount:<ns>:<name>.*GitHub Actions:.*https:\/\/token\.actions\.githubusercontent\.com.*repository=<owner>\/<repo>.*SPIFFE:/s),
+    await textOf(page, "#trust-presets"),
+  );
+  const trustSub = `system:serviceaccount:ci:deployer-${suffix}`;
+  const trustAud = "authn-keys";
+  await page.fill("#add-trust-issuer", OUTSIDE_ISSUER);
+  await page.fill("#add-trust-subject", "a*b");
+  await page.fill("#add-trust-audience", trustAud);
+  await page.fill("#add-trust-claims", "cluster=ci\n\nteam = platform\n");
+  await page.fill("#add-trust-jwks", JSON.stringify({ keys: [outsideJwk] }, null, 2));
+  await page.fill("#add-trust-lifetime", "600");
+  await page.check("#add-trust-cap");
+  await page.click("#add-trust-submit");
+  t.check("a subject with * inside shows the server's message and error id TRUST-Sub03", await waitText(page, "#alert", /may only end the pattern.*TRUST-Sub03/), await textOf(page, "#alert"));
+  t.check("and adds nothing", await waitText(page, "#user-trusts-list", /No trusts yet/));
+  await page.click("#alert button");
+  await page.fill("#add-trust-subject", trustSub);
+  await page.click("#add-trust-submit");
+  t.check("a trust with an inline JWKS is added", await waitText(page, "#status", /Trust \d+ added/), await textOf(page, "#alert"));
+  const trustId = ((await textOf(page, "#status")).match(/Trust (\d+)/) || [])[1];
+  const trustItem = `#user-trusts-list li[data-trust-id='${trustId}']`;
+  t.check("and listed", await visible(page, trustItem), await textOf(page, "#user-trusts-list"));
+  t.equal("with its subject", await textOf(page, `${trustItem} .trust-subject`), trustSub);
+  t.equal("issuer", await textOf(page, `${trustItem} .trust-issuer`), `issuer ${OUTSIDE_ISSUER}`);
+  t.equal("audience", await textOf(page, `${trustItem} .trust-audience`), `audience ${trustAud}`);
+  t.equal("claims", await textOf(page, `${trustItem} .trust-claims`), "claims cluster=ci · team=platform");
+  t.equal("where its keys come from", await textOf(page, `${trustItem} .trust-keys`), "inline JWKS (1 key)");
+  t.equal("the lifetime cap", await textOf(page, `${trustItem} .trust-lifetime`), "Access tokens live at most 10 minutes, and end with the outside token");
+  t.check("and when and by whom it was added", await waitText(page, `${trustItem} .trust-created`, /added \d{4}-\d\d-\d\d \d\d:\d\d UTC · by admin \(you\)$/), await textOf(page, `${trustItem} .trust-created`));
+  t.equal("the form is emptied", await page.inputValue("#add-trust-subject"), "");
+  await shot(page, "trusts-desktop");
+
+  // The trust added in the console works: the outside issuer's token gets an access token of
+  // the user, which the API takes as that user.
+  await asAdmin("POST", "/management/v1/orgs/me/members", { userId, roles: ["ORG_USER_VIEWER"] });
+  const swapped = await exchangeOutside(trustSub, trustAud, { cluster: "ci", team: "platform" });
+  t.check(
+    "token exchange: the outside token gets an access token",
+    swapped.status === 200 && !!swapped.body?.access_token && swapped.body.issued_token_type === "urn:ietf:params:oauth:token-type:access_token",
+    JSON.stringify(swapped.body),
+  );
+  t.check("no longer than the outside token", swapped.body?.expires_in > 0 && swapped.body.expires_in <= 300, `${swapped.body?.expires_in}`);
+  const asUser = await fetch(`${AK_URL}/management/v1/users/${userId}`, { headers: { authorization: `Bearer ${swapped.body?.access_token}` } });
+  const asUserBody = await asUser.json().catch(() => null);
+  t.check("and the API takes it as the machine user", asUser.status === 200 && asUserBody?.user?.userName === userName, `${asUser.status} ${JSON.stringify(asUserBody)}`);
+  const wrongClaim = await exchangeOutside(trustSub, trustAud, { cluster: "prod", team: "platform" });
+  t.check("a token without the trust's claims gets none", wrongClaim.status === 400 && wrongClaim.body?.error === "invalid_grant", JSON.stringify(wrongClaim.body));
+
+  // A viewer sees the trusts, without the controls.
+  await vp.click("#tab-users");
+  await vp.locator(`#users-list .item-main:has(.item-name:text-is('${userName}'))`).click();
+  t.check("an ORG_OWNER_VIEWER sees the trust", await visible(vp, trustItem), await textOf(vp, "#alert"));
+  t.check("without a Remove button or the add form", (await vp.locator(`${trustItem} button`).count()) === 0 && (await visible(vp, "#user-trusts-readonly", 2000)) && !(await vp.isVisible("#add-trust-form")));
+
+  const trustRemove = `Remove trust for ${trustSub} from ${OUTSIDE_ISSUER}`;
+  await removeVia(page, trustRemove, false);
+  t.check("cancelling keeps the trust", await visible(page, trustItem, 2000));
+  await removeVia(page, trustRemove);
+  t.check("Remove: the trust is gone", await gone(page, trustItem), await textOf(page, "#alert"));
+  t.check("and the list says none", await waitText(page, "#user-trusts-list", /No trusts yet/));
+  const afterRemove = await exchangeOutside(trustSub, trustAud, { cluster: "ci", team: "platform" });
+  t.check("after it the outside token gets nothing", afterRemove.status === 400 && afterRemove.body?.error === "invalid_grant", JSON.stringify(afterRemove.body));
+  const revoked = await fetch(`${AK_URL}/management/v1/users/${userId}`, { headers: { authorization: `Bearer ${swapped.body?.access_token}` } });
+  t.equal("and the access token it got stopped working", revoked.status, 401);
+
+  await page.click("#tab-events");
+  await page.selectOption("#events-type", "trust.added");
+  t.check("the trust's addition is an event", await onlyType(page, "trust.added"), await textOf(page, "#events-list"));
+  t.check(
+    "naming the user and the issuer",
+    await waitText(page, "#events-list li.event-item", new RegExp(`user ${userName}.*issuer ${OUTSIDE_ISSUER.replace(/[.]/g, "\\.")}`)),
+    await textOf(page, "#events-list li.event-item"),
+  );
+  await page.selectOption("#events-type", "trust.removed");
+  t.check("and its removal", await onlyType(page, "trust.removed"), await textOf(page, "#events-list"));
   await page.selectOption("#events-type", "");
   await page.click("#tab-users");
   await visible(page, `#users-list .item-name:text-is('${userName}')`);
