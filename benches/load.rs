@@ -640,7 +640,10 @@ async fn main() {
         let mut jwk = PublicKey::from_pkix_pem(pem.as_bytes()).unwrap().jwk();
         jwk["kid"] = json!("bench-1");
         let jwks: pbjson_types::Struct = serde_json::from_value(json!({"keys": [jwk]})).unwrap();
-        let (iss, sub) = ("https://issuer.bench.example", "system:serviceaccount:bench:loader");
+        let (iss, sub) = (
+            "https://issuer.bench.example",
+            "system:serviceaccount:bench:loader",
+        );
         TrustServiceClient::new(channels[0].clone())
             .add_trust(authed(
                 &admin,
