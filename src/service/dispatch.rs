@@ -103,9 +103,20 @@ impl Services {
                 }
             }
             while sends.try_join_next().is_some() {}
-            if last_expiry.elapsed() >= Duration::from_secs(10) {
+            // A key added may be inside a notice window already: looked at now, not at the
+            // next regular look.
+            let keys_added = self
+                .events
+                .keys_added
+                .swap(false, std::sync::atomic::Ordering::Relaxed);
+            if keys_added || last_expiry.elapsed() >= Duration::from_secs(10) {
                 last_expiry = tokio::time::Instant::now();
-                if let Err(e) = self.notice_expiring_keys(&holder).await {
+                let every = if keys_added {
+                    chrono::Duration::zero()
+                } else {
+                    EXPIRY_EVERY
+                };
+                if let Err(e) = self.notice_keys(&holder, self.now(), Some(every)).await {
                     tracing::warn!(error_id = e.id, cause = %e.cause_chain(), "looking for expiring keys failed; retrying");
                 }
             }

@@ -34,6 +34,9 @@ pub struct EventHub {
     pub(crate) failed: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) backlog: AtomicI64,
+    /// Set when a write added a key: its expiry may already be inside a notice window, and
+    /// the notice is then given at once rather than at the next regular look.
+    pub(crate) keys_added: std::sync::atomic::AtomicBool,
     pub(crate) oldest_pending_secs: AtomicI64,
 }
 
@@ -47,6 +50,7 @@ impl EventHub {
             failed: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             backlog: AtomicI64::new(0),
+            keys_added: std::sync::atomic::AtomicBool::new(false),
             oldest_pending_secs: AtomicI64::new(0),
         }
     }

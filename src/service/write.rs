@@ -84,6 +84,10 @@ impl Write<'_> {
         let mut orgs: Vec<String> = self.events.iter().map(|e| e.org_id.clone()).collect();
         orgs.dedup();
         let recorded = !self.events.is_empty();
+        let keys_added = self
+            .events
+            .iter()
+            .any(|e| e.event_type.ends_with(".key.added"));
         for e in self.events {
             repo::append_event(&self.tx, e).await?;
         }
@@ -97,6 +101,12 @@ impl Write<'_> {
         }
         // The events are the webhooks' outbox: the dispatcher makes their deliveries now
         // rather than at its next look.
+        if keys_added {
+            self.svc
+                .events
+                .keys_added
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if recorded {
             self.svc.events.wake.notify_one();
         }

@@ -870,6 +870,79 @@ async fn expiry_notices_come_once_per_window_and_once_expired() {
     );
 }
 
+#[tokio::test]
+async fn a_key_added_inside_a_window_is_noticed_at_once() {
+    let app = TestApp::spawn_with(insecure).await;
+    let admin = app.admin_token().await;
+    let (receiver, url) = Receiver::start(Script::default()).await;
+    let (_, secret) = add_webhook(&app, &admin, &url, &["key.expiring"]).await;
+    let user = machine_user(&app, &admin, None).await;
+    let key_id = add_key(&app, &admin, &user, Some(now() + 2 * 86_400)).await;
+    let got = receiver
+        .wait(Duration::from_secs(5), |all| !all.is_empty())
+        .await;
+    verify(&secret, &got[0]);
+    let data = &got[0].json()["data"];
+    assert_eq!(data["keyId"], json!(key_id));
+    assert_eq!(data["data"]["window"], json!("7d"));
+    assert_eq!(data["actor"]["userId"], json!("system:expiry"));
+}
+
+#[tokio::test]
+async fn the_event_and_trust_services_answer_on_grpc_web_and_connect() {
+    use authn_keys::proto::authnkeys::v1::trust_service_client::TrustServiceClient;
+    use tower::Layer;
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let web = || {
+        let http1 =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<tonic_web::GrpcWebCall<tonic::body::Body>>();
+        tonic_web::GrpcWebClientLayer::new().layer(http1)
+    };
+    let mut events = EventServiceClient::with_origin(web(), app.base.parse().unwrap());
+    let trail = events
+        .list_events(authed(
+            &admin,
+            None,
+            own::ListEventsRequest {
+                types: vec!["user.added".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        trail.total_result >= 1,
+        "the admin was added at first start"
+    );
+    assert!(trail.result.iter().all(|e| e.r#type == "user.added"));
+    let mut trusts = TrustServiceClient::with_origin(web(), app.base.parse().unwrap());
+    let listed = trusts
+        .list_trusts(authed(&admin, None, own::ListTrustsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_result, 0);
+    let connect = |method: &str, body: &str| {
+        app.http
+            .post(format!("{}/authnkeys.v1.{method}", app.base))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+    };
+    let resp = connect("EventService/ListWebhooks", "{}").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = connect("TrustService/GetTrust", r#"{"trustId":"999"}"#)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "not_found", "{body}");
+}
+
 /// A key's expiry notices in the trail: `type:window`.
 async fn notices(app: &TestApp, admin: &str, key: &str) -> Vec<String> {
     let list = events(

@@ -332,6 +332,10 @@ async fn a_github_actions_token_is_held_to_its_repository_claim() {
             }),
         )
     };
+    // Both grant forms.
+    let (status, body) = jwt_bearer(&app, &gh_token("acme/deploy", now() + 300)).await;
+    assert_eq!(status, 200, "{body}");
+    works_on_the_api(&app, body["access_token"].as_str().unwrap(), &user).await;
     let (status, body) = exchange(&app, &gh_token("acme/deploy", now() + 300)).await;
     assert_eq!(status, 200, "{body}");
     // Capped at the outside token's expiry (300 s) under the trust's 600 s.
@@ -347,6 +351,27 @@ async fn a_github_actions_token_is_held_to_its_repository_claim() {
     let (status, body) = exchange(&app, &evil).await;
     assert_eq!(status, 400, "{body}");
     assert!(description(&body).contains("repository"), "{body}");
+
+    // Removing the user ends its tokens and its trusts with it.
+    let (status, body) = exchange(&app, &gh_token("acme/deploy", now() + 300)).await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .rest(
+            "DELETE",
+            &format!("/users/{user}"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app
+        .rest("GET", &format!("/users/{user}"), Some(&access), None, None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = exchange(&app, &gh_token("acme/deploy", now() + 300)).await;
+    assert_eq!(status, 400, "{body}");
 }
 
 #[tokio::test]
