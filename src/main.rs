@@ -73,8 +73,12 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => migrate(&cli.config).await,
         Command::Serve => serve(cli.config).await,
-        Command::AdminKey { out, expiration } => admin_key(&cli.config, &out, expiration).await,
-        Command::RotateSigningKey { drop_old } => rotate_signing_key(&cli.config, drop_old).await,
+        Command::AdminKey { out, expiration } => {
+            retry_busy(|| admin_key(&cli.config, &out, expiration)).await
+        }
+        Command::RotateSigningKey { drop_old } => {
+            retry_busy(|| rotate_signing_key(&cli.config, drop_old)).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -82,6 +86,27 @@ async fn main() -> std::process::ExitCode {
             tracing::error!(error_id = e.id, cause = %e.cause_chain(), "{}", e.message);
             eprintln!("authn-keys: {e}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs an operator's command again when SQLite was busy: a running server's background work
+/// (webhook deliveries, expiry notices) commits now and then, and a command's transaction that
+/// read before it wrote then fails at once instead of waiting. Each attempt is one
+/// transaction, rolled back when it fails, so trying again is safe.
+async fn retry_busy<F, Fut>(mut run: F) -> authn_keys::error::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = authn_keys::error::Result<()>>,
+{
+    let mut attempt = 0;
+    loop {
+        match run().await {
+            Err(e) if e.id == "STORE-Busy1" && attempt < 10 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            other => return other,
         }
     }
 }

@@ -335,6 +335,26 @@ impl Services {
         every: Option<chrono::Duration>,
     ) -> Result<usize> {
         let windows = &self.events.windows;
+        let mut passes: Vec<(chrono::DateTime<Utc>, chrono::DateTime<Utc>, i64)> =
+            vec![(now - EXPIRED_GRACE, now, 0)];
+        for w in windows.seconds() {
+            passes.push((now, now + chrono::Duration::seconds(w), w));
+        }
+        // A read first: no job row is taken (no write, which on SQLite would hold back others'
+        // writers) when no key needs a notice.
+        let mut due = false;
+        for (after, before, notice) in &passes {
+            if !repo::keys_needing_notice(&self.db, *after, *before, *notice, 1)
+                .await?
+                .is_empty()
+            {
+                due = true;
+                break;
+            }
+        }
+        if !due {
+            return Ok(0);
+        }
         let tx = storage::begin(&self.db).await?;
         let taken = match every {
             Some(every) => repo::take_job(&tx, repo::JOB_EXPIRY, holder, now, every).await?,
@@ -344,11 +364,6 @@ impl Services {
             return Ok(0);
         }
         let mut recorded = 0;
-        let mut passes: Vec<(chrono::DateTime<Utc>, chrono::DateTime<Utc>, i64)> =
-            vec![(now - EXPIRED_GRACE, now, 0)];
-        for w in windows.seconds() {
-            passes.push((now, now + chrono::Duration::seconds(w), w));
-        }
         for (after, before, notice) in passes {
             for (key, had) in repo::keys_needing_notice(&tx, after, before, notice, 1000).await? {
                 let expires_at = key.expires_at.with_timezone(&Utc);
