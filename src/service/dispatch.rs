@@ -11,7 +11,7 @@
 //!   outcome: sent, retried at the next step of the backoff, or failed after the horizon. A
 //!   process killed mid-send leaves the delivery to be claimed again when the lease ends.
 //!   A key's deliveries to one webhook go in event order.
-//! - **Expiry notices** ([`Services::notice_expiring_keys`]): at least once a minute, by one
+//! - **Expiry notices** (`notice_keys`): at least once a minute, by one
 //!   process (the `expiry` job row); each notice is recorded with the event it causes, and a
 //!   key's notices are unique in the database, so none is given twice, restarts included.
 use std::{sync::Arc, time::Duration};
@@ -311,15 +311,8 @@ impl Services {
         }
     }
 
-    /// Records `key.expiring` / `key.expired` events that are due, if no other process holds
-    /// the expiry job and it was not run within [`EXPIRY_EVERY`]. Answers how many it recorded.
-    pub async fn notice_expiring_keys(&self, holder: &str) -> Result<usize> {
-        self.notice_keys(holder, self.now(), Some(EXPIRY_EVERY))
-            .await
-    }
-
-    /// [`Services::notice_expiring_keys`] as if it were `now`, whenever it last ran (waiting
-    /// for another process that holds the job): for tests and operators' tools.
+    /// The expiry notices as if it were `now`, whenever they were last looked at (waiting for
+    /// another process that holds the job): for tests and operators' tools.
     pub async fn notice_expiring_keys_at(
         &self,
         holder: &str,
@@ -328,6 +321,9 @@ impl Services {
         self.notice_keys(holder, storage::db_time(now), None).await
     }
 
+    /// Records `key.expiring` / `key.expired` events that are due: with `every`, if no other
+    /// process holds the expiry job and it was not run within `every`; without, waiting for
+    /// the job. Answers how many it recorded.
     async fn notice_keys(
         &self,
         holder: &str,
@@ -415,7 +411,6 @@ impl Services {
                     },
                 )
                 .await?;
-                debug_assert!(contract_type(event_type).starts_with("key.expir"));
                 recorded += 1;
             }
         }

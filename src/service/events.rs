@@ -110,8 +110,9 @@ impl EventView {
             time: e.created_at.with_timezone(&Utc),
             org_id: e.org_id.clone(),
             actor: e.actor.clone(),
-            key_id: e.key_id.clone().or(subject.key_id),
-            user_id: e.user_id.clone().or(subject.user_id),
+            // The same derivation as the stored search columns.
+            key_id: subject.key_id,
+            user_id: subject.user_id,
             app: subject.app,
             data: match payload {
                 serde_json::Value::Object(m) => m,

@@ -9,8 +9,7 @@ use std::{
 use authn_keys::proto::{
     authnkeys::v1::{self as own, event_service_client::EventServiceClient},
     zitadel::management::v1::{
-        AddMachineKeyRequest, AddMachineUserRequest, AddOrgMemberRequest, AddOrgRequest,
-        RemoveMachineKeyRequest,
+        AddMachineKeyRequest, AddMachineUserRequest, RemoveMachineKeyRequest,
     },
 };
 use axum::{extract::State, http::HeaderMap, routing::post};
@@ -489,48 +488,8 @@ async fn an_iam_owners_webhook_hears_every_org_and_an_org_owners_only_its_own() 
     let admin = app.admin_token().await;
     let (all, all_url) = Receiver::start(Script::default()).await;
     let (_, all_secret) = add_webhook(&app, &admin, &all_url, &["user.added"]).await;
-    let other_org = app
-        .grpc()
-        .await
-        .add_org(authed(
-            &admin,
-            None,
-            AddOrgRequest {
-                name: unique("tenant"),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
     // The other org's owner adds a webhook of its own.
-    let owner = machine_user(&app, &admin, Some(&other_org)).await;
-    let mut c = app.grpc().await;
-    c.add_org_member(authed(
-        &admin,
-        Some(&other_org),
-        AddOrgMemberRequest {
-            user_id: owner.clone(),
-            roles: vec!["ORG_OWNER".into()],
-        },
-    ))
-    .await
-    .unwrap();
-    let key = c
-        .add_machine_key(authed(
-            &admin,
-            Some(&other_org),
-            AddMachineKeyRequest {
-                user_id: owner.clone(),
-                r#type: 1,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .key_details;
-    let owner_token = app.token_for(&KeyFile::parse(&key)).await;
+    let (other_org, owner, owner_token) = app.org_with_owner(&admin, "tenant").await;
     let (theirs, their_url) = Receiver::start(Script::default()).await;
     let (status, body) = own_rest(
         &app,
@@ -664,47 +623,7 @@ async fn webhook_urls_follow_the_outbound_rules_and_bad_input_is_named() {
     let hook_id = body["webhook"]["id"].as_str().unwrap().to_owned();
 
     // Another org's owner neither sees nor removes it, and sees none of this org's events.
-    let other_org = app
-        .grpc()
-        .await
-        .add_org(authed(
-            &admin,
-            None,
-            AddOrgRequest {
-                name: unique("other"),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
-    let owner = machine_user(&app, &admin, Some(&other_org)).await;
-    let mut c = app.grpc().await;
-    c.add_org_member(authed(
-        &admin,
-        Some(&other_org),
-        AddOrgMemberRequest {
-            user_id: owner.clone(),
-            roles: vec!["ORG_OWNER".into()],
-        },
-    ))
-    .await
-    .unwrap();
-    let key = c
-        .add_machine_key(authed(
-            &admin,
-            Some(&other_org),
-            AddMachineKeyRequest {
-                user_id: owner.clone(),
-                r#type: 1,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .key_details;
-    let owner_token = app.token_for(&KeyFile::parse(&key)).await;
+    let (other_org, _, owner_token) = app.org_with_owner(&admin, "other").await;
     let mut client = EventServiceClient::new(app.channel().await);
     let err = client
         .remove_webhook(authed(

@@ -440,6 +440,59 @@ impl TestApp {
         (user_id, KeyFile::parse(&file))
     }
 
+    /// A new org (named after `name`) with a machine user holding ORG_OWNER there: (org id,
+    /// owner id, the owner's access token).
+    pub async fn org_with_owner(&self, admin: &str, name: &str) -> (String, String, String) {
+        use authn_keys::proto::zitadel::management::v1::*;
+        let mut c = self.grpc().await;
+        let org = c
+            .add_org(authed(admin, None, AddOrgRequest { name: unique(name) }))
+            .await
+            .unwrap()
+            .into_inner()
+            .id;
+        let owner = c
+            .add_machine_user(authed(
+                admin,
+                Some(&org),
+                AddMachineUserRequest {
+                    user_name: unique("owner"),
+                    name: "owner".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .user_id;
+        c.add_org_member(authed(
+            admin,
+            Some(&org),
+            AddOrgMemberRequest {
+                user_id: owner.clone(),
+                roles: vec!["ORG_OWNER".into()],
+            },
+        ))
+        .await
+        .unwrap();
+        let file = c
+            .add_machine_key(authed(
+                admin,
+                Some(&org),
+                AddMachineKeyRequest {
+                    user_id: owner.clone(),
+                    r#type: 1,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .key_details;
+        let token = self.token_for(&KeyFile::parse(&file)).await;
+        (org, owner, token)
+    }
+
     /// A project of the default org with one API app: (project id, app id, client id, secret).
     pub async fn project_with_app(
         &self,

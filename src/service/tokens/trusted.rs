@@ -48,21 +48,27 @@ impl Services {
         // unless trusts carry keys of their own).
         let mut verified: Vec<&TrustEntry> = Vec::new();
         let mut why = String::new();
-        let mut tried: Vec<&crate::service::issuer_keys::KeySource> = Vec::new();
+        let mut checked: Vec<(&crate::service::issuer_keys::KeySource, bool)> = Vec::new();
         for t in trusts.iter() {
-            if tried.contains(&&t.source) {
-                if verified.iter().any(|v| v.source == t.source) {
-                    verified.push(t);
+            let signed = match checked.iter().find(|(source, _)| **source == t.source) {
+                Some((_, signed)) => *signed,
+                None => {
+                    let signed = match self.issuer_keys.key_for(&t.source, kid, alg).await {
+                        Ok(key) => jwt
+                            .verify(&key, kid.unwrap_or("(none)"))
+                            .map_err(|e| why = e.to_string())
+                            .is_ok(),
+                        Err(e) => {
+                            why = e.to_string();
+                            false
+                        }
+                    };
+                    checked.push((&t.source, signed));
+                    signed
                 }
-                continue;
-            }
-            tried.push(&t.source);
-            match self.issuer_keys.key_for(&t.source, kid, alg).await {
-                Ok(key) => match jwt.verify(&key, kid.unwrap_or("(none)")) {
-                    Ok(()) => verified.push(t),
-                    Err(e) => why = e.to_string(),
-                },
-                Err(e) => why = e.to_string(),
+            };
+            if signed {
+                verified.push(t);
             }
         }
         if verified.is_empty() {
