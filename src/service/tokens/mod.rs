@@ -160,6 +160,17 @@ fn assertion_id(kid: &str, jti: &str) -> String {
 }
 
 impl Services {
+    /// Signs `claims` as a JWT of type `typ` with the server's current signing key: ID
+    /// tokens, JWT access tokens and JWT introspection answers all go through here.
+    pub(crate) fn sign_jwt(
+        &self,
+        typ: &str,
+        claims: &impl Serialize,
+    ) -> Result<String, jwt::SignError> {
+        let signer = self.signing.current();
+        jwt::sign(Algorithm::RS256, typ, &signer.kid, claims, &signer.key)
+    }
+
     pub fn time_rules(&self) -> TimeRules {
         TimeRules {
             now: self.clock.now(),
@@ -424,7 +435,6 @@ impl Services {
                 format!("{token_id}.{}", URL_SAFE_NO_PAD.encode(raw))
             }
             AccessTokenType::Jwt => {
-                let signer = self.signing.current();
                 let claims = AccessClaims {
                     iss: self.settings.issuer.clone(),
                     sub: user.id.clone(),
@@ -437,18 +447,12 @@ impl Services {
                     scope: scopes.join(" "),
                     org_id: user.org_id.clone(),
                 };
-                jwt::sign(
-                    Algorithm::RS256,
-                    self.settings.access_token_typ,
-                    &signer.kid,
-                    &claims,
-                    &signer.key,
-                )
-                .map_err(|e| {
-                    OAuthError::from(
-                        Error::internal("TOKEN-Sign1", "cannot sign the token").with_source(e),
-                    )
-                })?
+                self.sign_jwt(self.settings.access_token_typ, &claims)
+                    .map_err(|e| {
+                        OAuthError::from(
+                            Error::internal("TOKEN-Sign1", "cannot sign the token").with_source(e),
+                        )
+                    })?
             }
         };
         // Every token, opaque or JWT, is recorded by hash with its key, so that removing the
@@ -491,7 +495,6 @@ impl Services {
             );
         }
         let id_token = if scopes.iter().any(|s| s == "openid") {
-            let signer = self.signing.current();
             // An ID token is for the client that asked — in the JWT profile the user itself —
             // and never for a project: it must not pass for an access token anywhere.
             let claims = IdClaims {
@@ -505,14 +508,11 @@ impl Services {
                 org_id: &user.org_id,
             };
             Some(
-                jwt::sign(Algorithm::RS256, "JWT", &signer.kid, &claims, &signer.key).map_err(
-                    |e| {
-                        OAuthError::from(
-                            Error::internal("TOKEN-Sign2", "cannot sign the id token")
-                                .with_source(e),
-                        )
-                    },
-                )?,
+                self.sign_jwt("JWT", &claims).map_err(|e| {
+                    OAuthError::from(
+                        Error::internal("TOKEN-Sign2", "cannot sign the id token").with_source(e),
+                    )
+                })?,
             )
         } else {
             None
