@@ -82,12 +82,17 @@ fn bad_request(id: &'static str, message: String) -> Response {
     error_response(Error::invalid_argument(id, message))
 }
 
-/// Runs one gateway call: body → message, path → fields, headers → metadata, method, JSON.
-async fn gateway<A, Req, Resp, Fut>(
-    api: A,
+/// What a gateway call takes from the HTTP request besides its path and body.
+struct Incoming {
     target: HttpTarget,
     headers: HeaderMap,
     peer: Peer,
+}
+
+/// Runs one gateway call: body → message, path → fields, headers → metadata, method, JSON.
+async fn gateway<A, Req, Resp, Fut>(
+    api: A,
+    incoming: Incoming,
     params: Params,
     body: Option<Result<Bytes, BytesRejection>>,
     bind: impl FnOnce(&mut Req, &mut HashMap<String, String>),
@@ -98,6 +103,11 @@ where
     Resp: Serialize,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
+    let Incoming {
+        target,
+        headers,
+        peer,
+    } = incoming;
     let mut params = match params {
         Ok(Path(p)) => p,
         Err(PathRejection::MissingPathParams(_)) => HashMap::new(),
@@ -201,9 +211,11 @@ macro_rules! route {
                 let body = if $has_body { Some(body) } else { None };
                 gateway(
                     api,
-                    target(&method, &uri),
-                    headers,
-                    peer,
+                    Incoming {
+                        target: target(&method, &uri),
+                        headers,
+                        peer,
+                    },
                     params,
                     body,
                     |$r: &mut $req, $p: &mut HashMap<String, String>| {
