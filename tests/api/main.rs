@@ -8,6 +8,7 @@ mod concurrency;
 mod connect;
 mod crashes;
 mod docs;
+mod dpop_settings;
 mod events;
 mod flow;
 mod grpc_web;
