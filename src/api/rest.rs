@@ -83,8 +83,8 @@ fn bad_request(id: &'static str, message: String) -> Response {
     error_response(Error::invalid_argument(id, message))
 }
 
-/// What a gateway call takes from the HTTP request besides its path and body.
-struct Incoming {
+/// What a REST request says about its caller and where it went.
+struct Caller {
     target: HttpTarget,
     headers: HeaderMap,
     peer: Peer,
@@ -93,7 +93,11 @@ struct Incoming {
 /// Runs one gateway call: body → message, path → fields, headers → metadata, method, JSON.
 async fn gateway<A, Req, Resp, Fut>(
     api: A,
-    incoming: Incoming,
+    Caller {
+        target,
+        headers,
+        peer,
+    }: Caller,
     params: Params,
     body: Option<Result<Bytes, BytesRejection>>,
     bind: impl FnOnce(&mut Req, &mut HashMap<String, String>),
@@ -104,11 +108,6 @@ where
     Resp: Serialize,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
-    let Incoming {
-        target,
-        headers,
-        peer,
-    } = incoming;
     let mut params = match params {
         Ok(Path(p)) => p,
         Err(PathRejection::MissingPathParams(_)) => HashMap::new(),
@@ -212,7 +211,7 @@ macro_rules! route {
                 let body = if $has_body { Some(body) } else { None };
                 gateway(
                     api,
-                    Incoming {
+                    Caller {
                         target: target(&method, &uri),
                         headers,
                         peer,

@@ -1,11 +1,11 @@
 //! DPoP (RFC 9449) on our side: checking a request's proof (the proof itself in
 //! [`crate::domain::dpop`]), remembering its `jti` across processes, and the server nonces.
 //!
-//! Nonces are stateless: `base64url(period || HMAC-SHA256(key, period)[..16])`, the key derived
+//! Nonces are stateless: `base64url(period || HMAC-SHA256(key, period))`, the key derived
 //! from the master key, so every process issues and accepts the same nonces without sharing
 //! anything else. A nonce is good in its period and the next one (5 to 10 minutes).
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use hmac::Mac;
+use ring::hmac;
 
 use super::{Services, signing::MasterKey, tokens::hash_token};
 use crate::{
@@ -37,11 +37,9 @@ pub enum NonceMode {
 
 /// The nonce key and where nonces are asked for.
 pub struct Dpop {
-    key: [u8; 32],
+    key: hmac::Key,
     mode: NonceMode,
 }
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 impl std::fmt::Debug for Dpop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,24 +103,20 @@ pub fn challenge(error: &str, description: &str, nonce: Option<String>) -> Chall
 impl Dpop {
     pub fn new(master: &MasterKey, mode: NonceMode) -> Self {
         Dpop {
-            key: master.derive("authn-keys dpop nonces v1"),
+            key: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                &master.derive("authn-keys dpop nonces v1"),
+            ),
             mode,
         }
     }
 
-    fn mac(&self, period: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-        mac.update(period);
-        mac
-    }
-
     fn nonce_for(&self, period: i64) -> String {
         let period = period.to_be_bytes();
-        let tag = self.mac(&period).finalize().into_bytes();
-        let mut raw = [0u8; 24];
+        let tag = hmac::sign(&self.key, &period);
+        let mut raw = [0u8; 40];
         raw[..8].copy_from_slice(&period);
-        raw[8..].copy_from_slice(&tag[..16]);
+        raw[8..].copy_from_slice(tag.as_ref());
         URL_SAFE_NO_PAD.encode(raw)
     }
 
@@ -144,8 +138,7 @@ impl Dpop {
         if period != current && period != current - 1 {
             return false;
         }
-        // The tag is the MAC's first 16 bytes, compared in constant time.
-        raw.len() == 24 && self.mac(&raw[..8]).verify_truncated_left(&raw[8..]).is_ok()
+        hmac::verify(&self.key, &raw[..8], &raw[8..]).is_ok()
     }
 
     /// Whether proofs at the token endpoint (`token`) or at the API must carry a nonce.
@@ -243,7 +236,7 @@ mod tests {
         let d = dpop();
         let now = 1_800_000_123;
         let n = d.nonce(now);
-        assert_eq!(n.len(), 32);
+        assert_eq!(n.len(), 54);
         assert!(d.nonce_valid(&n, now));
         assert!(d.nonce_valid(&n, now + NONCE_PERIOD_SECS));
         assert!(!d.nonce_valid(&n, now + 2 * NONCE_PERIOD_SECS));

@@ -21,111 +21,9 @@ use crate::helpers::*;
 const REFUSED_WITHOUT_PROOF: &str =
     "takes DPoP-bound tokens only (dpop_bound_access_tokens): send a DPoP proof";
 
-/// A client's DPoP key (P-256, made with ring), its public JWK and RFC 7638 thumbprint,
-/// written apart from the server's JWK code.
-struct DpopKey {
-    pkcs8: Vec<u8>,
-    jwk: Value,
-    jkt: String,
-}
-
-impl DpopKey {
-    fn new() -> DpopKey {
-        use ring::signature::{self as sig, KeyPair};
-        let rng = ring::rand::SystemRandom::new();
-        let doc =
-            sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = sig::EcdsaKeyPair::from_pkcs8(
-            &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
-            doc.as_ref(),
-            &rng,
-        )
-        .unwrap();
-        // Uncompressed point: 0x04 || x || y.
-        let point = pair.public_key().as_ref();
-        let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
-        let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        DpopKey {
-            pkcs8: doc.as_ref().to_vec(),
-            jwk: json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
-            jkt: URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())),
-        }
-    }
-
-    /// A fresh proof for `htm` `htu`, with the server's nonce and the access token's hash
-    /// when given.
-    fn proof(&self, htm: &str, htu: &str, nonce: Option<&str>, token: Option<&str>) -> String {
-        use ring::signature as sig;
-        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
-        let mut claims = json!({"jti": unique("proof"), "htm": htm, "htu": htu, "iat": now()});
-        if let Some(n) = nonce {
-            claims["nonce"] = json!(n);
-        }
-        if let Some(t) = token {
-            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(Sha256::digest(t.as_bytes())));
-        }
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let rng = ring::rand::SystemRandom::new();
-        let signature =
-            sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &self.pkcs8, &rng)
-                .unwrap()
-                .sign(&rng, input.as_bytes())
-                .unwrap();
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
-    }
-}
-
-/// A token request for `key` with the API scope and an optional DPoP proof: (status, body,
-/// the `DPoP-Nonce` answered).
-async fn token_request(
-    app: &TestApp,
-    key: &KeyFile,
-    proof: Option<String>,
-) -> (u16, Value, Option<String>) {
-    let assertion = app.assertion(key, json!({}));
-    let mut req = app
-        .http
-        .post(format!("{}/oauth/v2/token", app.base))
-        .form(&[
-            ("grant_type", JWT_BEARER),
-            ("assertion", assertion.as_str()),
-            ("scope", &format!("openid {API_SCOPE}")),
-        ]);
-    if let Some(p) = proof {
-        req = req.header("DPoP", p);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let nonce = resp
-        .headers()
-        .get("dpop-nonce")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (status, resp.json().await.unwrap(), nonce)
-}
-
-/// A DPoP-bound token for `key`, bound to `client`: the first proof is answered
-/// `use_dpop_nonce` with the server's nonce (the token endpoint asks for it by default), the
-/// second carries it. Returns the token response.
-async fn dpop_token(app: &TestApp, key: &KeyFile, client: &DpopKey) -> Value {
-    let htu = app.services.token_endpoint();
-    let (status, body, nonce) =
-        token_request(app, key, Some(client.proof("POST", &htu, None, None))).await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"], "use_dpop_nonce", "{body}");
-    let nonce = nonce.expect("a DPoP-Nonce header with use_dpop_nonce");
-    let (status, body, _) = token_request(
-        app,
-        key,
-        Some(client.proof("POST", &htu, Some(&nonce), None)),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body
+/// A token request for `key` with the API scope and no DPoP proof: (status, body).
+async fn plain_grant(app: &TestApp, key: &KeyFile) -> (u16, Value) {
+    app.grant(key, API_SCOPE).await
 }
 
 fn settings_path(user: &str) -> String {
@@ -390,7 +288,7 @@ async fn a_bound_user_gets_tokens_only_with_a_proof_and_keeps_the_ones_it_has() 
 
     let (status, body) = set_rest(&app, &admin, &user, true).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body, _) = token_request(&app, &key, None).await;
+    let (status, body) = plain_grant(&app, &key).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_request", "{body}");
     let description = body["error_description"].as_str().unwrap();
@@ -403,24 +301,23 @@ async fn a_bound_user_gets_tokens_only_with_a_proof_and_keeps_the_ones_it_has() 
     assert!(bound(&body), "{body}");
 
     // With a proof: a DPoP token bound to the proof's key, which works with proofs of it.
-    let client = DpopKey::new();
-    let granted = dpop_token(&app, &key, &client).await;
-    assert_eq!(granted["token_type"], "DPoP", "{granted}");
-    let token = granted["access_token"].as_str().unwrap();
+    let client = TestKey::new("ES256");
+    let (token, _) = app.dpop_token_for(&key, &client).await;
     let claims: Value = serde_json::from_slice(
         &URL_SAFE_NO_PAD
             .decode(token.split('.').nth(1).unwrap())
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(claims["cnf"]["jkt"], json!(client.jkt), "{claims}");
+    assert_eq!(claims["cnf"]["jkt"], json!(client.thumbprint()), "{claims}");
     let path = settings_path(&user);
     let htu = format!("{}{path}", app.services.settings.issuer);
+    let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
     let resp = app
         .http
         .get(format!("{}{path}", app.base))
         .header("authorization", format!("DPoP {token}"))
-        .header("DPoP", client.proof("GET", &htu, None, Some(token)))
+        .header("DPoP", client.dpop_proof("GET", &htu, json!({"ath": ath})))
         .send()
         .await
         .unwrap();
@@ -429,7 +326,7 @@ async fn a_bound_user_gets_tokens_only_with_a_proof_and_keeps_the_ones_it_has() 
     // Off again: a plain request works once more, at once.
     let (status, body) = set_rest(&app, &admin, &user, false).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body, _) = token_request(&app, &key, None).await;
+    let (status, body) = plain_grant(&app, &key).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer", "{body}");
 }
@@ -470,13 +367,13 @@ async fn another_process_follows_the_setting_within_the_cache_bound() {
         );
     }
     // The twin has read (and cached) the user.
-    let (status, body, _) = token_request(&twin, &key, None).await;
+    let (status, body) = plain_grant(&twin, &key).await;
     assert_eq!(status, 200, "{body}");
 
     let (status, body) = set_rest(&app, &admin, &user, true).await;
     assert_eq!(status, 200, "{body}");
     let refused = within(Duration::from_secs(10), || async {
-        let (status, body, _) = token_request(&twin, &key, None).await;
+        let (status, body) = plain_grant(&twin, &key).await;
         status == 400 && body["error"] == "invalid_request"
     })
     .await;
@@ -485,16 +382,16 @@ async fn another_process_follows_the_setting_within_the_cache_bound() {
         "the twin kept issuing plain tokens to a bound user"
     );
     // The first process has read (and cached) the user as bound.
-    let (status, body, _) = token_request(&app, &key, None).await;
+    let (status, body) = plain_grant(&app, &key).await;
     assert_eq!(status, 400, "{body}");
 
     // And back, set through the twin.
     let (status, body) = set_rest(&twin, &admin, &user, false).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body, _) = token_request(&twin, &key, None).await;
+    let (status, body) = plain_grant(&twin, &key).await;
     assert_eq!(status, 200, "at once in the process that set it: {body}");
     let accepted = within(Duration::from_secs(10), || async {
-        token_request(&app, &key, None).await.0 == 200
+        plain_grant(&app, &key).await.0 == 200
     })
     .await;
     assert!(accepted, "the first process kept refusing plain tokens");
