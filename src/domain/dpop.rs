@@ -135,8 +135,8 @@ pub fn check(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofError> 
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let alg = match Algorithm::parse(&jwt.header.alg) {
-        Some(a) if ALGORITHMS.contains(&a) => a,
+    let alg = match jwt.algorithm() {
+        Ok(a) if ALGORITHMS.contains(&a) => a,
         _ => {
             return Err(refused(format!(
                 "the DPoP proof is signed with {}; accepted are {} (never none or HMAC)",
@@ -323,6 +323,11 @@ pub(crate) mod tests {
             let c = client(alg);
             let p = check(&c.proof(claims()), &expected()).unwrap();
             assert_eq!(p.jkt, c.jkt);
+            if alg == Algorithm::EdDSA {
+                // RFC 9864's name for it.
+                let header = json!({"typ": "dpop+jwt", "alg": "Ed25519", "jwk": c.jwk});
+                assert!(check(&c.proof_with(header, claims()), &expected()).is_ok());
+            }
             assert_eq!(p.jti, "j1");
             assert_eq!(p.nonce, None);
             assert_eq!(p.acceptable_until(&expected()), NOW + 330);

@@ -134,6 +134,8 @@ impl UnverifiedJwt {
             "none" | "" => Err(JwtError::Algorithm(format!(
                 "unsigned JWTs (alg none) are not accepted; sign with {ACCEPTED}"
             ))),
+            // RFC 9864's fully-specified name for EdDSA over Ed25519 (openid-client's default).
+            "Ed25519" => Ok(Algorithm::EdDSA),
             other => Algorithm::parse(other).ok_or_else(|| {
                 JwtError::Algorithm(format!(
                     "algorithm {} is not accepted; sign with {ACCEPTED}",
