@@ -172,6 +172,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
         token_records: TokenRecords::start(db_for_records),
         last_uses: Arc::new(LastUses::new(config.key_last_use)),
         issuer_keys: Arc::new(IssuerKeys::new(outbound.clone(), clock_for_keys)),
+        dpop: Arc::new(crate::service::dpop::Dpop::new(&master, config.dpop_nonce)),
         outbound,
         events: Arc::new(EventHub::new(
             &master,

@@ -369,6 +369,17 @@ pub struct Config {
     )]
     pub outbound_allow_insecure: bool,
 
+    /// Where DPoP proofs must carry the server's nonce (RFC 9449 §8–9): `token` (the token
+    /// endpoint), `all` (the API too) or `off`.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_DPOP_NONCE",
+        value_enum,
+        default_value_t = crate::service::dpop::NonceMode::Token
+    )]
+    pub dpop_nonce: crate::service::dpop::NonceMode,
+
     /// Windows before a key's expiry in which a `key.expiring` event is recorded (and sent to
     /// webhooks), e.g. `7d,1d`; `off` for none. `key.expired` is recorded either way.
     #[arg(
@@ -548,6 +559,7 @@ impl Config {
             key_allowed_algorithms: String::new(),
             key_last_use: true,
             outbound_allow_insecure: false,
+            dpop_nonce: crate::service::dpop::NonceMode::Token,
             expiry_notices: "7d,1d".into(),
             ui_dir: None,
             log_format: LogFormat::Text,

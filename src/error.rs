@@ -28,6 +28,17 @@ pub struct Error {
     pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     /// When to retry, for rate limits and load shedding (HTTP `Retry-After`).
     pub retry_after_secs: Option<u64>,
+    /// What an unauthenticated answer asks of the client (`WWW-Authenticate`, DPoP's nonce).
+    pub challenge: Option<Box<Challenge>>,
+}
+
+/// What a 401 asks of the client (RFC 9110 §11.6.1): the `WWW-Authenticate` value and, when
+/// the server wants its nonce in DPoP proofs, the nonce to use (`DPoP-Nonce`, RFC 9449 §9).
+/// Carried as metadata of the gRPC status and as headers by the HTTP protocols.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub www_authenticate: String,
+    pub dpop_nonce: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,7 +51,13 @@ impl Error {
             message: message.into(),
             source: None,
             retry_after_secs: None,
+            challenge: None,
         }
+    }
+
+    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = Some(Box::new(challenge));
+        self
     }
 
     pub fn retry_after(mut self, secs: u64) -> Self {

@@ -53,8 +53,9 @@ impl CorsOrigins {
 
 /// Request headers browsers' gRPC-Web, Connect and REST clients send that are not
 /// CORS-safelisted.
-const ALLOWED_HEADERS: [&str; 11] = [
+const ALLOWED_HEADERS: [&str; 12] = [
     "authorization",
+    "dpop",
     "content-type",
     "x-zitadel-orgid",
     "x-grpc-web",
@@ -68,7 +69,9 @@ const ALLOWED_HEADERS: [&str; 11] = [
 ];
 
 /// Response headers a page may read.
-const EXPOSED_HEADERS: [&str; 6] = [
+const EXPOSED_HEADERS: [&str; 8] = [
+    "dpop-nonce",
+    "www-authenticate",
     "grpc-status",
     "grpc-message",
     "grpc-status-details-bin",

@@ -59,6 +59,8 @@ pub fn oauth_error(e: OAuthError) -> Response {
         OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         OAuthErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         OAuthErrorCode::InvalidRequest
+        | OAuthErrorCode::InvalidDpopProof
+        | OAuthErrorCode::UseDpopNonce
         | OAuthErrorCode::InvalidGrant
         | OAuthErrorCode::UnsupportedGrantType
         | OAuthErrorCode::InvalidScope => StatusCode::BAD_REQUEST,
@@ -81,8 +83,25 @@ pub fn oauth_error(e: OAuthError) -> Response {
         );
     }
     set_retry_after(resp.headers_mut(), e.retry_after_secs);
+    set_dpop_nonce(resp.headers_mut(), e.dpop_nonce);
     resp.extensions_mut().insert(OAuthOutcome(e.code.as_str()));
     resp
+}
+
+/// `DPoP-Nonce` (RFC 9449 §8): the nonce for the client's next proof.
+fn set_dpop_nonce(headers: &mut HeaderMap, nonce: Option<String>) {
+    if let Some(v) = nonce.and_then(|n| header::HeaderValue::from_str(&n).ok()) {
+        headers.insert(header::HeaderName::from_static("dpop-nonce"), v);
+    }
+}
+
+/// The values of a request's `DPoP` headers.
+fn dpop_headers(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("dpop")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect()
 }
 
 /// How long verifiers may cache the JWKS. A new key signs as soon as it is made and a key
@@ -296,15 +315,21 @@ async fn revoke(
 async fn token(
     State(svc): State<Services>,
     peer: Peer,
+    headers: HeaderMap,
     body: Result<Form<TokenRequest>, FormRejection>,
 ) -> Response {
     if let Some(resp) = oversized(&body) {
         return resp;
     }
-    let answer = async { svc.token(form(body)?, peer_ip(peer)).await };
+    let dpop = dpop_headers(&headers);
+    let answer = async { svc.token(form(body)?, &dpop, peer_ip(peer)).await };
     match answer.await {
         Ok(resp) => {
             let mut resp = ([(header::CACHE_CONTROL, "no-store")], Json(resp)).into_response();
+            if !dpop.is_empty() {
+                let now = svc.clock.now().timestamp();
+                set_dpop_nonce(resp.headers_mut(), svc.dpop.nonce_to_offer(true, now));
+            }
             resp.extensions_mut().insert(OAuthOutcome("ok"));
             resp
         }

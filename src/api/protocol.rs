@@ -224,6 +224,20 @@ pub fn set_retry_after(headers: &mut HeaderMap, secs: Option<u64>) {
     }
 }
 
+/// The HTTP headers a gRPC status's metadata stands for: `Retry-After`, `WWW-Authenticate`
+/// and `DPoP-Nonce`, for the protocols that answer them as headers (REST, Connect).
+pub fn set_status_headers(headers: &mut HeaderMap, status: &tonic::Status) {
+    use super::grpc::status::{DPOP_NONCE, WWW_AUTHENTICATE};
+    set_retry_after(headers, retry_after_of(status));
+    for name in [WWW_AUTHENTICATE, DPOP_NONCE] {
+        if let Some(v) = status.metadata().get(name).and_then(|v| v.to_str().ok())
+            && let Ok(v) = HeaderValue::from_str(v)
+        {
+            headers.insert(header::HeaderName::from_static(name), v);
+        }
+    }
+}
+
 /// The delay a gRPC status carries in its `retry-after` metadata (see
 /// `grpc::status::RETRY_AFTER`), for the protocols that answer it as an HTTP header.
 pub fn retry_after_of(status: &tonic::Status) -> Option<u64> {

@@ -7,10 +7,10 @@ use axum::{
     Extension, Router,
     body::Bytes,
     extract::{
-        Path, State,
+        OriginalUri, Path, State,
         rejection::{BytesRejection, PathRejection},
     },
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, Method, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
 };
@@ -26,7 +26,7 @@ use super::{
         status::{ERROR_DETAIL_TYPE, error_detail},
         user_v2::UserApi,
     },
-    protocol::{http_status, retry_after_of, set_retry_after},
+    protocol::{http_status, set_status_headers},
 };
 use crate::{
     error::Error,
@@ -38,9 +38,28 @@ use crate::{
         management::v1::{management_service_server::ManagementService, *},
         user::v2::{self as v2, user_service_server::UserService},
     },
+    service::dpop::HttpTarget,
 };
 
 type Api = Arc<ManagementApi>;
+
+const DPOP: &str = "dpop";
+
+/// The request's method and path, for DPoP proofs (`htm`, `htu`).
+fn target(method: &Method, uri: &OriginalUri) -> HttpTarget {
+    let method = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    };
+    HttpTarget {
+        method,
+        path: uri.path().to_owned(),
+    }
+}
 type Params = Result<Path<HashMap<String, String>>, PathRejection>;
 
 /// `{"code": 5, "message": "...", "details": [{"@type": ..., "id", "message"}]}`.
@@ -51,7 +70,7 @@ pub fn status_response(status: &Status) -> Response {
         .collect();
     let body = serde_json::json!({"code": status.code() as i32, "message": status.message(), "details": details});
     let mut resp = (http_status(status.code()), axum::Json(body)).into_response();
-    set_retry_after(resp.headers_mut(), retry_after_of(status));
+    set_status_headers(resp.headers_mut(), status);
     resp
 }
 
@@ -66,6 +85,7 @@ fn bad_request(id: &'static str, message: String) -> Response {
 /// Runs one gateway call: body → message, path → fields, headers → metadata, method, JSON.
 async fn gateway<A, Req, Resp, Fut>(
     api: A,
+    target: HttpTarget,
     headers: HeaderMap,
     peer: Peer,
     params: Params,
@@ -104,11 +124,21 @@ where
     if let Some(Extension(info)) = peer {
         request.extensions_mut().insert(info);
     }
+    request.extensions_mut().insert(target);
     for name in [header::AUTHORIZATION.as_str(), ORG_HEADER] {
         if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok())
             && let Ok(v) = MetadataValue::try_from(value)
         {
             request.metadata_mut().insert(name, v);
+        }
+    }
+    // Every DPoP header, so that more than one is refused rather than one picked.
+    for value in headers.get_all(DPOP) {
+        if let Ok(v) = value.to_str().map(MetadataValue::try_from) {
+            match v {
+                Ok(v) => request.metadata_mut().append(DPOP, v),
+                Err(_) => continue,
+            };
         }
     }
     match call(api, request).await {
@@ -162,6 +192,8 @@ macro_rules! route {
     (api: $api:ty; $method:ident, $req:ty, $has_body:expr, |$r:ident, $p:ident| $bind:expr, $rpc:ident) => {
         $method(
             |State(api): State<$api>,
+             method: Method,
+             uri: OriginalUri,
              headers: HeaderMap,
              peer: Peer,
              params: Params,
@@ -169,6 +201,7 @@ macro_rules! route {
                 let body = if $has_body { Some(body) } else { None };
                 gateway(
                     api,
+                    target(&method, &uri),
                     headers,
                     peer,
                     params,

@@ -82,6 +82,9 @@ pub struct Header {
     /// The media type (RFC 7515 §4.1.9).
     #[serde(default)]
     pub typ: Option<String>,
+    /// A public key carried in the header (RFC 7515 §4.1.3): DPoP proofs name their key so.
+    #[serde(default)]
+    pub jwk: Option<Value>,
 }
 
 /// A JWT whose signature has not been checked yet.

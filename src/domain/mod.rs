@@ -1,6 +1,7 @@
 //! Pure types and rules: ids, clocks, key pairs, key files, expiry, JWTs, roles. No IO, no
 //! async runtime, no database or transport types: this is where a reader learns the rules.
 pub mod clock;
+pub mod dpop;
 pub mod events;
 pub mod expiry;
 pub mod ids;

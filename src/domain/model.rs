@@ -40,6 +40,9 @@ pub struct User {
     pub name: String,
     pub description: String,
     pub access_token_type: AccessTokenType,
+    /// Tokens are issued only with a DPoP proof, bound to its key (RFC 9449
+    /// `dpop_bound_access_tokens`).
+    pub dpop_bound: bool,
     pub sequence: u64,
     pub created_at: DateTime<Utc>,
     pub changed_at: DateTime<Utc>,
@@ -332,6 +335,9 @@ pub struct AccessToken {
     pub projects: Vec<String>,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    /// The RFC 7638 thumbprint of the key the token is bound to (DPoP, RFC 9449): it then
+    /// works only with a fresh proof signed by that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// An audit event, appended in the same transaction as the change it records.

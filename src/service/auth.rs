@@ -2,7 +2,11 @@
 //! context (`x-zitadel-orgid`, or the caller's own org).
 use std::net::IpAddr;
 
-use super::{Services, throttle};
+use super::{
+    Services,
+    dpop::{self, HttpTarget, Refusal},
+    throttle,
+};
 use crate::{
     domain::{
         model::User,
@@ -52,13 +56,26 @@ fn denied_in(permissions: &[Permission], org_id: &str) -> Error {
     )
 }
 
-/// What the transport hands over: the raw `authorization` and `x-zitadel-orgid` values, and
-/// the peer address (for rate limits).
-#[derive(Debug, Clone, Default)]
+/// What the transport hands over: the raw `authorization` and `x-zitadel-orgid` values, the
+/// `DPoP` proofs and where the request went (for DPoP-bound tokens), and the peer address (for
+/// rate limits).
+#[derive(Clone, Default)]
 pub struct Credentials {
     pub authorization: Option<String>,
     pub org_id: Option<String>,
+    pub dpop: Vec<String>,
+    pub target: Option<HttpTarget>,
     pub peer: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("org_id", &self.org_id)
+            .field("target", &self.target)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
 }
 
 const DENIED: &str = "AUTH-5mWD2";
@@ -109,7 +126,7 @@ impl Services {
     /// lookup by hash, from memory when possible — costs no more than a refusal); invalid ones
     /// are answered RESOURCE_EXHAUSTED / 429 once the address's failure budget is spent.
     pub async fn caller(&self, creds: &Credentials) -> Result<crate::domain::model::User> {
-        let token = bearer(creds.authorization.as_deref())?;
+        let (scheme, token) = bearer(creds.authorization.as_deref())?;
         let info = match self.verify_access_token(token).await? {
             Some(info) => info,
             None => {
@@ -122,6 +139,8 @@ impl Services {
                 ));
             }
         };
+        self.check_binding(creds, scheme, token, info.dpop_jkt.as_deref())
+            .await?;
         if !has_api_scope(&info.scopes) {
             return Err(Error::unauthenticated(
                 "AUTH-Aud01",
@@ -131,6 +150,79 @@ impl Services {
         self.cached_user(&info.user_id).await?.ok_or_else(|| {
             Error::unauthenticated("AUTH-Usr01", "the token's user no longer exists")
         })
+    }
+
+    /// RFC 9449 §7: a DPoP-bound token goes with `authorization: DPoP` and a fresh proof of
+    /// its key for this request; any other token with `Bearer`.
+    async fn check_binding(
+        &self,
+        creds: &Credentials,
+        scheme: Scheme,
+        token: &str,
+        bound_to: Option<&str>,
+    ) -> Result<()> {
+        let now = self.clock.now().timestamp();
+        let refused = |error: &str, message: String, nonce: Option<String>| {
+            let challenge = dpop::challenge(error, &message, nonce);
+            Error::unauthenticated("AUTH-Dpop01", message).with_challenge(challenge)
+        };
+        let Some(jkt) = bound_to else {
+            if scheme == Scheme::Dpop {
+                return Err(refused(
+                    "invalid_token",
+                    "the access token is not bound to a key: send it as 'authorization: Bearer <token>'".into(),
+                    None,
+                ));
+            }
+            return Ok(());
+        };
+        if scheme == Scheme::Bearer {
+            return Err(refused(
+                "invalid_token",
+                "the access token is bound to a key (DPoP): send it as 'authorization: DPoP <token>' with a DPoP proof signed by that key".into(),
+                None,
+            ));
+        }
+        let target = creds.target.as_ref().ok_or_else(|| {
+            Error::internal(
+                "AUTH-Dpop02",
+                "the request's target is unknown to the DPoP check",
+            )
+        })?;
+        let url = format!("{}{}", self.settings.issuer, target.path);
+        let proof = match self
+            .dpop_proof(&creds.dpop, target.method, &url, Some(token))
+            .await
+        {
+            Ok(Some(proof)) => proof,
+            Ok(None) => {
+                return Err(refused(
+                    "invalid_dpop_proof",
+                    "a DPoP-bound token needs a DPoP proof: send the 'dpop' header".into(),
+                    self.dpop.nonce_to_offer(false, now),
+                ));
+            }
+            Err(Refusal::Invalid(m)) => {
+                return Err(refused(
+                    "invalid_dpop_proof",
+                    m,
+                    self.dpop.nonce_to_offer(false, now),
+                ));
+            }
+            Err(Refusal::UseNonce(m, nonce)) => {
+                return Err(refused("use_dpop_nonce", m, Some(nonce)));
+            }
+            Err(Refusal::Failed(e)) => return Err(e),
+        };
+        if proof.jkt != jkt {
+            return Err(refused(
+                "invalid_dpop_proof",
+                "the DPoP proof is signed by another key than the one the access token is bound to"
+                    .into(),
+                self.dpop.nonce_to_offer(false, now),
+            ));
+        }
+        Ok(())
     }
 
     /// `user_id` acting in `org_id`, with the roles it holds there; `None` when no such org.
@@ -248,11 +340,18 @@ fn boundary(ctx: &Ctx, user_id: &str, target: &[Role]) -> Result<()> {
     ))
 }
 
-fn bearer(header: Option<&str>) -> Result<&str> {
+/// How the token was presented: `Bearer` (RFC 6750) or `DPoP` (RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+fn bearer(header: Option<&str>) -> Result<(Scheme, &str)> {
     let missing = || {
         Error::unauthenticated(
             "AUTH-7fs1e",
-            "authentication required: send the header 'authorization: Bearer <access token>'",
+            "authentication required: send the header 'authorization: Bearer <access token>' (or 'DPoP <access token>' with a DPoP proof)",
         )
     };
     let value = header
@@ -260,10 +359,17 @@ fn bearer(header: Option<&str>) -> Result<&str> {
         .filter(|v| !v.is_empty())
         .ok_or_else(missing)?;
     let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return Err(missing());
+    };
+    if token.trim().is_empty() {
         return Err(missing());
     }
-    Ok(token.trim())
+    Ok((scheme, token.trim()))
 }
 
 #[cfg(test)]
@@ -272,8 +378,13 @@ mod tests {
 
     #[test]
     fn bearer_parsing() {
-        assert_eq!(bearer(Some("Bearer abc")).unwrap(), "abc");
-        assert_eq!(bearer(Some("bearer  abc ")).unwrap(), "abc");
+        assert_eq!(bearer(Some("Bearer abc")).unwrap(), (Scheme::Bearer, "abc"));
+        assert_eq!(
+            bearer(Some("bearer  abc ")).unwrap(),
+            (Scheme::Bearer, "abc")
+        );
+        assert_eq!(bearer(Some("DPoP abc")).unwrap(), (Scheme::Dpop, "abc"));
+        assert!(bearer(Some("DPoP ")).is_err());
         assert_eq!(bearer(None).unwrap_err().id, "AUTH-7fs1e");
         assert!(bearer(Some("Basic abc")).is_err());
         assert!(bearer(Some("Bearer ")).is_err());

@@ -23,6 +23,7 @@ pub mod authn_keys;
 pub mod bootstrap;
 pub mod cache;
 pub mod dispatch;
+pub mod dpop;
 pub mod events;
 pub mod introspect;
 pub mod issuer_keys;
@@ -90,6 +91,8 @@ pub struct Services {
     pub outbound: outbound::Outbound,
     /// Outside issuers' signing keys (trusts), fetched and cached.
     pub issuer_keys: Arc<issuer_keys::IssuerKeys>,
+    /// DPoP's server nonces.
+    pub dpop: Arc<dpop::Dpop>,
 }
 
 impl Services {

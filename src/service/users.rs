@@ -83,6 +83,7 @@ impl Services {
             name: new.name,
             description: new.description,
             access_token_type: new.access_token_type,
+            dpop_bound: false,
             sequence: 1,
             created_at: now,
             changed_at: now,

@@ -41,6 +41,8 @@ pub mod user {
         pub name: String,
         pub description: String,
         pub access_token_type: i32,
+        /// Its tokens must be DPoP-bound (RFC 9449 `dpop_bound_access_tokens`).
+        pub dpop_bound: bool,
         pub sequence: i64,
         pub created_at: ChronoDateTimeWithTimeZone,
         pub changed_at: ChronoDateTimeWithTimeZone,
@@ -187,6 +189,8 @@ pub mod access_token {
         pub projects: String,
         pub expires_at: ChronoDateTimeWithTimeZone,
         pub created_at: ChronoDateTimeWithTimeZone,
+        /// The RFC 7638 thumbprint of the DPoP key the token is bound to.
+        pub dpop_jkt: Option<String>,
     }
     no_relations!();
 }

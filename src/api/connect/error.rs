@@ -11,7 +11,7 @@ use prost::Message;
 use crate::{
     api::{
         grpc::status::ERROR_DETAIL_TYPE,
-        protocol::{http_status, retry_after_of, set_retry_after},
+        protocol::{http_status, set_status_headers},
     },
     error::Error,
     proto::{google::rpc, zitadel::v1::ErrorDetail},
@@ -91,7 +91,7 @@ pub fn status_response(status: &tonic::Status) -> Response {
         axum::Json(error_json(status)),
     )
         .into_response();
-    set_retry_after(resp.headers_mut(), retry_after_of(status));
+    set_status_headers(resp.headers_mut(), status);
     resp
 }
 

@@ -17,7 +17,7 @@ use crate::{
         wkt::Timestamp,
         zitadel::{filter::v2 as filter_pb, object::v2 as object_pb},
     },
-    service::{Services, auth::Credentials},
+    service::{Services, auth::Credentials, dpop::HttpTarget},
 };
 
 /// The header naming the org a v1 call acts in.
@@ -34,6 +34,12 @@ pub fn credentials<T>(req: &Request<T>) -> Credentials {
     Credentials {
         authorization: text("authorization"),
         org_id: text(ORG_HEADER),
+        dpop: md
+            .get_all("dpop")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect(),
+        target: req.extensions().get::<HttpTarget>().cloned(),
         peer: req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()

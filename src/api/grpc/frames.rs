@@ -234,7 +234,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        // Where the call went, for the DPoP proofs of bound tokens: gRPC, gRPC-Web and Connect
+        // calls are POSTs to the method path.
+        let path = req.uri().path().to_owned();
+        req.extensions_mut()
+            .insert(crate::service::dpop::HttpTarget {
+                method: "POST",
+                path,
+            });
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let decodes = self.decodes;

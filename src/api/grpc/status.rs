@@ -13,6 +13,11 @@ use crate::{
 /// Trailer (gRPC) and header (REST, via the gateway) saying when to retry a rate-limited call.
 pub const RETRY_AFTER: &str = "retry-after";
 
+/// Trailers (gRPC) and headers (the HTTP protocols) of an unauthenticated answer: what the
+/// server asks of the client (RFC 9110 §11.6.1) and DPoP's nonce (RFC 9449 §9).
+pub const WWW_AUTHENTICATE: &str = "www-authenticate";
+pub const DPOP_NONCE: &str = "dpop-nonce";
+
 pub fn code(kind: Kind) -> Code {
     match kind {
         Kind::InvalidArgument => Code::InvalidArgument,
@@ -47,6 +52,15 @@ pub fn quiet_status(e: Error) -> Status {
         status
             .metadata_mut()
             .insert(RETRY_AFTER, tonic::metadata::MetadataValue::from(secs));
+    }
+    if let Some(challenge) = &e.challenge {
+        let md = status.metadata_mut();
+        if let Ok(v) = challenge.www_authenticate.parse() {
+            md.insert(WWW_AUTHENTICATE, v);
+        }
+        if let Some(Ok(v)) = challenge.dpop_nonce.as_deref().map(str::parse) {
+            md.insert(DPOP_NONCE, v);
+        }
     }
     status
 }

@@ -49,6 +49,8 @@ pub(super) struct Obtained<'a> {
     /// The credential's `jti`, to remember until then.
     pub jti: Option<(String, DateTime<Utc>)>,
     pub peer: Option<IpAddr>,
+    /// The thumbprint of the DPoP proof's key the token is to be bound to.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// A token request as the form carries it. Other fields (`client_id`, as ZITADEL's SDKs add
@@ -109,6 +111,15 @@ struct AccessClaims {
     scope: String,
     #[serde(rename = "urn:zitadel:iam:user:resourceowner:id")]
     org_id: String,
+    /// RFC 9449 §6.1: the key a DPoP-bound token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim (RFC 7800) of a DPoP-bound token: its key's RFC 7638 thumbprint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 #[derive(Serialize)]
@@ -243,6 +254,11 @@ impl Services {
             .ok_or_else(|| fail(format!("user {} does not exist", key.owner_id())))
     }
 
+    /// The token endpoint's external URL (a DPoP proof's `htu` there).
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/oauth/v2/token", self.settings.issuer)
+    }
+
     pub fn time_rules(&self) -> TimeRules {
         TimeRules {
             now: self.clock.now(),
@@ -263,6 +279,12 @@ impl Services {
             Some((id, until)) => repo::remember_assertion(&self.db, &id, until).await,
             None => Ok(true),
         }
+    }
+
+    /// Remembers `id` until `until`: true the first time, false for a replay, in every
+    /// process (the store is the database).
+    pub(crate) async fn spend_once(&self, id: &str, until: DateTime<Utc>) -> Result<bool> {
+        repo::remember_assertion(&self.db, id, until).await
     }
 
     /// Under which id, and until when, a JWT's `jti` is remembered (`space`: the key id, or
@@ -290,10 +312,11 @@ impl Services {
     pub async fn token(
         &self,
         req: TokenRequest,
+        dpop: &[String],
         peer: Option<IpAddr>,
     ) -> Result<TokenResponse, OAuthError> {
         let mut charged = throttle::subjects(None, peer);
-        let result = self.grant(req, &mut charged, peer).await;
+        let result = self.grant(req, dpop, &mut charged, peer).await;
         if let Err(e) = &result
             && e.code.is_client_failure()
         {
@@ -306,6 +329,7 @@ impl Services {
     async fn grant(
         &self,
         req: TokenRequest,
+        dpop: &[String],
         charged: &mut Vec<throttle::Subject>,
         peer: Option<IpAddr>,
     ) -> Result<TokenResponse, OAuthError> {
@@ -394,10 +418,16 @@ impl Services {
                 ),
             ));
         }
+        // The proof first: a client asked for the server's nonce retries before anything else
+        // is looked at.
+        let proof = self
+            .dpop_proof(dpop, "POST", &self.token_endpoint(), None)
+            .await?;
+        let dpop_jkt = proof.as_ref().map(|p| p.jkt.as_str());
         let jwt = UnverifiedJwt::parse(assertion).map_err(claim_error)?;
         let alg = jwt.algorithm().map_err(claim_error)?;
         if let Some(mut response) = self
-            .trusted_grant(&jwt, alg, &scopes, charged, peer)
+            .trusted_grant(&jwt, alg, &scopes, charged, peer, dpop_jkt)
             .await?
         {
             if exchange {
@@ -435,6 +465,7 @@ impl Services {
             not_after: key.expires_at,
             jti,
             peer,
+            dpop_jkt,
         };
         self.issue(&user, scopes, by).await
     }
@@ -449,6 +480,15 @@ impl Services {
     ) -> Result<TokenResponse, OAuthError> {
         let now = self.now();
         let kid = by.id.to_owned();
+        if user.dpop_bound && by.dpop_jkt.is_none() {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                format!(
+                    "user {} takes DPoP-bound tokens only (dpop_bound_access_tokens): send a DPoP proof with the token request",
+                    user.id
+                ),
+            ));
+        }
         let projects = requested_projects(&scopes);
         for project in &projects {
             // Only the user's own org's projects: a foreign project answers as an unknown one.
@@ -498,6 +538,9 @@ impl Services {
                     client_id: user.id.clone(),
                     scope: scopes.join(" "),
                     org_id: user.org_id.clone(),
+                    cnf: by.dpop_jkt.map(|jkt| Confirmation {
+                        jkt: jkt.to_owned(),
+                    }),
                 };
                 self.sign_jwt(self.settings.access_token_typ, &claims)
                     .map_err(|e| {
@@ -522,6 +565,7 @@ impl Services {
                 projects,
                 expires_at,
                 created_at: now,
+                dpop_jkt: by.dpop_jkt.map(str::to_owned),
             })
             .await
             .map_err(|e| {
@@ -575,7 +619,11 @@ impl Services {
         Ok(TokenResponse {
             access_token,
             issued_token_type: None,
-            token_type: "Bearer",
+            token_type: if by.dpop_jkt.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
             expires_in: lifetime.num_seconds(),
             scope: scopes.join(" "),
             id_token,

@@ -14,6 +14,10 @@ pub enum OAuthErrorCode {
     /// Too many failed attempts: HTTP 429 with `Retry-After`, body code
     /// `temporarily_unavailable`.
     RateLimited,
+    /// RFC 9449 §5: the DPoP proof is missing where required, malformed or fails a check.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the proof must carry the server's nonce (given in `DPoP-Nonce`).
+    UseDpopNonce,
 }
 
 impl OAuthErrorCode {
@@ -28,6 +32,8 @@ impl OAuthErrorCode {
             OAuthErrorCode::TemporarilyUnavailable | OAuthErrorCode::RateLimited => {
                 "temporarily_unavailable"
             }
+            OAuthErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            OAuthErrorCode::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
@@ -38,6 +44,8 @@ impl OAuthErrorCode {
             OAuthErrorCode::ServerError
                 | OAuthErrorCode::TemporarilyUnavailable
                 | OAuthErrorCode::RateLimited
+                // Not a failure: the RFC's way of handing out the nonce.
+                | OAuthErrorCode::UseDpopNonce
         )
     }
 }
@@ -51,6 +59,8 @@ pub struct OAuthError {
     pub retry_after_secs: Option<u64>,
     /// The cause of a server error, for the log.
     pub source: Option<Box<Error>>,
+    /// The nonce for the client's next DPoP proof (`DPoP-Nonce`).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -60,6 +70,7 @@ impl OAuthError {
             description: description.into(),
             retry_after_secs: None,
             source: None,
+            dpop_nonce: None,
         }
     }
     pub(crate) fn grant(description: impl Into<String>) -> Self {
@@ -80,6 +91,22 @@ impl From<Error> for OAuthError {
             retry_after_secs: e.retry_after_secs,
             // A rate limit is the caller's business, not a server fault to log with a cause.
             source: (code != OAuthErrorCode::RateLimited).then(|| Box::new(e)),
+            dpop_nonce: None,
+        }
+    }
+}
+
+/// A token request's refused DPoP proof, as the token endpoint answers it (RFC 9449 §5, §8).
+impl From<crate::service::dpop::Refusal> for OAuthError {
+    fn from(r: crate::service::dpop::Refusal) -> Self {
+        use crate::service::dpop::Refusal;
+        match r {
+            Refusal::Invalid(m) => OAuthError::new(OAuthErrorCode::InvalidDpopProof, m),
+            Refusal::UseNonce(m, nonce) => OAuthError {
+                dpop_nonce: Some(nonce),
+                ..OAuthError::new(OAuthErrorCode::UseDpopNonce, m)
+            },
+            Refusal::Failed(e) => e.into(),
         }
     }
 }

@@ -31,6 +31,7 @@ impl Services {
         scopes: &[String],
         charged: &mut Vec<throttle::Subject>,
         peer: Option<std::net::IpAddr>,
+        dpop_jkt: Option<&str>,
     ) -> Result<Option<TokenResponse>, OAuthError> {
         let Some(iss) = jwt.str_claim("iss").filter(|i| names_an_issuer(i)) else {
             return Ok(None);
@@ -158,6 +159,7 @@ impl Services {
             not_after,
             jti,
             peer,
+            dpop_jkt,
         };
         self.issue(&user, scopes.to_vec(), by).await.map(Some)
     }

@@ -16,6 +16,7 @@ mod m20261203_000007_one_key_table;
 mod m20261203_000008_key_lifecycle;
 mod m20261204_000009_events_webhooks;
 mod m20261204_000010_trusts;
+mod m20261205_000011_dpop;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_key_lifecycle::Migration),
             Box::new(m20261204_000009_events_webhooks::Migration),
             Box::new(m20261204_000010_trusts::Migration),
+            Box::new(m20261205_000011_dpop::Migration),
         ]
     }
 }

@@ -68,6 +68,7 @@ pub async fn insert_access_tokens(db: &impl ConnectionTrait, tokens: &[AccessTok
         projects: Set(json_list(&t.projects)),
         expires_at: Set(t.expires_at.fixed_offset()),
         created_at: Set(t.created_at.fixed_offset()),
+        dpop_jkt: Set(t.dpop_jkt.clone()),
     }))
     .exec_without_returning(db)
     .await
@@ -137,6 +138,7 @@ pub async fn find_access_token(
             projects: from_json_list(&m.projects),
             expires_at: m.expires_at.to_utc(),
             created_at: m.created_at.to_utc(),
+            dpop_jkt: m.dpop_jkt,
         }))
 }
 

@@ -10,6 +10,7 @@ fn user_from(m: user::Model) -> User {
         description: m.description,
         access_token_type: AccessTokenType::from_i32(m.access_token_type)
             .unwrap_or(AccessTokenType::Bearer),
+        dpop_bound: m.dpop_bound,
         sequence: u(m.sequence),
         created_at: m.created_at.to_utc(),
         changed_at: m.changed_at.to_utc(),
@@ -24,6 +25,7 @@ pub async fn insert_user(db: &impl ConnectionTrait, x: &User) -> Result<()> {
         name: Set(x.name.clone()),
         description: Set(x.description.clone()),
         access_token_type: Set(x.access_token_type as i32),
+        dpop_bound: Set(x.dpop_bound),
         sequence: Set(x.sequence as i64),
         created_at: Set(x.created_at.fixed_offset()),
         changed_at: Set(x.changed_at.fixed_offset()),
