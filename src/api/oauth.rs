@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::{Peer, observe::OAuthOutcome, peer_ip, protocol::set_retry_after};
 use crate::{
-    domain::jwt::Algorithm,
+    domain::{dpop, jwt::Algorithm},
     service::{
         Services,
         introspect::{BasicAuth, INTROSPECTION_JWT, IntrospectRequest},
@@ -119,6 +119,7 @@ fn discovery_document(issuer: &str, signing: Algorithm) -> serde_json::Value {
     // Every algorithm a key (machine or app key) may sign an assertion with.
     let assertion_algs: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
     let client_auth = ["private_key_jwt", "client_secret_basic"];
+    let dpop_algs: Vec<&str> = dpop::ALGORITHMS.iter().map(|a| a.as_str()).collect();
     json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/v2/token"),
@@ -137,7 +138,7 @@ fn discovery_document(issuer: &str, signing: Algorithm) -> serde_json::Value {
         "introspection_signing_alg_values_supported": [signing.as_str()],
         "revocation_endpoint_auth_methods_supported": client_auth,
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
-        "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "RS256", "PS256"],
+        "dpop_signing_alg_values_supported": dpop_algs,
         "scopes_supported": ["openid", API_SCOPE],
         "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "urn:zitadel:iam:user:resourceowner:id"],
     })

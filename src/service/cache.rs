@@ -732,6 +732,7 @@ mod tests {
             projects: vec![],
             expires_at: chrono::Utc::now(),
             created_at: chrono::Utc::now(),
+            dpop_jkt: None,
         };
         for id in ["1", "2"] {
             c.tokens.put(

@@ -130,7 +130,7 @@ impl Dpop {
         let Ok(raw) = URL_SAFE_NO_PAD.decode(nonce) else {
             return false;
         };
-        let Ok(period) = <[u8; 8]>::try_from(&raw.get(..8).unwrap_or_default()[..]) else {
+        let Ok(period) = <[u8; 8]>::try_from(raw.get(..8).unwrap_or_default()) else {
             return false;
         };
         let period = i64::from_be_bytes(period);
