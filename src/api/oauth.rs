@@ -20,8 +20,7 @@ use crate::{
         introspect::{BasicAuth, INTROSPECTION_JWT, IntrospectRequest},
         revoke::{Revocation, RevokeRequest},
         tokens::{
-            JWT_BEARER_GRANT, OAuthError, OAuthErrorCode, SIGNING_ALGORITHM, TOKEN_EXCHANGE_GRANT,
-            TokenRequest,
+            JWT_BEARER_GRANT, OAuthError, OAuthErrorCode, TOKEN_EXCHANGE_GRANT, TokenRequest,
         },
     },
 };
@@ -29,10 +28,13 @@ use crate::{
 pub const API_SCOPE: &str = crate::service::auth::API_SCOPE;
 
 pub fn routes(svc: Services) -> Router {
-    // Static apart from the issuer: serialized once.
+    // Static apart from the issuer and the signing algorithm: serialized once.
     let discovery = Bytes::from(
-        serde_json::to_vec(&discovery_document(&svc.settings.issuer, SIGNING_ALGORITHM))
-            .unwrap_or_else(|_| unreachable!("a JSON value serializes")),
+        serde_json::to_vec(&discovery_document(
+            &svc.settings.issuer,
+            svc.signing.algorithm(),
+        ))
+        .unwrap_or_else(|_| unreachable!("a JSON value serializes")),
     );
     let metadata = discovery.clone();
     Router::new()
@@ -114,7 +116,7 @@ const JWKS_CACHE_CONTROL: &str = "public, max-age=60";
 const DISCOVERY_CACHE_CONTROL: &str = "public, max-age=3600";
 
 /// The discovery document (OpenID Connect Discovery, RFC 8414): exactly what is served.
-/// `signing` is the algorithm of every JWT the server signs.
+/// `signing` is the algorithm of the key the server signs its JWTs with.
 fn discovery_document(issuer: &str, signing: Algorithm) -> serde_json::Value {
     // Every algorithm a key (machine or app key) may sign an assertion with.
     let assertion_algs: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use super::{Services, cache::CachedKey, throttle};
 use crate::{
     domain::{
-        jwt::{self, Algorithm, JwtError, TimeRules, UnverifiedJwt},
+        jwt::{self, JwtError, TimeRules, UnverifiedJwt},
         keypair,
         model::{AccessToken, AccessTokenType, AuthnKey, KeyUse, LastUse, OwnerKind, User},
         scope::{MAX_SCOPE_LEN, MAX_SCOPES, requested_projects},
@@ -34,10 +34,6 @@ pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-e
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-
-/// The algorithm of every JWT the server signs (ID tokens, JWT access tokens, introspection
-/// answers), as discovery announces it.
-pub const SIGNING_ALGORITHM: Algorithm = Algorithm::RS256;
 
 /// What obtained a token, for [`Services::issue`].
 pub(super) struct Obtained<'a> {
@@ -187,15 +183,22 @@ fn assertion_id(kid: &str, jti: &str) -> String {
 }
 
 impl Services {
-    /// Signs `claims` as a JWT of type `typ` with the server's current signing key: ID
-    /// tokens, JWT access tokens and JWT introspection answers all go through here.
+    /// Signs `claims` as a JWT of type `typ` with the server's current signing key, under its
+    /// algorithm (RS256, ES256 or EdDSA): ID tokens, JWT access tokens and JWT introspection
+    /// answers all go through here.
     pub(crate) fn sign_jwt(
         &self,
         typ: &str,
         claims: &impl Serialize,
     ) -> Result<String, jwt::SignError> {
         let signer = self.signing.current();
-        jwt::sign(SIGNING_ALGORITHM, typ, &signer.kid, claims, &signer.key)
+        jwt::sign(
+            signer.key.algorithm(),
+            typ,
+            &signer.kid,
+            claims,
+            &signer.key,
+        )
     }
 
     /// Verifies an assertion signed with one of our keys, owned by a user or an app as `kind`
