@@ -1236,7 +1236,7 @@ const EVENT_TYPE_GROUPS = [
   ["Tokens", ["token.revoked"]],
   ["Key policy", ["policy.changed"]],
   ["Members", ["member.added", "member.changed", "member.removed"]],
-  ["Users", ["user.added", "user.removed"]],
+  ["Users", ["user.added", "user.changed", "user.removed"]],
   ["Projects and apps", ["project.added", "project.removed", "app.added", "app.removed"]],
   ["Organizations", ["org.added"]],
   ["Webhooks", ["webhook.added", "webhook.removed"]],
