@@ -141,8 +141,7 @@ impl Services {
         if !app_may_see(&app, &info) {
             return Ok(inactive());
         }
-        Ok(Introspection {
-            answer: json!({
+        let mut answer = json!({
                 "active": true,
                 "iss": self.settings.issuer,
                 "sub": info.user_id,
@@ -154,7 +153,14 @@ impl Services {
                 "jti": info.id,
                 "token_type": "Bearer",
                 RESOURCE_OWNER_CLAIM: info.org_id,
-            }),
+        });
+        // RFC 9449 §6.2: a DPoP-bound token says so, with the key it is bound to.
+        if let Some(jkt) = &info.dpop_jkt {
+            answer["token_type"] = json!("DPoP");
+            answer["cnf"] = json!({"jkt": jkt});
+        }
+        Ok(Introspection {
+            answer,
             client_id: app.client_id.clone(),
         })
     }

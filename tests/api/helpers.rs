@@ -512,12 +512,23 @@ impl TestApp {
     /// An access token bound to `dpop` (RFC 9449) for `key`, with the API scope: the first
     /// request is answered `use_dpop_nonce`, the second carries the nonce. (token, nonce).
     pub async fn dpop_token_for(&self, key: &KeyFile, dpop: &TestKey) -> (String, String) {
+        self.dpop_token_with_scope(key, dpop, &format!("openid {API_SCOPE}"))
+            .await
+    }
+
+    /// [`TestApp::dpop_token_for`] asking for `scope`.
+    pub async fn dpop_token_with_scope(
+        &self,
+        key: &KeyFile,
+        dpop: &TestKey,
+        scope: &str,
+    ) -> (String, String) {
         let url = format!("{}/oauth/v2/token", self.services.settings.issuer);
         let form = |assertion: String| {
             vec![
                 ("grant_type".to_owned(), JWT_BEARER.to_owned()),
                 ("assertion".to_owned(), assertion),
-                ("scope".to_owned(), format!("openid {API_SCOPE}")),
+                ("scope".to_owned(), scope.to_owned()),
             ]
         };
         let first = self
