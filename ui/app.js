@@ -1233,6 +1233,7 @@ $("members-refresh").addEventListener("click", (ev) =>
 const EVENT_TYPE_GROUPS = [
   ["Keys", ["key.added", "key.removed", "key.disabled", "key.enabled", "key.expiring", "key.expired"]],
   ["Trusted issuers", ["trust.added", "trust.removed"]],
+  ["Tokens", ["token.revoked"]],
   ["Key policy", ["policy.changed"]],
   ["Members", ["member.added", "member.changed", "member.removed"]],
   ["Users", ["user.added", "user.changed", "user.removed"]],
@@ -1256,6 +1257,7 @@ const EVENT_FACTS = [
   ["window", "notice window"],
   ["expiresIn", "expires in"],
   ["issuer", "issuer"],
+  ["tokenId", "token"],
 ];
 const SYSTEM_ACTORS = { "system:expiry": "the server (expiry notice)", "system:break-glass": "the operator (break-glass)" };
 
@@ -1307,6 +1309,13 @@ function deliveryItem(d) {
   );
 }
 
+// Who made a change: a user, the server or operator, or an API app (`app:<appId>`, a revocation).
+function actorName(actor) {
+  if (SYSTEM_ACTORS[actor]) return SYSTEM_ACTORS[actor];
+  if (actor.startsWith("app:")) return `API app ${actor.slice(4)}`;
+  return userName(actor);
+}
+
 function eventItem(e) {
   const actor = (e.actor && e.actor.userId) || "";
   const about = [];
@@ -1333,7 +1342,7 @@ function eventItem(e) {
         h("span", { class: "badge badge-type", text: e.type }),
         h("time", { class: "event-time", datetime: e.time, text: fmtSeconds(parseTime(e.time)) }),
       ),
-      h("span", { class: "item-sub event-actor", text: `by ${SYSTEM_ACTORS[actor] || userName(actor)}` }),
+      h("span", { class: "item-sub event-actor", text: `by ${actorName(actor)}` }),
       about.length ? h("span", { class: "item-sub event-about" }, idLine(...about)) : null,
       facts.length ? h("span", { class: "item-sub event-data", text: facts.join(" · ") }) : null,
       typeof data.reason === "string" && data.reason ? h("span", { class: "item-sub event-reason", text: `Reason: ${data.reason}` }) : null,

@@ -1,5 +1,6 @@
-//! OAuth endpoints: discovery, JWKS, the token endpoint (JWT-profile grant). They have no
-//! gRPC twin and call the token service directly. Errors are RFC 6749 JSON.
+//! OAuth endpoints: discovery (OpenID Connect and RFC 8414), JWKS, the token endpoint
+//! (JWT-profile grant), introspection (RFC 7662, RFC 9701) and revocation (RFC 7009). They
+//! have no gRPC twin and call the token service directly. Errors are RFC 6749 JSON.
 use axum::{
     Form, Json, Router,
     body::Bytes,
@@ -12,10 +13,16 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::json;
 
 use super::{Peer, observe::OAuthOutcome, peer_ip, protocol::set_retry_after};
-use crate::service::{
-    Services,
-    introspect::{BasicAuth, IntrospectRequest},
-    tokens::{JWT_BEARER_GRANT, OAuthError, OAuthErrorCode, TOKEN_EXCHANGE_GRANT, TokenRequest},
+use crate::{
+    domain::{dpop, jwt::Algorithm},
+    service::{
+        Services,
+        introspect::{BasicAuth, INTROSPECTION_JWT, IntrospectRequest},
+        revoke::{Revocation, RevokeRequest},
+        tokens::{
+            JWT_BEARER_GRANT, OAuthError, OAuthErrorCode, TOKEN_EXCHANGE_GRANT, TokenRequest,
+        },
+    },
 };
 
 pub const API_SCOPE: &str = crate::service::auth::API_SCOPE;
@@ -29,14 +36,21 @@ pub fn routes(svc: Services) -> Router {
         ))
         .unwrap_or_else(|_| unreachable!("a JSON value serializes")),
     );
+    let metadata = discovery.clone();
     Router::new()
         .route(
             "/.well-known/openid-configuration",
             get(move || async move { cached_json(discovery, DISCOVERY_CACHE_CONTROL) }),
         )
+        // RFC 8414: the same document under the OAuth name.
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(move || async move { cached_json(metadata, DISCOVERY_CACHE_CONTROL) }),
+        )
         .route("/oauth/v2/keys", get(jwks))
         .route("/oauth/v2/token", post(token))
         .route("/oauth/v2/introspect", post(introspect))
+        .route("/oauth/v2/revoke", post(revoke))
         .with_state(svc)
 }
 
@@ -101,22 +115,34 @@ const JWKS_CACHE_CONTROL: &str = "public, max-age=60";
 /// Discovery changes only with the configuration, that is with a restart.
 const DISCOVERY_CACHE_CONTROL: &str = "public, max-age=3600";
 
-fn discovery_document(issuer: &str, signing: crate::domain::jwt::Algorithm) -> serde_json::Value {
+/// The discovery document (OpenID Connect Discovery, RFC 8414): exactly what is served.
+/// `signing` is the algorithm of the key the server signs its JWTs with.
+fn discovery_document(issuer: &str, signing: Algorithm) -> serde_json::Value {
+    // Every algorithm a key (machine or app key) may sign an assertion with.
+    let assertion_algs: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
+    let client_auth = ["private_key_jwt", "client_secret_basic"];
+    let dpop_algs: Vec<&str> = dpop::ALGORITHMS.iter().map(|a| a.as_str()).collect();
     json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/v2/token"),
         "introspection_endpoint": format!("{issuer}/oauth/v2/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth/v2/revoke"),
         "jwks_uri": format!("{issuer}/oauth/v2/keys"),
         "grant_types_supported": [JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT],
-        "response_types_supported": ["token"],
+        // No authorization endpoint: no response type is served.
+        "response_types_supported": [],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [signing.as_str()],
+        // The JWT-profile grant and token exchange authenticate no client.
         "token_endpoint_auth_methods_supported": ["none"],
-        "introspection_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic"],
-        "introspection_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256"],
-        "request_object_signing_alg_values_supported": ["RS256", "PS256"],
+        "introspection_endpoint_auth_methods_supported": client_auth,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_signing_alg_values_supported": [signing.as_str()],
+        "revocation_endpoint_auth_methods_supported": client_auth,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "dpop_signing_alg_values_supported": dpop_algs,
         "scopes_supported": ["openid", API_SCOPE],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "urn:zitadel:iam:user:resourceowner:id"],
+        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "urn:zitadel:iam:user:resourceowner:id"],
     })
 }
 
@@ -198,6 +224,27 @@ fn basic_auth(headers: &HeaderMap) -> Result<Option<BasicAuth>, OAuthError> {
     }))
 }
 
+/// Whether the `Accept` header asks for `media` (a listed media range, parameters ignored,
+/// not refused with `q=0`). Wildcards do not count: JSON stays the default.
+fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let named = parts.next().is_some_and(|m| m.eq_ignore_ascii_case(media));
+            let refused = parts.any(|p| {
+                p.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("q")
+                        && v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+                })
+            });
+            named && !refused
+        })
+}
+
 async fn introspect(
     State(svc): State<Services>,
     peer: Peer,
@@ -210,17 +257,58 @@ async fn introspect(
     let answer = async {
         let req = form(body)?;
         let basic = basic_auth(&headers)?;
-        svc.introspect(req, basic, peer_ip(peer)).await
+        let introspection = svc.introspect(req, basic, peer_ip(peer)).await?;
+        let outcome = if introspection.answer["active"] == true {
+            "active"
+        } else {
+            "inactive"
+        };
+        let mut resp = if accepts(&headers, INTROSPECTION_JWT) {
+            let jwt = svc.introspection_jwt(&introspection)?;
+            (
+                [
+                    (header::CONTENT_TYPE, INTROSPECTION_JWT),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                jwt,
+            )
+                .into_response()
+        } else {
+            (
+                [(header::CACHE_CONTROL, "no-store")],
+                Json(introspection.answer),
+            )
+                .into_response()
+        };
+        resp.extensions_mut().insert(OAuthOutcome(outcome));
+        Ok::<_, OAuthError>(resp)
+    };
+    answer.await.unwrap_or_else(oauth_error)
+}
+
+/// RFC 7009: 200 with an empty body whether or not anything changed; errors only for the
+/// client's authentication and a missing token.
+async fn revoke(
+    State(svc): State<Services>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Form<RevokeRequest>, FormRejection>,
+) -> Response {
+    if let Some(resp) = oversized(&body) {
+        return resp;
+    }
+    let answer = async {
+        let req = form(body)?;
+        let basic = basic_auth(&headers)?;
+        svc.revoke(req, basic, peer_ip(peer)).await
     };
     match answer.await {
-        Ok(body) => {
-            let outcome = if body["active"] == true {
-                "active"
-            } else {
-                "inactive"
-            };
-            let mut resp = ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response();
-            resp.extensions_mut().insert(OAuthOutcome(outcome));
+        Ok(done) => {
+            let mut resp = (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response();
+            resp.extensions_mut().insert(OAuthOutcome(match done {
+                Revocation::Revoked => "revoked",
+                Revocation::Unchanged => "unchanged",
+            }));
             resp
         }
         Err(e) => oauth_error(e),

@@ -88,7 +88,7 @@ impl Metrics {
         let oauth = Family::<OAuthLabels, Counter>::default();
         registry.register(
             "oauth_requests",
-            "Token grants and introspections by outcome",
+            "Token grants, introspections and revocations by outcome",
             oauth.clone(),
         );
         registry.register_collector(Box::new(ServerState(svc)));
@@ -335,11 +335,12 @@ pub async fn layer(State(metrics): State<Arc<Metrics>>, mut req: Request, next: 
             method: method.clone(),
         })
         .observe(elapsed.as_secs_f64());
-    // Only the token and introspection endpoints count outcomes: a refusal of discovery or
+    // Only the token, introspection and revocation endpoints count outcomes: a refusal of discovery or
     // of the key set (the server's limits) is neither.
     let endpoint = match method.as_str() {
         "POST /oauth/v2/token" => Some("token"),
         "POST /oauth/v2/introspect" => Some("introspect"),
+        "POST /oauth/v2/revoke" => Some("revoke"),
         _ => None,
     };
     if let (Some(endpoint), Some(OAuthOutcome(outcome))) =

@@ -331,6 +331,12 @@ mod tests {
             ("/oauth/v2/token", None, Protocol::OAuth),
             ("/oauth/v2/keys", None, Protocol::OAuth),
             ("/.well-known/openid-configuration", None, Protocol::OAuth),
+            (
+                "/.well-known/oauth-authorization-server",
+                None,
+                Protocol::OAuth,
+            ),
+            ("/oauth/v2/revoke", None, Protocol::OAuth),
             ("/ui", None, Protocol::Console),
             ("/ui/app.js", None, Protocol::Console),
             ("/uiextra", None, Protocol::Http),

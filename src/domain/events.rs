@@ -53,6 +53,7 @@ const TYPES: &[(&str, &[&str])] = &[
             "project.application.key.expired",
         ],
     ),
+    ("token.revoked", &["user.token.removed"]),
     ("trust.added", &["user.machine.trust.added"]),
     ("trust.removed", &["user.machine.trust.removed"]),
     (
@@ -325,6 +326,7 @@ mod tests {
             "key.disabled"
         );
         assert_eq!(contract_type("org.key.policy.reset"), "policy.changed");
+        assert_eq!(contract_type("user.token.removed"), "token.revoked");
         assert_eq!(contract_type("something.new"), "something.new");
         assert_eq!(
             recorded_types(&["key.removed"]),

@@ -141,7 +141,8 @@ pub enum KeyState {
 pub enum KeyUse {
     /// A machine user's assertion at the token endpoint.
     JwtBearerGrant,
-    /// An API app's client assertion at introspection.
+    /// A client assertion: an API app's at introspection or revocation, a machine user's at
+    /// revocation.
     ClientAssertion,
 }
 

@@ -31,7 +31,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::Services;
+use super::{Services, revoke::TOKEN_REVOKED};
 use crate::{
     domain::{
         key_policy::KeyPolicy,
@@ -60,6 +60,8 @@ pub enum Change {
     KeyAdded { id: String, owner: String },
     /// A user was removed: it, its roles, keys and tokens.
     User(String),
+    /// An access token was revoked (by its id).
+    Token(String),
     /// A user's own record changed (its token settings): only the user goes; its roles, keys
     /// and tokens stay as they are.
     UserChanged(String),
@@ -113,6 +115,7 @@ impl Change {
                 })
             }
             "user.removed" => Some(Change::User(event.aggregate_id.clone())),
+            TOKEN_REVOKED => named("tokenId", Change::Token),
             "user.machine.token.settings.changed" => {
                 Some(Change::UserChanged(event.aggregate_id.clone()))
             }
@@ -149,6 +152,7 @@ impl Change {
             Change::Key { id, owner } => format!("key {id} {owner}"),
             Change::KeyAdded { id, owner } => format!("keyadded {id} {owner}"),
             Change::User(id) => format!("user {id}"),
+            Change::Token(id) => format!("token {id}"),
             Change::UserChanged(id) => format!("userchanged {id}"),
             Change::Member { org_id, user_id } => format!("member {org_id} {user_id}"),
             Change::App(id) => format!("app {id}"),
@@ -177,6 +181,7 @@ impl Change {
                 owner: owner.into(),
             },
             (Some("user"), Some(id), None) => Change::User(id.into()),
+            (Some("token"), Some(id), None) => Change::Token(id.into()),
             (Some("userchanged"), Some(id), None) => Change::UserChanged(id.into()),
             (Some("member"), Some(org), Some(user)) => Change::Member {
                 org_id: org.into(),
@@ -406,6 +411,7 @@ impl Caches {
                 self.trusts
                     .retain(|_, list| list.iter().all(|t| t.model.user_id != *id));
             }
+            Change::Token(id) => self.tokens.retain(|_, t| t.id != *id),
             Change::UserChanged(id) => self.users.retain(|k, _| k != id),
             Change::Member { org_id, user_id } => {
                 self.roles
@@ -693,6 +699,7 @@ mod tests {
                 owner: "u".into(),
             },
             Change::User("2".into()),
+            Change::Token("7".into()),
             Change::UserChanged("2".into()),
             Change::Member {
                 org_id: "*".into(),
@@ -762,6 +769,49 @@ mod tests {
         assert!(c.users.get(&"u".to_owned(), TTL_DEAF).is_none());
         assert!(c.users.get(&"v".to_owned(), TTL_DEAF).is_some());
         assert_eq!(c.roles.len(), 1, "the user's roles stay");
+    }
+
+    #[test]
+    fn a_revoked_token_goes_and_no_other() {
+        let c = Caches::default();
+        let token = |id: &str| AccessToken {
+            id: id.into(),
+            token_hash: format!("hash-{id}"),
+            user_id: "u".into(),
+            org_id: "o".into(),
+            key_id: "k".into(),
+            via_trust: false,
+            scopes: vec![],
+            audience: vec![],
+            projects: vec![],
+            expires_at: chrono::Utc::now(),
+            created_at: chrono::Utc::now(),
+            dpop_jkt: None,
+        };
+        for id in ["1", "2"] {
+            c.tokens.put(
+                format!("hash-{id}"),
+                token(id),
+                c.epoch(),
+                &c.epoch,
+                TTL_DEAF,
+            );
+        }
+        let event = NewEvent {
+            org_id: "o".into(),
+            aggregate_type: "user",
+            aggregate_id: "u".into(),
+            aggregate_sequence: 2,
+            event_type: TOKEN_REVOKED,
+            actor: "u".into(),
+            payload: serde_json::json!({"tokenId": "1"}),
+            created_at: chrono::Utc::now(),
+        };
+        let change = Change::caused_by(&event).unwrap();
+        assert_eq!(change, Change::Token("1".into()));
+        c.apply(&change);
+        assert!(c.tokens.get(&"hash-1".to_owned(), TTL_DEAF).is_none());
+        assert!(c.tokens.get(&"hash-2".to_owned(), TTL_DEAF).is_some());
     }
 
     #[test]

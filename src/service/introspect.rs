@@ -1,22 +1,21 @@
-//! Token introspection (RFC 7662) for API apps: the app authenticates with a client
-//! assertion signed by one of its app keys (RFC 7523 §2.2) or, for BASIC apps, with HTTP
-//! Basic; a token is active for it only when the token was asked for the app's project.
+//! Client authentication at the introspection and revocation endpoints, and token
+//! introspection (RFC 7662) for API apps: an app authenticates with a client assertion signed
+//! by one of its app keys (RFC 7523 §2.2) or, for BASIC apps, with HTTP Basic; a token is
+//! active for it only when the token was asked for the app's project. The answer is JSON, or a
+//! JWT signed by the server (RFC 9701) when the client asks for one.
 use std::net::IpAddr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Services,
-    cache::CachedKey,
-    throttle,
-    tokens::{OAuthError, OAuthErrorCode, check_usable},
+    Services, throttle,
+    tokens::{KeyRefusal, OAuthError, OAuthErrorCode, check_usable, unknown_key},
 };
 use crate::{
     domain::{
         jwt::{self, UnverifiedJwt},
-        keypair,
-        model::{ApiAuthMethod, App, KeyUse, LastUse, OwnerKind},
+        model::{ApiAuthMethod, App, AuthnKey, KeyUse, LastUse, OwnerKind, User},
         secret::{SecretHasher, Verdict},
         text::shown,
     },
@@ -25,6 +24,10 @@ use crate::{
 };
 
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The media type, and the JWT `typ`, of RFC 9701's introspection answers.
+pub const INTROSPECTION_JWT: &str = "application/token-introspection+jwt";
+const INTROSPECTION_JWT_TYP: &str = "token-introspection+jwt";
 
 /// The introspection form.
 #[derive(Default, Deserialize)]
@@ -46,6 +49,47 @@ pub struct BasicAuth {
     pub secret: zeroize::Zeroizing<String>,
 }
 
+/// How a client authenticates: a client assertion (`private_key_jwt`) or HTTP Basic
+/// (`client_secret_basic`).
+pub struct ClientAuth<'a> {
+    pub assertion_type: Option<&'a str>,
+    pub assertion: Option<&'a str>,
+    pub basic: Option<BasicAuth>,
+}
+
+/// Who authenticated as the client: an API app, or a machine user with its own key's
+/// assertion (the JWT profile's client: the client id is the user id).
+#[derive(Debug)]
+pub enum Client {
+    App(App),
+    User(User),
+}
+
+impl Client {
+    pub fn client_id(&self) -> &str {
+        match self {
+            Client::App(app) => &app.client_id,
+            Client::User(user) => &user.id,
+        }
+    }
+}
+
+/// An introspection answer and the client it is for.
+#[derive(Debug)]
+pub struct Introspection {
+    pub answer: Value,
+    pub client_id: String,
+}
+
+/// RFC 9701 §5: the claims of a JWT introspection answer.
+#[derive(Serialize)]
+struct IntrospectionClaims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    iat: i64,
+    token_introspection: &'a Value,
+}
+
 fn client_error(description: impl Into<String>) -> OAuthError {
     OAuthError::new(OAuthErrorCode::InvalidClient, description)
 }
@@ -54,30 +98,29 @@ fn client_error(description: impl Into<String>) -> OAuthError {
 pub const RESOURCE_OWNER_CLAIM: &str = "urn:zitadel:iam:user:resourceowner:id";
 
 impl Services {
-    /// `POST /oauth/v2/introspect`, with failed client authentications rate-limited per
-    /// client (client id or app key id) and per address. As at the token endpoint, valid
-    /// client credentials are never refused because of others' failures: past a subject's
-    /// budget, failures are answered 429. The one expensive check — an argon2id secret hash
-    /// left by an earlier version — is refused before it runs when the budget is spent.
+    /// `POST /oauth/v2/introspect`: the answer for the API app that authenticated (see
+    /// [`Services::authenticate_client`]).
     pub async fn introspect(
         &self,
         req: IntrospectRequest,
         basic: Option<BasicAuth>,
         peer: Option<IpAddr>,
-    ) -> Result<Value, OAuthError> {
-        let client = basic.as_ref().map(|b| b.client_id.clone()).or_else(|| {
-            let assertion = req.client_assertion.as_deref()?;
-            Some(UnverifiedJwt::parse(assertion).ok()?.kid().ok()?.to_owned())
-        });
-        let subjects = throttle::subjects(client.as_deref(), peer);
-        let app = match self.authenticate_client(&req, basic, &subjects, peer).await {
-            Ok(app) => app,
-            Err(e) => {
-                if e.code == OAuthErrorCode::InvalidClient {
-                    self.throttle.check(&subjects)?;
-                    self.throttle.failed(&subjects);
-                }
-                return Err(e);
+    ) -> Result<Introspection, OAuthError> {
+        let auth = ClientAuth {
+            assertion_type: req.client_assertion_type.as_deref(),
+            assertion: req.client_assertion.as_deref(),
+            basic,
+        };
+        let app = match self
+            .authenticate_client(auth, peer, Some(OwnerKind::App))
+            .await?
+        {
+            Client::App(app) => app,
+            Client::User(user) => {
+                return Err(client_error(format!(
+                    "{} is a machine user; API apps introspect tokens",
+                    user.id
+                )));
             }
         };
         let token = req
@@ -85,47 +128,111 @@ impl Services {
             .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "token is required"))?;
+        let inactive = || Introspection {
+            answer: json!({"active": false}),
+            client_id: app.client_id.clone(),
+        };
         let Some(info) = self.verify_access_token(token).await? else {
-            return Ok(json!({"active": false}));
+            return Ok(inactive());
         };
         // Active only for an app of a project the token was asked for (projects are checked to
         // be of the user's org when the token is issued): never because the user's own id or
         // another aud entry happens to equal a project or client id.
-        if info.org_id != app.org_id || !info.projects.contains(&app.project_id) {
-            return Ok(json!({"active": false}));
+        if !app_may_see(&app, &info) {
+            return Ok(inactive());
         }
-        Ok(json!({
-            "active": true,
-            "iss": self.settings.issuer,
-            "sub": info.user_id,
-            "client_id": info.user_id,
-            "aud": info.audience,
-            "scope": info.scopes.join(" "),
-            "exp": info.expires_at.timestamp(),
-            "iat": info.created_at.timestamp(),
-            "jti": info.id,
-            "token_type": "Bearer",
-            RESOURCE_OWNER_CLAIM: info.org_id,
-        }))
+        let mut answer = json!({
+                "active": true,
+                "iss": self.settings.issuer,
+                "sub": info.user_id,
+                "client_id": info.user_id,
+                "aud": info.audience,
+                "scope": info.scopes.join(" "),
+                "exp": info.expires_at.timestamp(),
+                "iat": info.created_at.timestamp(),
+                "jti": info.id,
+                "token_type": "Bearer",
+                RESOURCE_OWNER_CLAIM: info.org_id,
+        });
+        // RFC 9449 §6.2: a DPoP-bound token says so, with the key it is bound to.
+        if let Some(jkt) = &info.dpop_jkt {
+            answer["token_type"] = json!("DPoP");
+            answer["cnf"] = json!({"jkt": jkt});
+        }
+        Ok(Introspection {
+            answer,
+            client_id: app.client_id.clone(),
+        })
     }
 
-    async fn authenticate_client(
+    /// RFC 9701: an introspection answer as a JWT the server signs for the client that asked
+    /// (`typ: token-introspection+jwt`, `aud` the client id, the answer in
+    /// `token_introspection`).
+    pub fn introspection_jwt(&self, introspection: &Introspection) -> Result<String, OAuthError> {
+        let claims = IntrospectionClaims {
+            iss: &self.settings.issuer,
+            aud: &introspection.client_id,
+            iat: self.clock.now().timestamp(),
+            token_introspection: &introspection.answer,
+        };
+        self.sign_jwt(INTROSPECTION_JWT_TYP, &claims).map_err(|e| {
+            Error::internal("TOKEN-Sign3", "cannot sign the introspection answer")
+                .with_source(e)
+                .into()
+        })
+    }
+
+    /// Authenticates the client at introspection or revocation: a client assertion signed
+    /// with a key of an owner of `kind` (either when `None`), or HTTP Basic for a BASIC app.
+    /// Failed authentications are rate-limited per client (client id or key id) and per
+    /// address. As at the token endpoint, valid client credentials are never refused because
+    /// of others' failures: past a subject's budget, failures are answered 429. The one
+    /// expensive check — an argon2id secret hash left by an earlier version — is refused
+    /// before it runs when the budget is spent.
+    pub(crate) async fn authenticate_client(
         &self,
-        req: &IntrospectRequest,
-        basic: Option<BasicAuth>,
+        auth: ClientAuth<'_>,
+        peer: Option<IpAddr>,
+        kind: Option<OwnerKind>,
+    ) -> Result<Client, OAuthError> {
+        let client = auth
+            .basic
+            .as_ref()
+            .map(|b| b.client_id.clone())
+            .or_else(|| {
+                let assertion = auth.assertion?;
+                Some(UnverifiedJwt::parse(assertion).ok()?.kid().ok()?.to_owned())
+            });
+        let subjects = throttle::subjects(client.as_deref(), peer);
+        let result = self.identify_client(auth, &subjects, peer, kind).await;
+        if let Err(e) = &result
+            && e.code == OAuthErrorCode::InvalidClient
+        {
+            self.throttle.check(&subjects)?;
+            self.throttle.failed(&subjects);
+        }
+        result
+    }
+
+    async fn identify_client(
+        &self,
+        auth: ClientAuth<'_>,
         subjects: &[throttle::Subject],
         peer: Option<IpAddr>,
-    ) -> Result<App, OAuthError> {
-        if let Some(assertion) = req.client_assertion.as_deref().filter(|a| !a.is_empty()) {
-            if req.client_assertion_type.as_deref() != Some(CLIENT_ASSERTION_TYPE) {
+        kind: Option<OwnerKind>,
+    ) -> Result<Client, OAuthError> {
+        if let Some(assertion) = auth.assertion.filter(|a| !a.is_empty()) {
+            if auth.assertion_type != Some(CLIENT_ASSERTION_TYPE) {
                 return Err(client_error(format!(
                     "client_assertion_type must be {CLIENT_ASSERTION_TYPE}"
                 )));
             }
-            return self.authenticate_by_assertion(assertion, peer).await;
+            return self.authenticate_by_assertion(assertion, peer, kind).await;
         }
-        if let Some(basic) = basic {
-            return self.authenticate_by_secret(basic, subjects).await;
+        if let Some(basic) = auth.basic {
+            return Ok(Client::App(
+                self.authenticate_by_secret(basic, subjects).await?,
+            ));
         }
         Err(client_error(
             "client authentication required: send a client_assertion (private_key_jwt) or HTTP Basic credentials",
@@ -183,36 +290,57 @@ impl Services {
         &self,
         assertion: &str,
         peer: Option<IpAddr>,
-    ) -> Result<App, OAuthError> {
+        kind: Option<OwnerKind>,
+    ) -> Result<Client, OAuthError> {
         let bad = |e: jwt::JwtError| client_error(e.to_string());
         let jwt = UnverifiedJwt::parse(assertion).map_err(bad)?;
-        let alg = jwt.algorithm().map_err(bad)?;
         let kid = jwt.kid().map_err(bad)?.to_owned();
-        let unknown = || {
-            client_error(format!(
-                "no application key with key id (kid) {} verifies this client assertion: the key id is unknown, the key was removed, or the assertion was signed with another key",
-                shown(&kid)
-            ))
+        let what = match kind {
+            Some(OwnerKind::App) => "application key",
+            Some(OwnerKind::User) => "machine key",
+            None => "key",
         };
-        // Nothing about the key is said until the caller has proven it holds it.
-        // An unknown key id costs what a known one does (see the token endpoint).
-        let (key, public) = match self.cached_key(&kid).await? {
-            Some(CachedKey { key, public }) if key.owner.kind() == OwnerKind::App => (key, public),
-            other => {
-                let signer = other
-                    .as_ref()
-                    .map_or(keypair::decoy_for(alg), |k| &k.public);
-                if jwt.verify(signer, &kid).is_ok() && other.is_some() {
-                    return Err(client_error(format!(
+        let (key, claims) =
+            self.verify_key_assertion(&jwt, &kid, kind)
+                .await
+                .map_err(|refused| match refused {
+                    KeyRefusal::Unknown => client_error(unknown_key(&kid, what)),
+                    KeyRefusal::OtherKind => client_error(format!(
                         "key {kid} is a machine key; clients authenticate with application keys"
-                    )));
-                }
-                return Err(unknown());
+                    )),
+                    KeyRefusal::Invalid(e) => bad(e),
+                    KeyRefusal::Failed(e) => e.into(),
+                })?;
+        let client = match key.owner.kind() {
+            OwnerKind::App => Client::App(self.app_of_key(&key, &claims, &kid).await?),
+            OwnerKind::User => {
+                Client::User(self.user_of_key(&key, &claims, &kid, client_error).await?)
             }
         };
-        jwt.verify(&public, &kid).map_err(|_| unknown())?;
-        let claims =
-            jwt::check_assertion(&jwt, &self.settings.issuer, self.time_rules()).map_err(bad)?;
+        if !self.spend_jti(&jwt, &kid, claims.expires_at).await? {
+            return Err(client_error(
+                "this client assertion was already used (its jti was seen before); sign a new one",
+            ));
+        }
+        self.last_uses.record(
+            &kid,
+            LastUse {
+                at: self.now(),
+                kind: KeyUse::ClientAssertion,
+                address: peer.map(|p| p.to_string()).unwrap_or_default(),
+            },
+        );
+        Ok(client)
+    }
+
+    /// The API app behind a verified assertion of its key: `iss` = `sub` = its client id, the
+    /// key usable now.
+    async fn app_of_key(
+        &self,
+        key: &AuthnKey,
+        claims: &jwt::Assertion,
+        kid: &str,
+    ) -> Result<App, OAuthError> {
         let app = self.cached_app(key.owner_id()).await?.ok_or_else(|| {
             client_error(format!("the application of key {kid} no longer exists"))
         })?;
@@ -222,21 +350,13 @@ impl Services {
                 shown(&claims.subject)
             )));
         }
-        let now = self.now();
-        check_usable(&key, &kid, now).map_err(client_error)?;
-        if !self.spend_jti(&jwt, &kid, claims.expires_at).await? {
-            return Err(client_error(
-                "this client assertion was already used (its jti was seen before); sign a new one",
-            ));
-        }
-        self.last_uses.record(
-            &kid,
-            LastUse {
-                at: now,
-                kind: KeyUse::ClientAssertion,
-                address: peer.map(|p| p.to_string()).unwrap_or_default(),
-            },
-        );
+        check_usable(key, kid, self.now()).map_err(client_error)?;
         Ok(app)
     }
+}
+
+/// Whether `app` may learn about, or revoke, `token`: the token was asked for the app's
+/// project (projects are checked to be of the user's org when the token is issued).
+pub(crate) fn app_may_see(app: &App, token: &crate::domain::model::AccessToken) -> bool {
+    token.org_id == app.org_id && token.projects.contains(&app.project_id)
 }

@@ -35,6 +35,7 @@ pub mod listings;
 pub mod orgs;
 pub mod outbound;
 pub mod projects;
+pub mod revoke;
 pub mod signing;
 pub mod throttle;
 pub mod tokens;

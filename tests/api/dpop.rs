@@ -403,6 +403,25 @@ async fn jwt_access_tokens_carry_the_thumbprint() {
         my_org(&app, &format!("DPoP {token}"), &[proof]).await.0,
         200
     );
+    // Introspection says the token is DPoP-bound, and to which key (RFC 9449 §6.2); a plain
+    // token stays Bearer without cnf.
+    let (pid, aid, _, _) = app.project_with_app(&admin, 1).await;
+    let app_key = app.app_key(&admin, &pid, &aid).await;
+    let scope = format!("{API_SCOPE} urn:zitadel:iam:org:project:id:{pid}:aud");
+    let (bound, _) = app.dpop_token_with_scope(&key_file, &key, &scope).await;
+    let (status, answer) = app.introspect_as(&app_key, &bound).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["token_type"], "DPoP");
+    assert_eq!(answer["cnf"]["jkt"], key.thumbprint());
+    let (_, plain_answer) = app.grant(&key_file, &scope).await;
+    let plain_token = plain_answer["access_token"].as_str().unwrap();
+    let (_, answer) = app.introspect_as(&app_key, plain_token).await;
+    assert_eq!(
+        (answer["active"].as_bool(), answer["token_type"].as_str()),
+        (Some(true), Some("Bearer"))
+    );
+    assert!(answer.get("cnf").is_none(), "{answer}");
     // A plain JWT access token has no cnf.
     let plain = app.token_for(&key_file).await;
     let claims = plain.split('.').nth(1).unwrap();

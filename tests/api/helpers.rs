@@ -261,6 +261,84 @@ pub fn racing_grants(
         .collect()
 }
 
+/// Verifies a JWT the server signed with the key its JWKS (`/oauth/v2/keys`) publishes under
+/// the JWT's `kid`, independently of the server's code: (header, claims).
+pub async fn verified_by_jwks(app: &TestApp, jwt: &str) -> (Value, Value) {
+    let jwks: Value = app
+        .http
+        .get(format!("{}/oauth/v2/keys", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS compact serialization: {jwt}");
+    let decoded = |part: &str| -> Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    };
+    let header = decoded(parts[0]);
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("kid in JWKS");
+    let number = |field: &str| {
+        rsa::BigUint::from_bytes_be(
+            &URL_SAFE_NO_PAD
+                .decode(jwk[field].as_str().unwrap())
+                .unwrap(),
+        )
+    };
+    let public = rsa::RsaPublicKey::new(number("n"), number("e")).unwrap();
+    let digest = Sha256::digest(format!("{}.{}", parts[0], parts[1]).as_bytes());
+    let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    match header["alg"].as_str() {
+        Some("RS256") => public.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, &signature),
+        Some("PS256") => public.verify(rsa::Pss::new::<Sha256>(), &digest, &signature),
+        other => panic!("unexpected alg {other:?}"),
+    }
+    .expect("signature verifies with the JWKS key");
+    (header, decoded(parts[1]))
+}
+
+/// The scope of a token for the API whose audience includes `project_id`.
+pub fn project_scope(project_id: &str) -> String {
+    format!("{API_SCOPE} urn:zitadel:iam:org:project:id:{project_id}:aud")
+}
+
+/// Polls `check` until it holds; returns how long that took (panics after `deadline`).
+pub async fn within<F, Fut>(deadline: std::time::Duration, mut check: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "still not revoked after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether `server` reports `token` inactive to the app owning `app_key`.
+pub async fn inactive(server: &TestApp, app_key: &KeyFile, token: &str) -> bool {
+    server.introspect_as(app_key, token).await.1 == json!({"active": false})
+}
+
+/// How long another process may take to act on a change. The documented bound is 1 s (cache
+/// entries live 1 s unless change notices are confirmed); the polls allow ten times that for
+/// a busy machine, and still fail where a stale entry lives its minute or forever.
+pub const OTHER_PROCESS_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -434,12 +512,23 @@ impl TestApp {
     /// An access token bound to `dpop` (RFC 9449) for `key`, with the API scope: the first
     /// request is answered `use_dpop_nonce`, the second carries the nonce. (token, nonce).
     pub async fn dpop_token_for(&self, key: &KeyFile, dpop: &TestKey) -> (String, String) {
+        self.dpop_token_with_scope(key, dpop, &format!("openid {API_SCOPE}"))
+            .await
+    }
+
+    /// [`TestApp::dpop_token_for`] asking for `scope`.
+    pub async fn dpop_token_with_scope(
+        &self,
+        key: &KeyFile,
+        dpop: &TestKey,
+        scope: &str,
+    ) -> (String, String) {
         let url = format!("{}/oauth/v2/token", self.services.settings.issuer);
         let form = |assertion: String| {
             vec![
                 ("grant_type".to_owned(), JWT_BEARER.to_owned()),
                 ("assertion".to_owned(), assertion),
-                ("scope".to_owned(), format!("openid {API_SCOPE}")),
+                ("scope".to_owned(), scope.to_owned()),
             ]
         };
         let first = self

@@ -35,6 +35,7 @@ mod protocols;
 mod proxies;
 mod reflection;
 mod rest;
+mod revocation;
 mod secrets;
 mod security;
 mod shutdown;

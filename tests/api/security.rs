@@ -7,10 +7,6 @@ use tonic::Code;
 
 use crate::helpers::*;
 
-fn project_scope(project_id: &str) -> String {
-    format!("{API_SCOPE} urn:zitadel:iam:org:project:id:{project_id}:aud")
-}
-
 /// A new org with a PRIVATE_KEY_JWT API app and one app key: (org, project, app key).
 async fn org_with_app(app: &TestApp, admin: &str) -> (String, String, KeyFile) {
     let mut c = app.grpc().await;
@@ -359,36 +355,6 @@ async fn the_token_endpoint_reveals_nothing_about_keys_the_caller_cannot_use() {
     assert_eq!(description(&app.admin_key.key_id).await, unknown);
     assert_eq!(description(&b_app_key.key_id).await, unknown);
 }
-
-/// Polls `check` until it holds; returns how long that took (panics after `deadline`).
-async fn within<F, Fut>(deadline: std::time::Duration, mut check: F) -> std::time::Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = std::time::Instant::now();
-    loop {
-        if check().await {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "still not revoked after {:?}",
-            start.elapsed()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
-/// Whether `server` reports `token` inactive to the app owning `app_key`.
-async fn inactive(server: &TestApp, app_key: &KeyFile, token: &str) -> bool {
-    server.introspect_as(app_key, token).await.1 == json!({"active": false})
-}
-
-/// How long another process may take to act on a change. The documented bound is 1 s (cache
-/// entries live 1 s unless change notices are confirmed); the polls allow ten times that for
-/// a busy machine, and still fail where a stale entry lives its minute or forever.
-const OTHER_PROCESS_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[tokio::test]
 async fn removing_a_key_or_user_ends_its_tokens_on_every_process() {

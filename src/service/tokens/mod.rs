@@ -13,7 +13,7 @@ use crate::{
     domain::{
         jwt::{self, JwtError, TimeRules, UnverifiedJwt},
         keypair,
-        model::{AccessToken, AccessTokenType, AuthnKey, KeyUse, LastUse, OwnerKind},
+        model::{AccessToken, AccessTokenType, AuthnKey, KeyUse, LastUse, OwnerKind, User},
         scope::{MAX_SCOPE_LEN, MAX_SCOPES, requested_projects},
         text::shown,
     },
@@ -142,7 +142,7 @@ fn claim_error(e: JwtError) -> OAuthError {
 
 /// The message for a kid that is unknown, or whose key does not verify the signature. The
 /// two are not told apart, so nobody learns which key ids exist without holding the key.
-fn unknown_key(kid: &str, what: &str) -> String {
+pub(crate) fn unknown_key(kid: &str, what: &str) -> String {
     format!(
         "no {what} with key id (kid) {} verifies this assertion: the key id is unknown, the key was removed, or the assertion was signed with another key",
         shown(kid)
@@ -163,6 +163,18 @@ pub(crate) fn check_usable(key: &AuthnKey, kid: &str, now: DateTime<Utc>) -> Res
         return Err(format!("key {kid} expired at {}", at(key.expires_at)));
     }
     Ok(())
+}
+
+/// Why an assertion signed with one of our keys was refused.
+pub(crate) enum KeyRefusal {
+    /// No key of the owner kind asked for verifies it: the key id is unknown, the key was
+    /// removed, or another key signed it (not told apart).
+    Unknown,
+    /// The key signed it, but it belongs to the other kind of owner.
+    OtherKind,
+    /// Signed by the key, but not acceptable: its algorithm, or a claim RFC 7523 rules out.
+    Invalid(JwtError),
+    Failed(Error),
 }
 
 /// The id under which an assertion's `jti` is remembered: one space per key.
@@ -187,6 +199,62 @@ impl Services {
             claims,
             &signer.key,
         )
+    }
+
+    /// Verifies an assertion signed with one of our keys, owned by a user or an app as `kind`
+    /// asks (either when `None`): the key (from memory when possible), its signature, then
+    /// RFC 7523's claims with the issuer as audience. Nothing about the key is told until the
+    /// caller has proven it holds it, and an unknown key id costs what a known one does:
+    /// remembered lookups and one signature check (against a decoy key when there is none).
+    /// The JWT-profile grant, and client assertions at introspection and revocation, all
+    /// verify their keys' assertions here.
+    pub(crate) async fn verify_key_assertion(
+        &self,
+        jwt: &UnverifiedJwt,
+        kid: &str,
+        kind: Option<OwnerKind>,
+    ) -> Result<(AuthnKey, jwt::Assertion), KeyRefusal> {
+        let alg = jwt.algorithm().map_err(KeyRefusal::Invalid)?;
+        let (key, public) = match self.cached_key(kid).await.map_err(KeyRefusal::Failed)? {
+            Some(CachedKey { key, public }) if kind.is_none_or(|k| key.owner.kind() == k) => {
+                (key, public)
+            }
+            other => {
+                let signer = other
+                    .as_ref()
+                    .map_or(keypair::decoy_for(alg), |k| &k.public);
+                if jwt.verify(signer, kid).is_ok() && other.is_some() {
+                    return Err(KeyRefusal::OtherKind);
+                }
+                return Err(KeyRefusal::Unknown);
+            }
+        };
+        jwt.verify(&public, kid).map_err(|_| KeyRefusal::Unknown)?;
+        let assertion = jwt::check_assertion(jwt, &self.settings.issuer, self.time_rules())
+            .map_err(KeyRefusal::Invalid)?;
+        Ok((key, assertion))
+    }
+
+    /// The machine user behind a verified assertion of its key (the JWT profile: `iss` = `sub`
+    /// = the user id): the key must be that user's and usable now, and the user must exist.
+    /// `fail` makes the endpoint's error from a description.
+    pub(crate) async fn user_of_key(
+        &self,
+        key: &AuthnKey,
+        assertion: &jwt::Assertion,
+        kid: &str,
+        fail: fn(String) -> OAuthError,
+    ) -> Result<User, OAuthError> {
+        if assertion.subject != key.owner_id() {
+            return Err(fail(format!(
+                "key {kid} does not belong to {} (iss/sub); it belongs to another user",
+                shown(&assertion.subject)
+            )));
+        }
+        check_usable(key, kid, self.now()).map_err(fail)?;
+        self.cached_user(key.owner_id())
+            .await?
+            .ok_or_else(|| fail(format!("user {} does not exist", key.owner_id())))
     }
 
     /// The token endpoint's external URL (a DPoP proof's `htu` there).
@@ -377,40 +445,20 @@ impl Services {
         }
         let kid = jwt.kid().map_err(claim_error)?.to_owned();
         throttle::charge_credential(charged, &kid);
-
-        // Nothing about the key is said until the caller has proven it holds it.
-        // An unknown key id costs what a known one does: remembered lookups and one
-        // signature check (against a decoy key when there is no key).
-        let (key, public) = match self.cached_key(&kid).await? {
-            Some(CachedKey { key, public }) if key.owner.kind() == OwnerKind::User => (key, public),
-            other => {
-                let signer = other
-                    .as_ref()
-                    .map_or(keypair::decoy_for(alg), |k| &k.public);
-                if jwt.verify(signer, &kid).is_ok() && other.is_some() {
-                    return Err(OAuthError::grant(format!(
-                        "key {kid} is an application key; application keys authenticate clients (use client_assertion at the introspection endpoint), not users"
-                    )));
-                }
-                return Err(OAuthError::grant(unknown_key(&kid, "machine key")));
-            }
-        };
-        jwt.verify(&public, &kid)
-            .map_err(|_| OAuthError::grant(unknown_key(&kid, "machine key")))?;
-        let assertion = jwt::check_assertion(&jwt, &self.settings.issuer, self.time_rules())
-            .map_err(claim_error)?;
-        if assertion.subject != key.owner_id() {
-            return Err(OAuthError::grant(format!(
-                "key {kid} does not belong to {} (iss/sub); it belongs to another user",
-                shown(&assertion.subject)
-            )));
-        }
-        let now = self.now();
-        check_usable(&key, &kid, now).map_err(OAuthError::grant)?;
+        let (key, assertion) = self
+            .verify_key_assertion(&jwt, &kid, Some(OwnerKind::User))
+            .await
+            .map_err(|refused| match refused {
+                KeyRefusal::Unknown => OAuthError::grant(unknown_key(&kid, "machine key")),
+                KeyRefusal::OtherKind => OAuthError::grant(format!(
+                    "key {kid} is an application key; application keys authenticate clients (as client_assertion at introspection or revocation), not users"
+                )),
+                KeyRefusal::Invalid(e) => claim_error(e),
+                KeyRefusal::Failed(e) => e.into(),
+            })?;
         let user = self
-            .cached_user(key.owner_id())
-            .await?
-            .ok_or_else(|| OAuthError::grant(format!("user {} does not exist", key.owner_id())))?;
+            .user_of_key(&key, &assertion, &kid, OAuthError::grant)
+            .await?;
 
         let jti = self.jti_entry(&jwt, &kid, assertion.expires_at);
         let by = Obtained {

@@ -176,3 +176,13 @@ pub async fn remember_assertion(
         Err(e) => Err(e),
     }
 }
+
+/// Deletes the record of the token `id` (a revocation); whether there was one.
+pub async fn delete_access_token(db: &impl ConnectionTrait, id: &str) -> Result<bool> {
+    let res = access_token::Entity::delete_many()
+        .filter(access_token::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map_err(db_err)?;
+    Ok(res.rows_affected > 0)
+}

@@ -205,6 +205,40 @@ check_basic_app() {
     t_has "an app key at the token endpoint: says why" "$(head -n1 <<<"$resp")" "application keys authenticate clients"
 }
 
+check_introspect_jwt() {
+    local out jwt resp
+    out=$(t_out)
+    jwt=$(cat introspection.jwt)
+    t_eq "the decoded claims" "$out" \
+        "{\"iss\":\"$ISSUER\",\"aud\":\"$CLIENT_ID\",\"active\":true,\"sub\":\"$USER_ID\"}"
+    t_json "typ: token-introspection+jwt" "$(jwt_header "$jwt")" .typ token-introspection+jwt
+    t_json "signed with a key of the JWKS" "$(curl -s "$ISSUER/oauth/v2/keys")" \
+        "[.keys[] | select(.kid == \"$(jwt_header "$jwt" | jq -r .kid)\")] | length" 1
+    t_json "iat" "$(jwt_claims "$jwt")" '.iat > 0' true
+    t_json "the answer as in JSON" "$(jwt_claims "$jwt")" .token_introspection.scope \
+        "urn:zitadel:iam:org:project:id:$PROJECT_ID:aud"
+    resp=$(curl -s -o /dev/null -w '%{content_type}' -u "$CLIENT_ID:$CLIENT_SECRET" \
+        -H 'accept: application/token-introspection+jwt' "$ISSUER/oauth/v2/introspect" -d token="$USER_TOKEN")
+    t_eq "its content type" "$resp" application/token-introspection+jwt
+    t_json "discovery names the algorithm" "$(curl -s "$ISSUER/.well-known/oauth-authorization-server")" \
+        '.introspection_signing_alg_values_supported | join(",")' "$(jwt_header "$jwt" | jq -r .alg)"
+}
+
+check_revoke() {
+    local out resp
+    out=$(t_out)
+    t_eq "revoked: 200" "$(sed -n 1p <<<"$out")" 200
+    t_eq "then inactive" "$(sed -n 2p <<<"$out")" '{"active":false}'
+    # the claims in the text after the block
+    t_eq "an unknown token: 200" "$(curl -s -o /dev/null -w '%{http_code}' -u "$CLIENT_ID:$CLIENT_SECRET" \
+        "$ISSUER/oauth/v2/revoke" -d token=no-such-token -d token_type_hint=refresh_token)" 200
+    resp=$(curl -s -w '\n%{http_code}' "$ISSUER/oauth/v2/revoke" -d token="$USER_TOKEN")
+    t_eq "no client authentication: 401" "$(tail -n1 <<<"$resp")" 401
+    t_json "no client authentication: invalid_client" "$(head -n1 <<<"$resp")" .error invalid_client
+    t_json "discovery names the endpoint" "$(curl -s "$ISSUER/.well-known/openid-configuration")" \
+        .revocation_endpoint "$ISSUER/oauth/v2/revoke"
+}
+
 check_v2_list_keys() {
     local out
     out=$(t_out)
