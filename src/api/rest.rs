@@ -82,12 +82,21 @@ fn bad_request(id: &'static str, message: String) -> Response {
     error_response(Error::invalid_argument(id, message))
 }
 
-/// Runs one gateway call: body → message, path → fields, headers → metadata, method, JSON.
-async fn gateway<A, Req, Resp, Fut>(
-    api: A,
+/// What a REST request says about its caller and where it went.
+struct Caller {
     target: HttpTarget,
     headers: HeaderMap,
     peer: Peer,
+}
+
+/// Runs one gateway call: body → message, path → fields, headers → metadata, method, JSON.
+async fn gateway<A, Req, Resp, Fut>(
+    api: A,
+    Caller {
+        target,
+        headers,
+        peer,
+    }: Caller,
     params: Params,
     body: Option<Result<Bytes, BytesRejection>>,
     bind: impl FnOnce(&mut Req, &mut HashMap<String, String>),
@@ -201,9 +210,11 @@ macro_rules! route {
                 let body = if $has_body { Some(body) } else { None };
                 gateway(
                     api,
-                    target(&method, &uri),
-                    headers,
-                    peer,
+                    Caller {
+                        target: target(&method, &uri),
+                        headers,
+                        peer,
+                    },
                     params,
                     body,
                     |$r: &mut $req, $p: &mut HashMap<String, String>| {

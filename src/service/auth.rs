@@ -351,7 +351,7 @@ fn bearer(header: Option<&str>) -> Result<(Scheme, &str)> {
     let missing = || {
         Error::unauthenticated(
             "AUTH-7fs1e",
-            "authentication required: send the header 'authorization: Bearer <access token>' (or 'DPoP <access token>' with a DPoP proof)",
+            "authentication required: send the header 'authorization: Bearer <access token>'",
         )
     };
     let value = header

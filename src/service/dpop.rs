@@ -1,7 +1,7 @@
 //! DPoP (RFC 9449) on our side: checking a request's proof (the proof itself in
 //! [`crate::domain::dpop`]), remembering its `jti` across processes, and the server nonces.
 //!
-//! Nonces are stateless: `base64url(period || HMAC-SHA256(key, period)[..16])`, the key derived
+//! Nonces are stateless: `base64url(period || HMAC-SHA256(key, period))`, the key derived
 //! from the master key, so every process issues and accepts the same nonces without sharing
 //! anything else. A nonce is good in its period and the next one (5 to 10 minutes).
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -114,9 +114,9 @@ impl Dpop {
     fn nonce_for(&self, period: i64) -> String {
         let period = period.to_be_bytes();
         let tag = hmac::sign(&self.key, &period);
-        let mut raw = [0u8; 24];
+        let mut raw = [0u8; 40];
         raw[..8].copy_from_slice(&period);
-        raw[8..].copy_from_slice(&tag.as_ref()[..16]);
+        raw[8..].copy_from_slice(tag.as_ref());
         URL_SAFE_NO_PAD.encode(raw)
     }
 
@@ -130,7 +130,7 @@ impl Dpop {
         let Ok(raw) = URL_SAFE_NO_PAD.decode(nonce) else {
             return false;
         };
-        let Ok(period) = <[u8; 8]>::try_from(&raw.get(..8).unwrap_or_default()[..]) else {
+        let Ok(period) = <[u8; 8]>::try_from(raw.get(..8).unwrap_or_default()) else {
             return false;
         };
         let period = i64::from_be_bytes(period);
@@ -138,7 +138,7 @@ impl Dpop {
         if period != current && period != current - 1 {
             return false;
         }
-        hmac::verify(&self.key, &raw[..8], &raw[8..]).is_ok_and(|()| raw.len() == 24)
+        hmac::verify(&self.key, &raw[..8], &raw[8..]).is_ok()
     }
 
     /// Whether proofs at the token endpoint (`token`) or at the API must carry a nonce.
@@ -236,7 +236,7 @@ mod tests {
         let d = dpop();
         let now = 1_800_000_123;
         let n = d.nonce(now);
-        assert_eq!(n.len(), 32);
+        assert_eq!(n.len(), 54);
         assert!(d.nonce_valid(&n, now));
         assert!(d.nonce_valid(&n, now + NONCE_PERIOD_SECS));
         assert!(!d.nonce_valid(&n, now + 2 * NONCE_PERIOD_SECS));

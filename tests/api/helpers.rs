@@ -156,7 +156,35 @@ impl TestKey {
     }
 
     pub fn sign(&self, kid: &str, claims: &Value) -> String {
-        let header = json!({"alg": self.alg, "kid": kid, "typ": "JWT"});
+        self.sign_with_header(&json!({"alg": self.alg, "kid": kid, "typ": "JWT"}), claims)
+    }
+
+    /// The key's public JWK (RFC 7517).
+    pub fn jwk(&self) -> Value {
+        authn_keys::domain::keypair::PublicKey::from_pkix_pem(self.public_pem.as_bytes())
+            .unwrap()
+            .jwk()
+    }
+
+    /// The RFC 7638 thumbprint of the key (what DPoP binds tokens to).
+    pub fn thumbprint(&self) -> String {
+        authn_keys::domain::keypair::PublicKey::from_pkix_pem(self.public_pem.as_bytes())
+            .unwrap()
+            .thumbprint()
+    }
+
+    /// A DPoP proof (RFC 9449) for `method` on `url`, with `extra` claims (`ath`, `nonce`, or
+    /// any claim replaced).
+    pub fn dpop_proof(&self, method: &str, url: &str, extra: Value) -> String {
+        let mut claims = json!({"jti": unique("proof"), "htm": method, "htu": url, "iat": now()});
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        let header = json!({"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk()});
+        self.sign_with_header(&header, &claims)
+    }
+
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -370,6 +398,45 @@ impl TestApp {
             claims[k] = v.clone();
         }
         sign_jwt("RS256", &key.key_id, &claims, &key.private_key())
+    }
+
+    /// An access token bound to `dpop` (RFC 9449) for `key`, with the API scope: the first
+    /// request is answered `use_dpop_nonce`, the second carries the nonce. (token, nonce).
+    pub async fn dpop_token_for(&self, key: &KeyFile, dpop: &TestKey) -> (String, String) {
+        let url = format!("{}/oauth/v2/token", self.services.settings.issuer);
+        let form = |assertion: String| {
+            vec![
+                ("grant_type".to_owned(), JWT_BEARER.to_owned()),
+                ("assertion".to_owned(), assertion),
+                ("scope".to_owned(), format!("openid {API_SCOPE}")),
+            ]
+        };
+        let first = self
+            .http
+            .post(format!("{}/oauth/v2/token", self.base))
+            .header("DPoP", dpop.dpop_proof("POST", &url, json!({})))
+            .form(&form(self.assertion(key, json!({}))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(first.status().as_u16(), 400);
+        let nonce = first.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+        let body: Value = first.json().await.unwrap();
+        assert_eq!(body["error"], "use_dpop_nonce", "{body}");
+        let resp = self
+            .http
+            .post(format!("{}/oauth/v2/token", self.base))
+            .header(
+                "DPoP",
+                dpop.dpop_proof("POST", &url, json!({"nonce": nonce})),
+            )
+            .form(&form(self.assertion(key, json!({}))))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["token_type"], "DPoP", "{body}");
+        (body["access_token"].as_str().unwrap().to_owned(), nonce)
     }
 
     /// POSTs to the token endpoint; returns (HTTP status, JSON body).

@@ -8,6 +8,7 @@ mod concurrency;
 mod connect;
 mod crashes;
 mod docs;
+mod dpop;
 mod events;
 mod flow;
 mod grpc_web;
