@@ -22,6 +22,7 @@ use std::{
 };
 
 use authn_keys::{
+    config::SigningAlgorithm,
     domain::{
         keypair::PrivateKey,
         model::{AuthnKey, KeyOwner},
@@ -709,6 +710,50 @@ async fn main() {
         "≥ 0.95× not recorded",
     );
 
+    // A grant with `openid` signs an ID token besides. Against the opaque grant (no `openid`)
+    // measured right before it on the same server: on this one (RS256 signing) and on a second
+    // one configured with ES256 signing (a database of its own), each with a user of its own.
+    {
+        let es = TestApp::spawn_with(|c| {
+            c.signing_algorithm = SigningAlgorithm::Es256;
+            c.max_concurrent_requests = 4096;
+            c.db_max_connections = 16;
+        })
+        .await;
+        let es_admin = es.admin_token().await;
+        let (_, es_key) = es.member_with_key(&es_admin, 0, "ORG_OWNER").await;
+        let es_assertions: Arc<Vec<String>> = Arc::new(
+            (0..4000)
+                .map(|i| es.assertion(&es_key, json!({"n": i})))
+                .collect(),
+        );
+        let openid = format!("openid {API_SCOPE}");
+        for (server, alg, signed, target) in [
+            (&app, "RS256", assertions.clone(), "—"),
+            (&es, "ES256", es_assertions, "≥ 0.8× opaque grant"),
+        ] {
+            let opaque =
+                drive_grants_with(&http, &server.base, workers, dur, signed.clone(), API_SCOPE)
+                    .await;
+            let with_id =
+                drive_grants_with(&http, &server.base, workers, dur, signed, &openid).await;
+            r.row(
+                &format!("JWT-profile grant, opaque token (before {alg} openid)"),
+                "OAuth",
+                &opaque,
+                hb,
+                "—",
+            );
+            r.row(
+                &format!("grant with openid, {alg} signing"),
+                "OAuth",
+                &with_id,
+                Some(("opaque grant", opaque.rps())),
+                target,
+            );
+        }
+    }
+
     // An authenticated call with a fresh token: each token is used once (the cache-miss path).
     let fresh_count = ((grant.rps() * o.seconds) as usize).clamp(500, 20_000);
     let fresh: Vec<String> = {
@@ -1011,9 +1056,24 @@ async fn drive_grants(
     dur: Duration,
     assertions: Arc<Vec<String>>,
 ) -> Stats {
+    drive_grants_with(http, base, workers, dur, assertions, API_SCOPE).await
+}
+
+/// [`drive_grants`] asking for `scope`; with `openid` in it, an answer counts only when it
+/// carries an ID token.
+async fn drive_grants_with(
+    http: &reqwest::Client,
+    base: &str,
+    workers: usize,
+    dur: Duration,
+    assertions: Arc<Vec<String>>,
+    scope: &str,
+) -> Stats {
     let (http, url) = (http.clone(), format!("{base}/oauth/v2/token"));
+    let scope: Arc<str> = scope.into();
+    let id_token = scope.split(' ').any(|s| s == "openid");
     drive(workers, dur, move |_, i| {
-        let (http, url) = (http.clone(), url.clone());
+        let (http, url, scope) = (http.clone(), url.clone(), scope.clone());
         let assertion = assertions[i % assertions.len()].clone();
         async move {
             let resp = http
@@ -1021,12 +1081,15 @@ async fn drive_grants(
                 .form(&[
                     ("grant_type", JWT_BEARER),
                     ("assertion", &assertion),
-                    ("scope", API_SCOPE),
+                    ("scope", &scope),
                 ])
                 .send()
                 .await;
             Some(match resp {
-                Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                Ok(r) if r.status() == 200 => r
+                    .bytes()
+                    .await
+                    .is_ok_and(|body| !id_token || body.windows(10).any(|w| w == b"\"id_token\"")),
                 _ => false,
             })
         }

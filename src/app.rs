@@ -122,6 +122,7 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
         Rotation {
             every: chrono::Duration::seconds(config.signing_key_rotation_secs.into()),
             token_lifetime: access_token_lifetime,
+            algorithm: config.signing_algorithm.algorithm(),
         },
     )
     .await?;

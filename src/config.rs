@@ -5,7 +5,10 @@ use std::{fmt, net::SocketAddr, path::PathBuf};
 use clap::Args;
 
 use crate::{
-    domain::key_policy::{KeyPolicy, parse_duration},
+    domain::{
+        jwt::Algorithm,
+        key_policy::{KeyPolicy, parse_duration},
+    },
     service::outbound::OutboundConfig,
 };
 
@@ -145,6 +148,19 @@ pub struct Config {
         default_value_t = 604_800
     )]
     pub signing_key_rotation_secs: u32,
+
+    /// The algorithm of the server's own JWTs (ID tokens, JWT access tokens): `RS256`, as
+    /// ZITADEL signs, `ES256` or `EdDSA`. A change makes a new signing key at the next start
+    /// (the old one stays published until its tokens have expired); every process sharing a
+    /// database must be given the same.
+    #[arg(
+        long,
+        global = true,
+        env = "AUTHN_KEYS_SIGNING_ALGORITHM",
+        value_enum,
+        default_value_t = SigningAlgorithm::Rs256
+    )]
+    pub signing_algorithm: SigningAlgorithm,
 
     /// Failed token requests / client authentications allowed at once per key id or client id
     /// (0 switches the limit off).
@@ -432,6 +448,30 @@ impl AccessTokenTyp {
     }
 }
 
+/// The algorithms the server signs its own JWTs with (JWS names, case as written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SigningAlgorithm {
+    /// RSA (RSASSA-PKCS1-v1_5 with SHA-256), with RSA keys of `--key-bits`.
+    #[value(name = "RS256")]
+    Rs256,
+    /// ECDSA on P-256 with SHA-256.
+    #[value(name = "ES256")]
+    Es256,
+    /// Ed25519.
+    #[value(name = "EdDSA")]
+    EdDsa,
+}
+
+impl SigningAlgorithm {
+    pub fn algorithm(self) -> Algorithm {
+        match self {
+            SigningAlgorithm::Rs256 => Algorithm::RS256,
+            SigningAlgorithm::Es256 => Algorithm::ES256,
+            SigningAlgorithm::EdDsa => Algorithm::EdDSA,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -459,7 +499,7 @@ impl fmt::Debug for Config {
 impl Config {
     /// The instance's key policy from the `AUTHN_KEYS_KEY_*` settings, checked as an org's.
     pub fn key_policy(&self) -> Result<KeyPolicy, String> {
-        use crate::domain::{jwt::Algorithm, model::KeyOrigin};
+        use crate::domain::model::KeyOrigin;
         let lifetime = |name: &str, text: &str| -> Result<_, String> {
             if text.trim().is_empty() {
                 return Ok(None);
@@ -535,6 +575,7 @@ impl Config {
             list_max_limit: 1000,
             db_max_connections: 5,
             signing_key_rotation_secs: 604_800,
+            signing_algorithm: SigningAlgorithm::Rs256,
             auth_failure_burst: 20,
             auth_failure_per_minute: 20,
             auth_failure_address_burst: 50,
@@ -589,5 +630,27 @@ mod tests {
         let lax = parse(&["authn-keys", "--outbound-allow-insecure", "true"]).unwrap();
         assert!(lax.outbound().allow_insecure);
         assert!(parse(&["authn-keys", "--outbound-allow-insecure", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn the_signing_algorithm_is_one_of_three_spelled_as_jws_does() {
+        let alg = |args: &[&str]| parse(args).map(|c| c.signing_algorithm.algorithm());
+        assert_eq!(alg(&["authn-keys"]).unwrap(), Algorithm::RS256);
+        for want in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
+            let got = alg(&["authn-keys", "--signing-algorithm", want.as_str()]).unwrap();
+            assert_eq!(got, want);
+        }
+        for bad in [
+            "es256", "EDDSA", "rs256", "PS256", "ES384", "HS256", "none", "",
+        ] {
+            let err = alg(&["authn-keys", "--signing-algorithm", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("--signing-algorithm")
+                    && err.contains("[possible values: RS256, ES256, EdDSA]"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 }

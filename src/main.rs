@@ -41,7 +41,8 @@ enum Command {
     },
     /// After a compromise: make a new token-signing key that signs at once. Running servers
     /// sign with it and publish it within about a second (they read the key list every
-    /// second). Works on the database directly (same configuration as the server).
+    /// second). Works on the database directly (same configuration as the server: the new
+    /// key is of AUTHN_KEYS_SIGNING_ALGORITHM).
     RotateSigningKey {
         /// Also delete every older signing key: tokens they signed stop verifying at
         /// verifiers that check signatures against /oauth/v2/keys (once their cached copy,
@@ -175,12 +176,21 @@ async fn rotate_signing_key(config: &Config, drop_old: bool) -> authn_keys::erro
     let node = repo::register_node(&db, storage::db_time(clock.now())).await?;
     let ids = IdGenerator::new(node, clock.clone());
     let source = FreshKeys::new(config.key_bits, 1)?;
-    let done = SigningKeys::rotate_now(&db, &master, &source, &ids, clock.as_ref(), drop_old).await;
+    let done = SigningKeys::rotate_now(
+        &db,
+        &master,
+        &source,
+        &ids,
+        clock.as_ref(),
+        config.signing_algorithm.algorithm(),
+        drop_old,
+    )
+    .await;
     let _ = db.close().await;
     let done = done?;
     println!(
-        "new signing key {} signs from now on; running servers use and publish it within about 1 s",
-        done.kid
+        "new signing key {} ({}) signs from now on; running servers use and publish it within about 1 s",
+        done.kid, done.algorithm
     );
     if drop_old {
         if done.dropped.is_empty() {

@@ -21,10 +21,13 @@ use crate::service::{
 pub const API_SCOPE: &str = crate::service::auth::API_SCOPE;
 
 pub fn routes(svc: Services) -> Router {
-    // Static apart from the issuer: serialized once.
+    // Static apart from the issuer and the signing algorithm: serialized once.
     let discovery = Bytes::from(
-        serde_json::to_vec(&discovery_document(&svc.settings.issuer))
-            .unwrap_or_else(|_| unreachable!("a JSON value serializes")),
+        serde_json::to_vec(&discovery_document(
+            &svc.settings.issuer,
+            svc.signing.algorithm(),
+        ))
+        .unwrap_or_else(|_| unreachable!("a JSON value serializes")),
     );
     Router::new()
         .route(
@@ -98,7 +101,7 @@ const JWKS_CACHE_CONTROL: &str = "public, max-age=60";
 /// Discovery changes only with the configuration, that is with a restart.
 const DISCOVERY_CACHE_CONTROL: &str = "public, max-age=3600";
 
-fn discovery_document(issuer: &str) -> serde_json::Value {
+fn discovery_document(issuer: &str, signing: crate::domain::jwt::Algorithm) -> serde_json::Value {
     json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/v2/token"),
@@ -107,7 +110,7 @@ fn discovery_document(issuer: &str) -> serde_json::Value {
         "grant_types_supported": [JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT],
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": [signing.as_str()],
         "token_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_basic"],
         "introspection_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256"],

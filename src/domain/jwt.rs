@@ -1,6 +1,7 @@
 //! Compact JWS (RFC 7515) for the JWT-profile grant (RFC 7523): parsing untrusted tokens,
 //! verifying RS256/PS256/ES256/ES384/EdDSA signatures, checking the time and audience rules,
-//! and signing our own tokens with RS256. Every refusal says which check failed.
+//! and signing our own tokens (RS256, ES256 or EdDSA, by the signing key's kind). Every
+//! refusal says which check failed.
 use std::fmt;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -315,7 +316,8 @@ struct SignHeader<'a> {
 #[error("could not sign the JWT: {0}")]
 pub struct SignError(String);
 
-/// Signs `claims` with `key` (RS256 or PS256) under key id `kid`, with header `typ`.
+/// Signs `claims` with `key` under `alg`, which the key must take (its own
+/// [`SigningKey::algorithm`], or PS256 for an RSA key), key id `kid` and header `typ`.
 pub fn sign(
     alg: Algorithm,
     typ: &str,
@@ -335,17 +337,8 @@ pub fn sign(
         URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(payload)
     );
-    let pss = match alg {
-        Algorithm::RS256 => false,
-        Algorithm::PS256 => true,
-        other => {
-            return Err(SignError(format!(
-                "our signing keys are RSA; {other} is not"
-            )));
-        }
-    };
     let signature = key
-        .sign(pss, input.as_bytes())
+        .sign(alg, input.as_bytes())
         .map_err(|e| SignError(e.to_string()))?;
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
@@ -406,7 +399,7 @@ mod tests {
 
     fn key() -> &'static SigningKey {
         static KEY: OnceLock<SigningKey> = OnceLock::new();
-        KEY.get_or_init(|| SigningKey::from_private(private()).unwrap())
+        KEY.get_or_init(|| SigningKey::from_pair(&KeyPair::from(private().clone())).unwrap())
     }
 
     /// A key pair for `alg` (one per kind, made once) and its private PEM.
@@ -480,6 +473,34 @@ mod tests {
             assert_eq!(jwt.algorithm().unwrap(), alg);
             assert_eq!(jwt.kid().unwrap(), "k1");
             jwt.verify(&private().public_key(), "k1").unwrap();
+        }
+    }
+
+    #[test]
+    fn our_ec_and_ed25519_keys_sign_their_algorithm_only() {
+        for alg in [Algorithm::ES256, Algorithm::EdDSA] {
+            let pair = KeyPair::generate(alg).unwrap();
+            let key = SigningKey::from_pair(&pair).unwrap();
+            let token = sign(alg, "at+jwt", "k2", &claims(json!({})), &key).unwrap();
+            let jwt = UnverifiedJwt::parse(&token).unwrap();
+            assert_eq!(jwt.algorithm().unwrap(), alg);
+            assert_eq!(jwt.header.typ.as_deref(), Some("at+jwt"));
+            assert_eq!(jwt.kid().unwrap(), "k2");
+            jwt.verify(&pair.public_key(), "k2").unwrap();
+            check_assertion(&jwt, ISSUER, rules(NOW)).unwrap();
+            // Another key of the same kind does not verify it.
+            let other = KeyPair::generate(alg).unwrap().public_key();
+            assert_eq!(
+                jwt.verify(&other, "k2"),
+                Err(JwtError::Signature("k2".into()))
+            );
+            // Nor does the key sign under another algorithm.
+            for other in Algorithm::ALL.into_iter().filter(|a| *a != alg) {
+                assert!(
+                    sign(other, "JWT", "k2", &claims(json!({})), &key).is_err(),
+                    "{alg} key signs {other}"
+                );
+            }
         }
     }
 

@@ -1,8 +1,9 @@
 //! Key pairs and public keys of machine and app keys: RSA (2048 to 4096 bits), ECDSA on
 //! P-256 and P-384, and Ed25519. Generating pairs, the PEM forms the API hands out and accepts,
-//! the checks on uploaded public keys, and verifying JWS signatures with them (ring). Private
-//! keys live only in [`PrivateKey`] and [`KeyPair`], whose `Debug` prints nothing secret and
-//! whose PEM forms are zeroized when dropped.
+//! the checks on uploaded public keys, and verifying JWS signatures with them (ring); and the
+//! server's own [`SigningKey`] of any of these kinds (signing in aws-lc). Private keys live only
+//! in [`PrivateKey`], [`KeyPair`] and the signing keys, whose `Debug` prints nothing secret and
+//! whose PEM and DER forms are zeroized when dropped.
 use std::fmt;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -81,19 +82,18 @@ impl PrivateKey {
     }
 }
 
-/// A key that signs our own tokens. Signing runs in ring's constant-time RSA, never in the
-/// `rsa` crate (whose private-key operations leak timing: RUSTSEC-2023-0071).
+/// A key that signs our own tokens: RSA (RS256, also PS256), P-256 (ES256) or Ed25519 (EdDSA),
+/// by its kind. Signing runs in aws-lc's constant-time code, never in the `rsa` crate (whose
+/// private-key operations leak timing: RUSTSEC-2023-0071); ECDSA signatures come in JWS's
+/// fixed-length r || s form. Holds its public half, derived from the private one.
 pub struct SigningKey {
-    pair: ring::signature::RsaKeyPair,
+    signer: PrivateSigner,
+    public: PublicKey,
 }
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "SigningKey(RSA-{}, redacted)",
-            self.pair.public().modulus_len() * 8
-        )
+        write!(f, "SigningKey({}, redacted)", self.public.kind())
     }
 }
 
@@ -102,45 +102,40 @@ impl fmt::Debug for SigningKey {
 pub struct SigningKeyError(String);
 
 impl SigningKey {
-    /// From PKCS#8 DER (as stored, encrypted, for the server's signing keys).
+    /// From PKCS#8 DER (as stored, encrypted, for the server's signing keys): RSA, P-256,
+    /// P-384 or Ed25519 (v1 or v2).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, SigningKeyError> {
-        ring::signature::RsaKeyPair::from_pkcs8(der)
-            .map(|pair| SigningKey { pair })
-            .map_err(|e| SigningKeyError(e.to_string()))
+        let signer = PrivateSigner::from_pkcs8(der)?;
+        let public = signer.public_key()?;
+        Ok(SigningKey { signer, public })
     }
 
-    pub fn from_private(key: &PrivateKey) -> Result<Self, SigningKeyError> {
-        let der = key
+    pub fn from_pair(pair: &KeyPair) -> Result<Self, SigningKeyError> {
+        let der = pair
             .to_pkcs8_der()
             .map_err(|e| SigningKeyError(e.to_string()))?;
-        Self::from_pkcs8_der(der.expose())
+        Self::from_pkcs8_der(&der)
     }
 
-    /// Whether `public` is this key's public half (same modulus and exponent).
+    /// The public half.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// The algorithm this key signs with: RS256 for RSA, ES256 for P-256, EdDSA for Ed25519.
+    pub fn algorithm(&self) -> Algorithm {
+        self.public.default_algorithm()
+    }
+
+    /// Whether `public` is this key's public half.
     pub fn matches(&self, public: &PublicKey) -> bool {
-        let mine: ring::rsa::PublicKeyComponents<Vec<u8>> = self.pair.public().into();
-        public
-            .n_e()
-            .is_some_and(|(n, e)| mine.n == n && mine.e == e)
+        self.public == *public
     }
 
-    /// RSASSA-PKCS1-v1_5 (`pss` false) or RSASSA-PSS, both with SHA-256, over `message`.
-    pub fn sign(&self, pss: bool, message: &[u8]) -> Result<Vec<u8>, SigningKeyError> {
-        let encoding: &'static dyn ring::signature::RsaEncoding = if pss {
-            &ring::signature::RSA_PSS_SHA256
-        } else {
-            &ring::signature::RSA_PKCS1_SHA256
-        };
-        let mut signature = vec![0u8; self.pair.public().modulus_len()];
-        self.pair
-            .sign(
-                encoding,
-                &ring::rand::SystemRandom::new(),
-                message,
-                &mut signature,
-            )
-            .map_err(|e| SigningKeyError(e.to_string()))?;
-        Ok(signature)
+    /// The JWS signature under `alg` over `message`; refused when the key does not take `alg`
+    /// (an RSA key takes RS256 and PS256, the others their one algorithm).
+    pub fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<Vec<u8>, SigningKeyError> {
+        self.signer.sign(alg, message)
     }
 }
 
@@ -266,6 +261,17 @@ impl KeyPair {
         }
     }
 
+    /// The private key as PKCS#8 DER (wiped when dropped), for encrypting at rest.
+    pub fn to_pkcs8_der(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyEncodeError> {
+        match self {
+            KeyPair::Rsa(key) => key
+                .to_pkcs8_der()
+                .map(|der| zeroize::Zeroizing::new(der.expose().to_vec()))
+                .map_err(|e| KeyEncodeError(e.to_string())),
+            KeyPair::Ec(pair) | KeyPair::Ed25519(pair) => Ok(pair.pkcs8.clone()),
+        }
+    }
+
     /// The private key as a key file carries it: PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`)
     /// for RSA, as ZITADEL's key files do; PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) for EC and
     /// Ed25519 keys, what JWT libraries load.
@@ -290,11 +296,12 @@ impl KeyPair {
 pub struct KeyEncodeError(String);
 
 /// A private key read from a key file's PEM, signing assertions as a client would (tests, the
-/// load generator): PKCS#1 RSA, or PKCS#8 RSA, P-256, P-384 or Ed25519. Signing runs in
-/// aws-lc; ECDSA signatures come in JWS's fixed-length r || s form.
-pub struct ClientSigningKey(ClientKeyInner);
+/// load generator): PKCS#1 RSA, or PKCS#8 RSA, P-256, P-384 or Ed25519. Signs as
+/// [`SigningKey`] does.
+pub struct ClientSigningKey(PrivateSigner);
 
-enum ClientKeyInner {
+/// A private key in aws-lc, for signing: what [`SigningKey`] and [`ClientSigningKey`] hold.
+enum PrivateSigner {
     Rsa(aws_lc_rs::rsa::KeyPair),
     Ecdsa(Curve, aws_lc_rs::signature::EcdsaKeyPair),
     Ed25519(aws_lc_rs::signature::Ed25519KeyPair),
@@ -308,52 +315,15 @@ impl fmt::Debug for ClientSigningKey {
 
 impl ClientSigningKey {
     pub fn from_pem(pem: &str) -> Result<Self, SigningKeyError> {
-        use aws_lc_rs::signature::{
-            ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
-            Ed25519KeyPair,
-        };
-        let refused = |e: &dyn fmt::Display| SigningKeyError(e.to_string());
         let (label, doc) = rsa::pkcs8::der::SecretDocument::from_pem(pem.trim())
             .map_err(|_| SigningKeyError("the private key is not PEM".into()))?;
         let der = doc.as_bytes();
         let inner = match label {
-            "RSA PRIVATE KEY" => ClientKeyInner::Rsa(
-                aws_lc_rs::rsa::KeyPair::from_der(der).map_err(|e| refused(&e))?,
+            "RSA PRIVATE KEY" => PrivateSigner::Rsa(
+                aws_lc_rs::rsa::KeyPair::from_der(der)
+                    .map_err(|e| SigningKeyError(e.to_string()))?,
             ),
-            "PRIVATE KEY" => {
-                let info = rsa::pkcs8::PrivateKeyInfo::try_from(der).map_err(|e| refused(&e))?;
-                let algorithm = info.algorithm.oid;
-                if algorithm == oid::RSA {
-                    ClientKeyInner::Rsa(
-                        aws_lc_rs::rsa::KeyPair::from_pkcs8(der).map_err(|e| refused(&e))?,
-                    )
-                } else if algorithm == oid::EC {
-                    let curve = info.algorithm.parameters_oid().map_err(|e| refused(&e))?;
-                    let (curve, signing) = if curve == oid::P256 {
-                        (Curve::P256, &ECDSA_P256_SHA256_FIXED_SIGNING)
-                    } else if curve == oid::P384 {
-                        (Curve::P384, &ECDSA_P384_SHA384_FIXED_SIGNING)
-                    } else {
-                        return Err(SigningKeyError(format!(
-                            "the EC private key is on curve {}; only P-256 and P-384 sign assertions",
-                            oid::curve_name(&curve)
-                        )));
-                    };
-                    ClientKeyInner::Ecdsa(
-                        curve,
-                        EcdsaKeyPair::from_pkcs8(signing, der).map_err(|e| refused(&e))?,
-                    )
-                } else if algorithm == oid::ED25519 {
-                    ClientKeyInner::Ed25519(
-                        Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| refused(&e))?,
-                    )
-                } else {
-                    return Err(SigningKeyError(format!(
-                        "the private key is of algorithm {}; only RSA, P-256, P-384 and Ed25519 keys sign assertions",
-                        oid::algorithm_name(&algorithm)
-                    )));
-                }
-            }
+            "PRIVATE KEY" => PrivateSigner::from_pkcs8(der)?,
             other => {
                 return Err(SigningKeyError(format!(
                     "a PEM labelled {other:?} is no private key taken here; use PKCS#1 (RSA PRIVATE KEY) or PKCS#8 (PRIVATE KEY)"
@@ -364,21 +334,93 @@ impl ClientSigningKey {
     }
 
     pub fn kind(&self) -> KeyKind {
-        match &self.0 {
-            ClientKeyInner::Rsa(pair) => KeyKind::Rsa {
-                bits: pair.public_modulus_len() * 8,
-            },
-            ClientKeyInner::Ecdsa(curve, _) => curve.kind(),
-            ClientKeyInner::Ed25519(_) => KeyKind::Ed25519,
-        }
+        self.0.kind()
     }
 
     /// The JWS signature under `alg` over `message`; refused when the key does not take `alg`.
     pub fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<Vec<u8>, SigningKeyError> {
+        self.0.sign(alg, message)
+    }
+}
+
+impl PrivateSigner {
+    /// From PKCS#8 DER: RSA, P-256, P-384, or Ed25519 (v1 without its public key, or v2).
+    fn from_pkcs8(der: &[u8]) -> Result<Self, SigningKeyError> {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+            Ed25519KeyPair,
+        };
+        let refused = |e: &dyn fmt::Display| SigningKeyError(e.to_string());
+        let info = rsa::pkcs8::PrivateKeyInfo::try_from(der).map_err(|e| refused(&e))?;
+        let algorithm = info.algorithm.oid;
+        if algorithm == oid::RSA {
+            Ok(PrivateSigner::Rsa(
+                aws_lc_rs::rsa::KeyPair::from_pkcs8(der).map_err(|e| refused(&e))?,
+            ))
+        } else if algorithm == oid::EC {
+            let curve = info.algorithm.parameters_oid().map_err(|e| refused(&e))?;
+            let (curve, signing) = if curve == oid::P256 {
+                (Curve::P256, &ECDSA_P256_SHA256_FIXED_SIGNING)
+            } else if curve == oid::P384 {
+                (Curve::P384, &ECDSA_P384_SHA384_FIXED_SIGNING)
+            } else {
+                return Err(SigningKeyError(format!(
+                    "the EC private key is on curve {}; only P-256 and P-384 sign",
+                    oid::curve_name(&curve)
+                )));
+            };
+            Ok(PrivateSigner::Ecdsa(
+                curve,
+                EcdsaKeyPair::from_pkcs8(signing, der).map_err(|e| refused(&e))?,
+            ))
+        } else if algorithm == oid::ED25519 {
+            Ok(PrivateSigner::Ed25519(
+                Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| refused(&e))?,
+            ))
+        } else {
+            Err(SigningKeyError(format!(
+                "the private key is of algorithm {}; only RSA, P-256, P-384 and Ed25519 keys sign",
+                oid::algorithm_name(&algorithm)
+            )))
+        }
+    }
+
+    fn kind(&self) -> KeyKind {
+        match self {
+            PrivateSigner::Rsa(pair) => KeyKind::Rsa {
+                bits: pair.public_modulus_len() * 8,
+            },
+            PrivateSigner::Ecdsa(curve, _) => curve.kind(),
+            PrivateSigner::Ed25519(_) => KeyKind::Ed25519,
+        }
+    }
+
+    /// The public half, checked as an uploaded key would be.
+    fn public_key(&self) -> Result<PublicKey, SigningKeyError> {
+        use aws_lc_rs::signature::KeyPair as _;
+        let refused = |e: PublicKeyError| SigningKeyError(e.to_string());
+        match self {
+            PrivateSigner::Rsa(pair) => {
+                use rsa::pkcs1::DecodeRsaPublicKey;
+                // RFC 8017's RSAPublicKey.
+                let key = RsaPublicKey::from_pkcs1_der(pair.public_key().as_ref())
+                    .map_err(|e| SigningKeyError(e.to_string()))?;
+                Ok(PublicKey::from_rsa(key))
+            }
+            PrivateSigner::Ecdsa(curve, pair) => {
+                PublicKey::from_ec_point(*curve, pair.public_key().as_ref()).map_err(refused)
+            }
+            PrivateSigner::Ed25519(pair) => {
+                PublicKey::from_ed25519(pair.public_key().as_ref()).map_err(refused)
+            }
+        }
+    }
+
+    fn sign(&self, alg: Algorithm, message: &[u8]) -> Result<Vec<u8>, SigningKeyError> {
         use aws_lc_rs::{rand::SystemRandom, signature};
         let failed = |e: aws_lc_rs::error::Unspecified| SigningKeyError(e.to_string());
-        match (&self.0, alg) {
-            (ClientKeyInner::Rsa(pair), Algorithm::RS256 | Algorithm::PS256) => {
+        match (self, alg) {
+            (PrivateSigner::Rsa(pair), Algorithm::RS256 | Algorithm::PS256) => {
                 let encoding = if alg == Algorithm::PS256 {
                     &signature::RSA_PSS_SHA256
                 } else {
@@ -389,11 +431,11 @@ impl ClientSigningKey {
                     .map_err(failed)?;
                 Ok(out)
             }
-            (ClientKeyInner::Ecdsa(curve, pair), alg) if curve.algorithm() == alg => pair
+            (PrivateSigner::Ecdsa(curve, pair), alg) if curve.algorithm() == alg => pair
                 .sign(&SystemRandom::new(), message)
                 .map(|s| s.as_ref().to_vec())
                 .map_err(failed),
-            (ClientKeyInner::Ed25519(pair), Algorithm::EdDSA) => {
+            (PrivateSigner::Ed25519(pair), Algorithm::EdDSA) => {
                 Ok(pair.sign(message).as_ref().to_vec())
             }
             _ => Err(SigningKeyError(format!(
@@ -1162,13 +1204,71 @@ mod tests {
     }
 
     #[test]
-    fn a_signing_key_matches_its_own_public_key_only() {
-        let a = PrivateKey::generate(2048).unwrap();
-        let b = PrivateKey::generate(2048).unwrap();
-        let signer = SigningKey::from_private(&a).unwrap();
-        assert!(signer.matches(&a.public_key()));
-        assert!(!signer.matches(&b.public_key()));
-        assert!(!signer.matches(decoy_for(Algorithm::ES256)));
+    fn signing_keys_of_each_kind_sign_their_algorithm_and_match_their_own_public_key_only() {
+        let pairs = [
+            (
+                KeyPair::from(PrivateKey::generate(2048).unwrap()),
+                Algorithm::RS256,
+                256,
+            ),
+            (
+                KeyPair::generate(Algorithm::ES256).unwrap(),
+                Algorithm::ES256,
+                64,
+            ),
+            (
+                KeyPair::generate(Algorithm::EdDSA).unwrap(),
+                Algorithm::EdDSA,
+                64,
+            ),
+        ];
+        for (pair, alg, signature_len) in &pairs {
+            let (alg, public) = (*alg, pair.public_key());
+            let signer = SigningKey::from_pair(pair).unwrap();
+            assert_eq!(signer.algorithm(), alg);
+            assert_eq!(signer.public_key(), &public);
+            // As stored: PKCS#8 DER.
+            let stored = SigningKey::from_pkcs8_der(&pair.to_pkcs8_der().unwrap()).unwrap();
+            assert!(stored.matches(&public), "{alg}");
+            for (other, ..) in pairs.iter().filter(|(p, ..)| p.public_key() != public) {
+                assert!(!signer.matches(&other.public_key()), "{alg}");
+            }
+            assert!(!signer.matches(decoy_for(alg)), "{alg}");
+            if alg != Algorithm::RS256 {
+                let twin = KeyPair::generate(alg).unwrap().public_key();
+                assert!(!signer.matches(&twin), "{alg}");
+            }
+
+            // Verified by ring (EdDSA by aws-lc): ECDSA in JWS's fixed r || s form, 64 bytes.
+            let signature = signer.sign(alg, b"message").unwrap();
+            assert_eq!(signature.len(), *signature_len, "{alg}");
+            assert!(public.verify(alg, b"message", &signature), "{alg}");
+            assert!(!public.verify(alg, b"massage", &signature), "{alg}");
+            for other in Algorithm::ALL.into_iter().filter(|a| !public.allows(*a)) {
+                let err = signer.sign(other, b"message").unwrap_err().to_string();
+                assert!(err.contains("cannot sign"), "{alg} signs {other}: {err}");
+            }
+            let debug = format!("{signer:?}");
+            assert!(
+                debug.contains("redacted") && debug.contains(&public.kind().to_string()),
+                "{debug}"
+            );
+        }
+        // An RSA key signs PS256 too.
+        let rsa = SigningKey::from_pair(&pairs[0].0).unwrap();
+        let signature = rsa.sign(Algorithm::PS256, b"m").unwrap();
+        assert!(
+            pairs[0]
+                .0
+                .public_key()
+                .verify(Algorithm::PS256, b"m", &signature)
+        );
+        // Not a key; a key of a curve not taken (P-521).
+        assert!(SigningKey::from_pkcs8_der(b"junk").is_err());
+        let p521 = "-----BEGIN PRIVATE KEY-----\nMIHuAgEAMBAGByqGSM49AgEGBSuBBAAjBIHWMIHTAgEBBEIAJTq3u0v8zCRXcTaj\nx5xHyC837YDzbsWKeLsWsSALQ/bl9TNiL0eDsNS836ezFQx+DijZVplBgvfEm67E\nUwDggg2hgYkDgYYABACSSm4AbyS8co4zZlrbTvSmGJ+w6qeUN0ZHlQnSxm5AbgIL\nmiqJlYPtNid4Nz3K90kvUuX9SwtceFUjZvgDdKLkiwGK7CHIKOB8Zqwm5g7fjBUe\nti+WC3IINulS18N8g9rVUNChdLxMvBemsEznUbciXqKYAEUdfIwf9gFnHgmpZS5H\nYw==\n-----END PRIVATE KEY-----\n";
+        let (_, doc) = rsa::pkcs8::der::SecretDocument::from_pem(p521).unwrap();
+        let err = SigningKey::from_pkcs8_der(doc.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("P-521"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,14 @@
 //! never read the database: [`SigningKeys::keep_current`] reads the key list once a second, so
 //! a key another process made or dropped is used and published here within about one second
 //! (plus one database read).
+//!
+//! New keys are of the configured algorithm (`AUTHN_KEYS_SIGNING_ALGORITHM`): RSA for RS256,
+//! P-256 for ES256, Ed25519 for EdDSA. A key's algorithm follows from its kind, which its
+//! stored public key tells. A newest key of another algorithm, made before this process
+//! started, is rotated away at start (or at the next rotation check) like a key due for
+//! rotation; one made after this process started was made by a process started later, or by
+//! the operator, and is followed, so processes given different settings during a rolling
+//! restart do not take turns making keys.
 use std::{
     collections::HashSet,
     fmt,
@@ -28,7 +36,8 @@ use crate::{
     domain::{
         clock::Clock,
         ids::IdGenerator,
-        keypair::{PublicKey, SigningKey},
+        jwt::Algorithm,
+        keypair::{KeyPair, PublicKey, SigningKey},
     },
     error::{Error, Result},
     storage::{self, Db, repo},
@@ -81,6 +90,8 @@ pub struct Rotation {
     /// The longest lifetime of a token we sign: a retired key stays published this long
     /// after its successor took over.
     pub token_lifetime: chrono::Duration,
+    /// The algorithm new keys sign with: RS256, ES256 or EdDSA.
+    pub algorithm: Algorithm,
 }
 
 /// Slack for processes that have not yet picked up a new key and for clock differences.
@@ -138,6 +149,9 @@ pub struct SigningKeys {
     ids: Arc<IdGenerator>,
     clock: Arc<dyn Clock>,
     rotation: Rotation,
+    /// When this process loaded the keys: a newest key of another algorithm made before then
+    /// is replaced, one made since is followed.
+    since: DateTime<Utc>,
     current: RwLock<Arc<Signer>>,
     published: RwLock<Arc<Published>>,
     /// Serializes refreshes and rotations, so a slower, older read never replaces a newer
@@ -185,6 +199,7 @@ impl SigningKeys {
         clock: Arc<dyn Clock>,
         rotation: Rotation,
     ) -> Result<Self> {
+        let since = storage::db_time(clock.now());
         let rows = Self::due_rows(
             &db,
             &master,
@@ -192,6 +207,7 @@ impl SigningKeys {
             &ids,
             clock.as_ref(),
             rotation,
+            since,
             false,
         )
         .await?;
@@ -206,6 +222,7 @@ impl SigningKeys {
             ids,
             clock,
             rotation,
+            since,
             current: RwLock::new(Arc::new(Signer {
                 kid: newest.id.clone(),
                 key: opened.key,
@@ -222,8 +239,10 @@ impl SigningKeys {
     }
 
     /// The key rows, after making a new key when there is none, when the newest is older than
-    /// the rotation period, or when `force`d. Runs under the instance lock, so processes
+    /// the rotation period, when it signs another algorithm than the configured one and was
+    /// made before `since`, or when `force`d. Runs under the instance lock, so processes
     /// sharing the database make one key per rotation, not one each.
+    #[allow(clippy::too_many_arguments)]
     async fn due_rows(
         db: &Db,
         master: &MasterKey,
@@ -231,31 +250,36 @@ impl SigningKeys {
         ids: &IdGenerator,
         clock: &dyn Clock,
         rotation: Rotation,
+        since: DateTime<Utc>,
         force: bool,
     ) -> Result<Vec<repo::SigningKeyRow>> {
         let now = storage::db_time(clock.now());
-        let due = |rows: &[repo::SigningKeyRow]| {
-            force
-                || rows
-                    .first()
-                    .is_none_or(|k| k.created_at + rotation.every <= now)
-        };
+        let due = |rows: &[repo::SigningKeyRow]| force || due(rows, now, since, rotation);
         let rows = repo::list_signing_keys(db).await?;
         if !due(&rows) {
             return Ok(rows);
         }
-        // Generate outside the transaction: it takes a while and needs no lock.
-        let key = source.next_key().await?;
+        // Generate outside the transaction: it may take a while and needs no lock.
+        let key = make_key(source, rotation.algorithm).await?;
         let tx = storage::begin(db).await?;
         repo::lock_instance(&tx).await?;
         let rows = repo::list_signing_keys(&tx).await?;
         if force || due(&rows) {
             let row = new_row(master, ids, &key, now)?;
             repo::insert_signing_key(&tx, &row).await?;
-            if rows.is_empty() {
-                tracing::info!(kid = %row.id, "token signing key created");
-            } else {
-                tracing::info!(kid = %row.id, "token signing key rotated");
+            match rows.first() {
+                None => {
+                    tracing::info!(kid = %row.id, algorithm = %row.algorithm, "token signing key created")
+                }
+                Some(old) if other_algorithm(old, rotation.algorithm) => tracing::info!(
+                    kid = %row.id,
+                    algorithm = %row.algorithm,
+                    previous = %old.id,
+                    "token signing key rotated to the configured algorithm (AUTHN_KEYS_SIGNING_ALGORITHM); the previous key stays published until its tokens have expired"
+                ),
+                Some(_) => {
+                    tracing::info!(kid = %row.id, algorithm = %row.algorithm, "token signing key rotated")
+                }
             }
         }
         storage::commit(tx).await?;
@@ -273,6 +297,7 @@ impl SigningKeys {
             &self.ids,
             self.clock.as_ref(),
             self.rotation,
+            self.since,
             force,
         )
         .await?;
@@ -364,7 +389,7 @@ impl SigningKeys {
         }
         self.publish(rows, full, refused).await;
         if let Some(signer) = next {
-            tracing::info!(kid = %signer.kid, "signing with a new key");
+            tracing::info!(kid = %signer.kid, algorithm = %signer.key.algorithm(), "signing with a new key");
             *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(signer);
         }
         Ok(())
@@ -426,6 +451,12 @@ impl SigningKeys {
             Arc::new(Published::build(keys));
     }
 
+    /// The configured algorithm (`AUTHN_KEYS_SIGNING_ALGORITHM`): what new keys sign with,
+    /// and what discovery names.
+    pub fn algorithm(&self) -> Algorithm {
+        self.rotation.algorithm
+    }
+
     /// The key that signs new tokens.
     pub fn current(&self) -> Arc<Signer> {
         self.current
@@ -448,8 +479,9 @@ impl SigningKeys {
         self.reads.load(Ordering::Relaxed)
     }
 
-    /// The operator's rotation (`authn-keys rotate-signing-key`): a new key that is the newest
-    /// at once, whatever the rotation period; with `drop_old`, every other key is deleted.
+    /// The operator's rotation (`authn-keys rotate-signing-key`): a new key of `algorithm` that
+    /// is the newest at once, whatever the rotation period; with `drop_old`, every other key
+    /// is deleted.
     /// Works without decrypting the current key, so it also replaces one that fails its
     /// checks; but refuses a master key that opens none of the stored keys, as the servers
     /// could not read a key sealed with it.
@@ -459,6 +491,7 @@ impl SigningKeys {
         source: &dyn KeyPairSource,
         ids: &IdGenerator,
         clock: &dyn Clock,
+        algorithm: Algorithm,
         drop_old: bool,
     ) -> Result<Rotated> {
         let rows = repo::list_signing_keys(db).await?;
@@ -472,7 +505,7 @@ impl SigningKeys {
                 "the master key decrypts none of the stored signing keys: check AUTHN_KEYS_MASTER_KEY (the servers could not read a key encrypted with this one)",
             ));
         }
-        let key = source.next_key().await?;
+        let key = make_key(source, algorithm).await?;
         let tx = storage::begin(db).await?;
         repo::lock_instance(&tx).await?;
         let rows = repo::list_signing_keys(&tx).await?;
@@ -489,8 +522,9 @@ impl SigningKeys {
             Vec::new()
         };
         storage::commit(tx).await?;
-        tracing::warn!(kid = %row.id, dropped = ?dropped, "token signing key rotated by the operator");
+        tracing::warn!(kid = %row.id, algorithm = %row.algorithm, dropped = ?dropped, "token signing key rotated by the operator");
         Ok(Rotated {
+            algorithm: key.algorithm(),
             kid: row.id,
             previous: rows.first().map(|r| r.id.clone()),
             dropped,
@@ -503,16 +537,50 @@ impl SigningKeys {
 pub struct Rotated {
     /// The new key, signing now.
     pub kid: String,
+    /// What it signs with.
+    pub algorithm: Algorithm,
     /// The key that signed before, if any.
     pub previous: Option<String>,
     /// Keys deleted (`drop_old`), newest first.
     pub dropped: Vec<String>,
 }
 
+/// Whether a new key is due at `now` after `rows` (newest first): when there is none, when
+/// the newest is a rotation period old, or when it signs another algorithm than the
+/// configured one and was made before `since` (when this process started).
+fn due(
+    rows: &[repo::SigningKeyRow],
+    now: DateTime<Utc>,
+    since: DateTime<Utc>,
+    rotation: Rotation,
+) -> bool {
+    rows.first().is_none_or(|k| {
+        k.created_at + rotation.every <= now
+            || (k.created_at < since && other_algorithm(k, rotation.algorithm))
+    })
+}
+
+/// Whether `row`'s key signs another algorithm than `algorithm` (by the kind of its stored
+/// public key; a key whose public key does not parse is left to the checks that open it).
+fn other_algorithm(row: &repo::SigningKeyRow, algorithm: Algorithm) -> bool {
+    PublicKey::from_pkix_pem(row.public_key.as_bytes())
+        .is_ok_and(|key| key.default_algorithm() != algorithm)
+}
+
+/// A new signing key for `algorithm`: RSA from `source` (the key pool, or a worker thread),
+/// P-256 or Ed25519 made at once (microseconds).
+async fn make_key(source: &dyn KeyPairSource, algorithm: Algorithm) -> Result<KeyPair> {
+    match algorithm {
+        Algorithm::RS256 | Algorithm::PS256 => Ok(KeyPair::Rsa(source.next_key().await?)),
+        Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA => KeyPair::generate(algorithm)
+            .map_err(|e| Error::internal("KEY-Gen02", "key generation failed").with_source(e)),
+    }
+}
+
 fn new_row(
     master: &MasterKey,
     ids: &IdGenerator,
-    key: &crate::domain::keypair::PrivateKey,
+    key: &KeyPair,
     created_at: DateTime<Utc>,
 ) -> Result<repo::SigningKeyRow> {
     let id = ids.next_id();
@@ -520,11 +588,11 @@ fn new_row(
         .to_pkcs8_der()
         .map_err(|e| Error::internal("SIGN-Der01", "cannot encode a private key").with_source(e))?;
     Ok(repo::SigningKeyRow {
-        algorithm: "RS256".into(),
+        algorithm: key.algorithm().as_str().into(),
         public_key: key.public_key().to_pkix_pem().map_err(|e| {
             Error::internal("SIGN-Pem01", "cannot encode a public key").with_source(e)
         })?,
-        private_key_enc: seal(master, &id, der.expose())?,
+        private_key_enc: seal(master, &id, &der)?,
         id,
         created_at,
     })
@@ -541,6 +609,7 @@ mod tests {
         let rotation = Rotation {
             every: chrono::Duration::hours(24),
             token_lifetime: chrono::Duration::hours(12),
+            algorithm: Algorithm::RS256,
         };
         // c (newest, 1 h old) took over from b 1 h ago: b may still have live tokens.
         // b took over from a 25 h ago: a's last token expired 13 h ago.
@@ -553,5 +622,70 @@ mod tests {
             published(&rows, t0 + chrono::Duration::hours(12), rotation),
             1
         );
+    }
+
+    #[test]
+    fn a_key_of_another_algorithm_made_before_the_start_is_due() {
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let hours = chrono::Duration::hours;
+        let row = |alg: Algorithm, created_at: DateTime<Utc>| {
+            let pair = match alg {
+                Algorithm::RS256 => {
+                    KeyPair::from(crate::domain::keypair::PrivateKey::generate(2048).unwrap())
+                }
+                other => KeyPair::generate(other).unwrap(),
+            };
+            repo::SigningKeyRow {
+                id: "1".into(),
+                algorithm: alg.as_str().into(),
+                public_key: pair.public_key().to_pkix_pem().unwrap(),
+                private_key_enc: Vec::new(),
+                created_at,
+            }
+        };
+        let rotation = |algorithm| Rotation {
+            every: hours(24),
+            token_lifetime: hours(12),
+            algorithm,
+        };
+        // Started at t0; the newest key was made an hour before.
+        let (now, since) = (t0 + hours(1), t0);
+        let rs256 = [row(Algorithm::RS256, t0 - hours(1))];
+        let es256 = [row(Algorithm::ES256, t0 - hours(1))];
+        let eddsa = [row(Algorithm::EdDSA, t0 - hours(1))];
+        assert!(!due(&rs256, now, since, rotation(Algorithm::RS256)));
+        assert!(due(&rs256, now, since, rotation(Algorithm::ES256)));
+        assert!(due(&rs256, now, since, rotation(Algorithm::EdDSA)));
+        assert!(!due(&es256, now, since, rotation(Algorithm::ES256)));
+        assert!(due(&es256, now, since, rotation(Algorithm::RS256)));
+        assert!(!due(&eddsa, now, since, rotation(Algorithm::EdDSA)));
+        assert!(due(&eddsa, now, since, rotation(Algorithm::ES256)));
+        // A key of another algorithm made since the start (by a process started later, or the
+        // operator) is followed until its rotation period is over.
+        let later = [row(Algorithm::ES256, t0 + hours(1))];
+        assert!(!due(
+            &later,
+            t0 + hours(2),
+            since,
+            rotation(Algorithm::RS256)
+        ));
+        assert!(due(
+            &later,
+            t0 + hours(25),
+            since,
+            rotation(Algorithm::RS256)
+        ));
+        // No key at all, and a key of the configured algorithm a rotation period old.
+        assert!(due(&[], now, since, rotation(Algorithm::EdDSA)));
+        assert!(due(
+            &eddsa,
+            t0 + hours(23),
+            since,
+            rotation(Algorithm::EdDSA)
+        ));
+        // A stored public key that does not parse is left to the checks that open it.
+        let mut broken = row(Algorithm::RS256, t0 - hours(1));
+        broken.public_key = "not a key".into();
+        assert!(!due(&[broken], now, since, rotation(Algorithm::ES256)));
     }
 }

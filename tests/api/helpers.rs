@@ -340,6 +340,37 @@ impl TestApp {
         .await
     }
 
+    /// Stops this server and starts another on its database and files, as a restart with its
+    /// config changed by `adjust`; the issuer stays (tokens issued before name it), the port
+    /// changes.
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let issuer = self.services.settings.issuer.clone();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // Stopped once it has closed its database pool, the last thing it does.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !storage::is_closed(&self.services.db) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let admin_key = self.admin_key.clone();
+        Self::start(
+            self.db_url.clone(),
+            dir,
+            |c| {
+                c.external_url = Some(issuer);
+                adjust(c);
+            },
+            Some(admin_key),
+        )
+        .await
+    }
+
     async fn start(
         db_url: String,
         dir: tempfile::TempDir,

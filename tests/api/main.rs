@@ -39,6 +39,7 @@ mod security;
 mod shutdown;
 mod side_channels;
 mod signing;
+mod signing_alg;
 mod streams;
 mod tls;
 mod trust;

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use super::{Services, cache::CachedKey, throttle};
 use crate::{
     domain::{
-        jwt::{self, Algorithm, JwtError, TimeRules, UnverifiedJwt},
+        jwt::{self, JwtError, TimeRules, UnverifiedJwt},
         keypair,
         model::{AccessToken, AccessTokenType, AuthnKey, KeyUse, LastUse, OwnerKind},
         scope::{MAX_SCOPE_LEN, MAX_SCOPES, requested_projects},
@@ -171,15 +171,22 @@ fn assertion_id(kid: &str, jti: &str) -> String {
 }
 
 impl Services {
-    /// Signs `claims` as a JWT of type `typ` with the server's current signing key: ID
-    /// tokens, JWT access tokens and JWT introspection answers all go through here.
+    /// Signs `claims` as a JWT of type `typ` with the server's current signing key, under its
+    /// algorithm (RS256, ES256 or EdDSA): ID tokens, JWT access tokens and JWT introspection
+    /// answers all go through here.
     pub(crate) fn sign_jwt(
         &self,
         typ: &str,
         claims: &impl Serialize,
     ) -> Result<String, jwt::SignError> {
         let signer = self.signing.current();
-        jwt::sign(Algorithm::RS256, typ, &signer.kid, claims, &signer.key)
+        jwt::sign(
+            signer.key.algorithm(),
+            typ,
+            &signer.kid,
+            claims,
+            &signer.key,
+        )
     }
 
     /// The token endpoint's external URL (a DPoP proof's `htu` there).
