@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "proto/authnkeys/v1/keys.proto",
                 "proto/authnkeys/v1/events.proto",
                 "proto/authnkeys/v1/trusts.proto",
+                "proto/authnkeys/v1/users.proto",
                 "proto/google/rpc/status.proto",
             ],
             &["proto"],

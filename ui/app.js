@@ -1235,7 +1235,7 @@ const EVENT_TYPE_GROUPS = [
   ["Trusted issuers", ["trust.added", "trust.removed"]],
   ["Key policy", ["policy.changed"]],
   ["Members", ["member.added", "member.changed", "member.removed"]],
-  ["Users", ["user.added", "user.removed"]],
+  ["Users", ["user.added", "user.changed", "user.removed"]],
   ["Projects and apps", ["project.added", "project.removed", "app.added", "app.removed"]],
   ["Organizations", ["org.added"]],
   ["Webhooks", ["webhook.added", "webhook.removed"]],

@@ -32,7 +32,8 @@ use crate::{
     error::Error,
     proto::authnkeys::v1::{
         self as own, event_service_server::EventService, key_service_server::KeyService,
-        policy_service_server::PolicyService, trust_service_server::TrustService,
+        machine_user_service_server::MachineUserService, policy_service_server::PolicyService,
+        trust_service_server::TrustService,
     },
     proto::zitadel::{
         management::v1::{management_service_server::ManagementService, *},
@@ -501,8 +502,8 @@ pub fn user_v2_routes(api: Arc<UserApi>) -> Router {
         .with_state(api)
 }
 
-/// The REST rules of authn-keys' own `authnkeys.v1` KeyService, PolicyService, TrustService
-/// and EventService.
+/// The REST rules of authn-keys' own `authnkeys.v1` KeyService, PolicyService, TrustService,
+/// MachineUserService and EventService.
 pub fn authnkeys_routes(api: Arc<AuthnKeysApi>) -> Router {
     type Own = Arc<AuthnKeysApi>;
     Router::new()
@@ -545,6 +546,11 @@ pub fn authnkeys_routes(api: Arc<AuthnKeysApi>) -> Router {
             "/v1/trusts/{trust_id}",
             route!(api: Own; get, own::GetTrustRequest, false, |r, p| r.trust_id = take(p, "trust_id"), get_trust)
                 .merge(route!(api: Own; delete, own::RemoveTrustRequest, false, |r, p| r.trust_id = take(p, "trust_id"), remove_trust)),
+        )
+        .route(
+            "/v1/users/{user_id}/token_settings",
+            route!(api: Own; get, own::GetTokenSettingsRequest, false, |r, p| r.user_id = take(p, "user_id"), get_token_settings)
+                .merge(route!(api: Own; put, own::SetTokenSettingsRequest, true, |r, p| r.user_id = take(p, "user_id"), set_token_settings)),
         )
         .route(
             "/v1/events/_search",

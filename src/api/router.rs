@@ -35,6 +35,7 @@ use crate::{
         FILE_DESCRIPTOR_SET,
         authnkeys::v1::{
             event_service_server::EventServiceServer, key_service_server::KeyServiceServer,
+            machine_user_service_server::MachineUserServiceServer,
             policy_service_server::PolicyServiceServer, trust_service_server::TrustServiceServer,
         },
         zitadel::{
@@ -118,6 +119,9 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     reporter
         .set_serving::<TrustServiceServer<AuthnKeysApi>>()
         .await;
+    reporter
+        .set_serving::<MachineUserServiceServer<AuthnKeysApi>>()
+        .await;
     let reflection = |v1: bool| {
         let b = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -162,6 +166,9 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let trust_service = TrustServiceServer::from_arc(own.clone())
         .max_decoding_message_size(limits.max_body_bytes)
         .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
+    let machine_user_service = MachineUserServiceServer::from_arc(own.clone())
+        .max_decoding_message_size(limits.max_body_bytes)
+        .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
     let event_service = EventServiceServer::from_arc(own)
         .max_decoding_message_size(limits.max_body_bytes)
         .max_encoding_message_size(limits.max_body_bytes.max(1 << 20));
@@ -180,6 +187,7 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
     let policy_service = FrameCheck::new(policy_service, limit);
     let event_service = FrameCheck::new(event_service, limit);
     let trust_service = FrameCheck::new(trust_service, limit);
+    let machine_user_service = FrameCheck::new(machine_user_service, limit);
     let in_process = Routes::new(management.clone())
         .add_service(user_service.clone())
         .add_service(application_service.clone())
@@ -187,6 +195,7 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         .add_service(policy_service.clone())
         .add_service(event_service.clone())
         .add_service(trust_service.clone())
+        .add_service(machine_user_service.clone())
         .add_service(health.clone())
         .add_service(reflection_v1.clone())
         .add_service(reflection_v1alpha.clone())
@@ -201,6 +210,7 @@ pub async fn router(svc: Services, limits: RouterSettings) -> Result<Router> {
         .add_service(web.layer(policy_service))
         .add_service(web.layer(event_service))
         .add_service(web.layer(trust_service))
+        .add_service(web.layer(machine_user_service))
         .add_service(web.layer(health))
         .add_service(web.layer(reflection_v1))
         .add_service(web.layer(reflection_v1alpha));

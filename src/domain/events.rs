@@ -72,6 +72,7 @@ const TYPES: &[(&str, &[&str])] = &[
         &["org.member.removed", "instance.member.removed"],
     ),
     ("user.added", &["user.machine.added"]),
+    ("user.changed", &["user.machine.token.settings.changed"]),
     ("user.removed", &["user.removed"]),
     ("project.added", &["project.added"]),
     ("project.removed", &["project.removed"]),

@@ -60,6 +60,9 @@ pub enum Change {
     KeyAdded { id: String, owner: String },
     /// A user was removed: it, its roles, keys and tokens.
     User(String),
+    /// A user's own record changed (its token settings): only the user goes; its roles, keys
+    /// and tokens stay as they are.
+    UserChanged(String),
     /// A user's roles in an org changed (`*`: its instance roles).
     Member { org_id: String, user_id: String },
     /// An app was removed, with its keys.
@@ -110,6 +113,9 @@ impl Change {
                 })
             }
             "user.removed" => Some(Change::User(event.aggregate_id.clone())),
+            "user.machine.token.settings.changed" => {
+                Some(Change::UserChanged(event.aggregate_id.clone()))
+            }
             "project.application.removed" => named("appId", Change::App),
             "project.removed" => Some(Change::Project(event.aggregate_id.clone())),
             "org.key.policy.set" | "org.key.policy.reset" => {
@@ -143,6 +149,7 @@ impl Change {
             Change::Key { id, owner } => format!("key {id} {owner}"),
             Change::KeyAdded { id, owner } => format!("keyadded {id} {owner}"),
             Change::User(id) => format!("user {id}"),
+            Change::UserChanged(id) => format!("userchanged {id}"),
             Change::Member { org_id, user_id } => format!("member {org_id} {user_id}"),
             Change::App(id) => format!("app {id}"),
             Change::Project(id) => format!("project {id}"),
@@ -170,6 +177,7 @@ impl Change {
                 owner: owner.into(),
             },
             (Some("user"), Some(id), None) => Change::User(id.into()),
+            (Some("userchanged"), Some(id), None) => Change::UserChanged(id.into()),
             (Some("member"), Some(org), Some(user)) => Change::Member {
                 org_id: org.into(),
                 user_id: user.into(),
@@ -398,6 +406,7 @@ impl Caches {
                 self.trusts
                     .retain(|_, list| list.iter().all(|t| t.model.user_id != *id));
             }
+            Change::UserChanged(id) => self.users.retain(|k, _| k != id),
             Change::Member { org_id, user_id } => {
                 self.roles
                     .retain(|(o, u), _| u != user_id || (org_id != "*" && o != org_id));
@@ -684,6 +693,7 @@ mod tests {
                 owner: "u".into(),
             },
             Change::User("2".into()),
+            Change::UserChanged("2".into()),
             Change::Member {
                 org_id: "*".into(),
                 user_id: "3".into(),
@@ -708,6 +718,50 @@ mod tests {
         assert!(c.orgs.get(&"o".to_owned(), TTL_DEAF).is_none());
         c.orgs.put("o".into(), (), c.epoch(), &c.epoch, TTL_DEAF);
         assert!(c.orgs.get(&"o".to_owned(), TTL_DEAF).is_some());
+    }
+
+    #[test]
+    fn a_changed_user_drops_only_its_record() {
+        let c = Caches::default();
+        let user = |id: &str| User {
+            id: id.into(),
+            org_id: "o".into(),
+            user_name: id.into(),
+            name: id.into(),
+            description: String::new(),
+            access_token_type: crate::domain::model::AccessTokenType::Bearer,
+            dpop_bound: false,
+            sequence: 1,
+            created_at: chrono::Utc::now(),
+            changed_at: chrono::Utc::now(),
+        };
+        for id in ["u", "v"] {
+            c.users
+                .put(id.into(), user(id), c.epoch(), &c.epoch, TTL_DEAF);
+        }
+        c.roles.put(
+            ("o".into(), "u".into()),
+            vec![Role::OrgOwner],
+            c.epoch(),
+            &c.epoch,
+            TTL_DEAF,
+        );
+        let event = NewEvent {
+            org_id: "o".into(),
+            aggregate_type: "user",
+            aggregate_id: "u".into(),
+            aggregate_sequence: 2,
+            event_type: "user.machine.token.settings.changed",
+            actor: "a".into(),
+            payload: serde_json::json!({"dpopBoundAccessTokens": true}),
+            created_at: chrono::Utc::now(),
+        };
+        let change = Change::caused_by(&event).unwrap();
+        assert_eq!(change, Change::UserChanged("u".into()));
+        c.apply(&change);
+        assert!(c.users.get(&"u".to_owned(), TTL_DEAF).is_none());
+        assert!(c.users.get(&"v".to_owned(), TTL_DEAF).is_some());
+        assert_eq!(c.roles.len(), 1, "the user's roles stay");
     }
 
     #[test]

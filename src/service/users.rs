@@ -17,6 +17,38 @@ use crate::{
 /// RemoveUser of the only IAM_OWNER.
 pub const LAST_IAM_OWNER: &str = "COMMAND-IamLst";
 
+/// How a machine user's access tokens are issued (authnkeys.v1 MachineUserService).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    pub user_id: String,
+    /// RFC 9449 `dpop_bound_access_tokens`: token requests without a DPoP proof are refused.
+    pub dpop_bound: bool,
+    /// When the user last changed.
+    pub changed_at: DateTime<Utc>,
+}
+
+impl TokenSettings {
+    fn of(user: &User) -> TokenSettings {
+        TokenSettings {
+            user_id: user.id.clone(),
+            dpop_bound: user.dpop_bound,
+            changed_at: user.changed_at,
+        }
+    }
+}
+
+/// GetTokenSettings or SetTokenSettings of a user that is not in the org of the request's
+/// context: unknown, removed, or another org's.
+fn settings_user_missing(id: &str) -> Error {
+    Error::not_found(
+        "USER-Tok01",
+        format!(
+            "machine user {} not found in this organization",
+            crate::domain::text::shown(id)
+        ),
+    )
+}
+
 /// AddMachineUser's input.
 #[derive(Debug, Clone)]
 pub struct NewMachineUser {
@@ -148,6 +180,58 @@ impl Services {
         w.record("user", id, sequence, "user.removed", json!({}));
         w.commit().await?;
         Ok(Details::changed(sequence, now, &ctx.org_id))
+    }
+
+    /// GetTokenSettings: user.read in the org of the request's context, where the user must be.
+    pub async fn get_token_settings(&self, ctx: &Ctx, user_id: &str) -> Result<TokenSettings> {
+        ctx.require(Permission::UserRead)?;
+        validate::id("userId", user_id)?;
+        let user = repo::find_user_in_org(&self.db, &ctx.org_id, user_id)
+            .await?
+            .ok_or_else(|| settings_user_missing(user_id))?;
+        Ok(TokenSettings::of(&user))
+    }
+
+    /// SetTokenSettings: what managing the user's keys needs (user.write in its org, inside
+    /// the privilege boundary). The change is audited and the user's cached record dropped
+    /// everywhere, so the token endpoint follows it at once here and within the caches' bound
+    /// in other processes; tokens issued before stay valid. Settings already as asked change
+    /// nothing and record nothing.
+    pub async fn set_token_settings(
+        &self,
+        ctx: &Ctx,
+        user_id: &str,
+        dpop_bound: bool,
+    ) -> Result<TokenSettings> {
+        ctx.require(Permission::UserWrite)?;
+        validate::id("userId", user_id)?;
+        let user = repo::find_user_in_org(&self.db, &ctx.org_id, user_id)
+            .await?
+            .ok_or_else(|| settings_user_missing(user_id))?;
+        if user.dpop_bound == dpop_bound {
+            // The same answer as a change would get from a caller outside the boundary.
+            self.check_boundary(&self.db, ctx, user_id).await?;
+            return Ok(TokenSettings::of(&user));
+        }
+        let mut w = self.begin_write(ctx).await?;
+        let now = w.now;
+        let sequence = repo::set_user_dpop_bound(w.db(), &ctx.org_id, user_id, dpop_bound, now)
+            .await?
+            .ok_or_else(|| settings_user_missing(user_id))?;
+        self.check_boundary(w.db(), ctx, user_id).await?;
+        w.record(
+            "user",
+            user_id,
+            sequence,
+            "user.machine.token.settings.changed",
+            json!({"dpopBoundAccessTokens": dpop_bound}),
+        );
+        w.commit().await?;
+        Ok(TokenSettings {
+            user_id: user_id.to_owned(),
+            dpop_bound,
+            changed_at: now,
+        })
     }
 
     // ---- v2: the org comes from the request or the target user ------------------------------

@@ -9,6 +9,7 @@ mod connect;
 mod crashes;
 mod docs;
 mod dpop;
+mod dpop_settings;
 mod events;
 mod flow;
 mod grpc_web;

@@ -11,3 +11,4 @@ pub mod pgv;
 pub mod status;
 pub mod trusts;
 pub mod user_v2;
+pub mod users;

@@ -75,7 +75,28 @@ pub async fn bump_user(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<u64>> {
-    let update = user::Entity::update_many()
+    bump_user_setting(db, org_id, id, now, None).await
+}
+
+/// [`bump_user`] that also sets whether the user's tokens must be DPoP-bound.
+pub async fn set_user_dpop_bound(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    id: &str,
+    dpop_bound: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<u64>> {
+    bump_user_setting(db, org_id, id, now, Some(dpop_bound)).await
+}
+
+async fn bump_user_setting(
+    db: &impl ConnectionTrait,
+    org_id: &str,
+    id: &str,
+    now: DateTime<Utc>,
+    dpop_bound: Option<bool>,
+) -> Result<Option<u64>> {
+    let mut update = user::Entity::update_many()
         .col_expr(
             user::Column::Sequence,
             Expr::col(user::Column::Sequence).add(1),
@@ -83,6 +104,9 @@ pub async fn bump_user(
         .col_expr(user::Column::ChangedAt, Expr::value(now.fixed_offset()))
         .filter(user::Column::Id.eq(id))
         .filter(user::Column::OrgId.eq(org_id));
+    if let Some(bound) = dpop_bound {
+        update = update.col_expr(user::Column::DpopBound, Expr::value(bound));
+    }
     if db.get_database_backend() != sea_orm::DbBackend::MySql {
         // One round trip: PostgreSQL and SQLite return the new sequence with the update.
         let updated = update.exec_with_returning(db).await.map_err(db_err)?;
