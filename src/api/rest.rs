@@ -144,11 +144,12 @@ where
     }
     // Every DPoP header, so that more than one is refused rather than one picked.
     for value in headers.get_all(DPOP) {
-        if let Ok(v) = value.to_str().map(MetadataValue::try_from) {
-            match v {
-                Ok(v) => request.metadata_mut().append(DPOP, v),
-                Err(_) => continue,
-            };
+        if let Some(v) = value
+            .to_str()
+            .ok()
+            .and_then(|v| MetadataValue::try_from(v).ok())
+        {
+            request.metadata_mut().append(DPOP, v);
         }
     }
     match call(api, request).await {

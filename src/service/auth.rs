@@ -162,6 +162,8 @@ impl Services {
         bound_to: Option<&str>,
     ) -> Result<()> {
         let now = self.clock.now().timestamp();
+        // The nonce to offer with a refusal, when the API asks for nonces.
+        let offer = || self.dpop.nonce_to_offer(false, now);
         let refused = |error: &str, message: String, nonce: Option<String>| {
             let challenge = dpop::challenge(error, &message, nonce);
             Error::unauthenticated("AUTH-Dpop01", message).with_challenge(challenge)
@@ -199,15 +201,11 @@ impl Services {
                 return Err(refused(
                     "invalid_dpop_proof",
                     "a DPoP-bound token needs a DPoP proof: send the 'dpop' header".into(),
-                    self.dpop.nonce_to_offer(false, now),
+                    offer(),
                 ));
             }
             Err(Refusal::Invalid(m)) => {
-                return Err(refused(
-                    "invalid_dpop_proof",
-                    m,
-                    self.dpop.nonce_to_offer(false, now),
-                ));
+                return Err(refused("invalid_dpop_proof", m, offer()));
             }
             Err(Refusal::UseNonce(m, nonce)) => {
                 return Err(refused("use_dpop_nonce", m, Some(nonce)));
@@ -219,7 +217,7 @@ impl Services {
                 "invalid_dpop_proof",
                 "the DPoP proof is signed by another key than the one the access token is bound to"
                     .into(),
-                self.dpop.nonce_to_offer(false, now),
+                offer(),
             ));
         }
         Ok(())

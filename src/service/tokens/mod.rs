@@ -279,7 +279,7 @@ impl Services {
         expires_at: i64,
     ) -> Result<bool> {
         match self.jti_entry(jwt, kid, expires_at) {
-            Some((id, until)) => repo::remember_assertion(&self.db, &id, until).await,
+            Some((id, until)) => self.spend_once(&id, until).await,
             None => Ok(true),
         }
     }
@@ -423,9 +423,13 @@ impl Services {
         }
         // The proof first: a client asked for the server's nonce retries before anything else
         // is looked at.
-        let proof = self
-            .dpop_proof(dpop, "POST", &self.token_endpoint(), None)
-            .await?;
+        // (Most grants carry none: the endpoint's URL is built only for a proof.)
+        let proof = if dpop.is_empty() {
+            None
+        } else {
+            self.dpop_proof(dpop, "POST", &self.token_endpoint(), None)
+                .await?
+        };
         let dpop_jkt = proof.as_ref().map(|p| p.jkt.as_str());
         let jwt = UnverifiedJwt::parse(assertion).map_err(claim_error)?;
         let alg = jwt.algorithm().map_err(claim_error)?;
@@ -509,7 +513,7 @@ impl Services {
             }
         }
         if let Some((id, until)) = &by.jti
-            && !repo::remember_assertion(&self.db, id, *until).await?
+            && !self.spend_once(id, *until).await?
         {
             return Err(OAuthError::grant(if by.via_trust {
                 "this token was already exchanged (its jti was seen before); get a new one from its issuer"
