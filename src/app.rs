@@ -32,7 +32,7 @@ use crate::{
         outbound::Outbound,
         signing::{MasterKey, Rotation, SigningKeys},
         throttle::{Limit, Throttle},
-        tokens::TokenRecords,
+        tokens::{ReplayGuard, TokenRecords},
     },
     storage::{self, Backend, repo},
 };
@@ -170,7 +170,8 @@ pub async fn open_services(config: &Config, issuer: String) -> Result<Services> 
         )),
         legacy_hash_slots: Arc::new(tokio::sync::Semaphore::new(2)),
         caches: Arc::default(),
-        token_records: TokenRecords::start(db_for_records),
+        token_records: TokenRecords::start(db_for_records.clone()),
+        replays: ReplayGuard::start(db_for_records),
         last_uses: Arc::new(LastUses::new(config.key_last_use)),
         issuer_keys: Arc::new(IssuerKeys::new(outbound.clone(), clock_for_keys)),
         dpop: Arc::new(crate::service::dpop::Dpop::new(&master, config.dpop_nonce)),

@@ -20,6 +20,7 @@ use crate::{
 
 pub mod auth;
 pub mod authn_keys;
+pub mod batch;
 pub mod bootstrap;
 pub mod cache;
 pub mod dispatch;
@@ -83,6 +84,8 @@ pub struct Services {
     pub caches: Arc<cache::Caches>,
     /// Writes token records in batches.
     pub token_records: tokens::TokenRecords,
+    /// Spends one-time ids (`jti`s) in batches.
+    pub replays: tokens::ReplayGuard,
     /// Keys' last use, coalesced in memory and flushed in batches.
     pub last_uses: Arc<last_use::LastUses>,
     /// Webhook secrets, the dispatcher's wake-up and figures.

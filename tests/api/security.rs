@@ -932,3 +932,56 @@ async fn wrong_client_secrets_peak_memory() {
     let grown_mib = (peak_rss_kib().saturating_sub(before)) / 1024;
     assert!(grown_mib < 256, "peak memory grew by {grown_mib} MiB");
 }
+
+/// Spent ids are written in batches: of many grants racing with one assertion (a jti), through
+/// two servers on one database, exactly one is accepted; racing grants with distinct jtis, in
+/// the same batches, are all accepted.
+#[tokio::test]
+async fn a_jti_raced_through_two_servers_is_accepted_exactly_once() {
+    let app = TestApp::spawn().await;
+    let twin = app.spawn_on_same_database().await;
+    let key = app.admin_key.clone();
+    let grant = |server: &TestApp, assertion: String| {
+        let (http, url) = (
+            server.http.clone(),
+            format!("{}/oauth/v2/token", server.base),
+        );
+        async move {
+            let resp = http
+                .post(url)
+                .form(&[("grant_type", JWT_BEARER), ("assertion", &assertion)])
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap();
+            (status, body)
+        }
+    };
+    for round in 0..3 {
+        let replayed = app.assertion(&key, json!({"jti": unique("raced")}));
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..24 {
+            let server = if i % 2 == 0 { &app } else { &twin };
+            calls.spawn(grant(server, replayed.clone()));
+            calls.spawn(grant(
+                server,
+                app.assertion(&key, json!({"jti": unique("distinct")})),
+            ));
+        }
+        let answers = calls.join_all().await;
+        let accepted = answers.iter().filter(|(s, _)| *s == 200).count();
+        let replays: Vec<_> = answers.iter().filter(|(s, _)| *s != 200).collect();
+        assert_eq!(accepted, 24 + 1, "round {round}: {replays:?}");
+        // Refused as a replay, or, once the key's failures pass their budget, told to back
+        // off (a valid assertion is never refused so: the distinct ones all passed).
+        for (status, body) in replays {
+            let text = body["error_description"].as_str().unwrap_or_default();
+            assert!(
+                (*status == 400 && text.contains("already used"))
+                    || (*status == 429 && body["error"] == "temporarily_unavailable"),
+                "{status} {body}"
+            );
+        }
+    }
+}

@@ -27,7 +27,7 @@ mod trusted;
 
 pub use oauth_error::{OAuthError, OAuthErrorCode};
 use records::RECORD_GONE;
-pub use records::TokenRecords;
+pub use records::{ReplayGuard, TokenRecords};
 
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -287,7 +287,7 @@ impl Services {
     /// Remembers `id` until `until`: true the first time, false for a replay, in every
     /// process (the store is the database).
     pub(crate) async fn spend_once(&self, id: &str, until: DateTime<Utc>) -> Result<bool> {
-        repo::remember_assertion(&self.db, id, until).await
+        self.replays.spend(id.to_owned(), until).await
     }
 
     /// Under which id, and until when, a JWT's `jti` is remembered (`space`: the key id, or

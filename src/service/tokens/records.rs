@@ -1,25 +1,19 @@
 //! Token records: every access token issued is on record (by hash) before its grant answers.
+use chrono::{DateTime, Utc};
+
 use crate::{
     domain::model::AccessToken,
     error::{Error, Result},
+    service::batch::{self, GroupCommit},
     storage::repo,
 };
 
-type Pending = (AccessToken, tokio::sync::oneshot::Sender<Result<()>>);
-
-/// Group commit for token records: grants queue their record and wait; one writer inserts
-/// whatever has queued up (up to 256) in one transaction and then answers each grant. Every
-/// token is still on record before its grant answers; the database sees one commit per batch
-/// instead of one per token.
-#[derive(Clone)]
+/// Group commit for token records (see [`crate::service::batch`]): a grant queues its record
+/// and waits; every token is on record before its grant answers, and the database sees one
+/// commit per batch instead of one per token.
+#[derive(Clone, Debug)]
 pub struct TokenRecords {
-    queue: tokio::sync::mpsc::Sender<Pending>,
-}
-
-impl std::fmt::Debug for TokenRecords {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenRecords")
-    }
+    writer: GroupCommit<AccessToken, ()>,
 }
 
 const RECORD_BATCH: usize = 256;
@@ -27,11 +21,10 @@ const RECORD_BATCH: usize = 256;
 impl TokenRecords {
     /// Starts the writer; it stops when the last handle is dropped.
     pub fn start(db: crate::storage::Db) -> Self {
-        let (queue, mut pending) = tokio::sync::mpsc::channel::<Pending>(4 * RECORD_BATCH);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(RECORD_BATCH);
-            while pending.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-                let (tokens, replies): (Vec<AccessToken>, Vec<_>) = batch.drain(..).unzip();
+        let in_flight = batch::in_flight(&db);
+        let writer = GroupCommit::start(RECORD_BATCH, in_flight, "TOKEN-Rec01", move |tokens| {
+            let db = db.clone();
+            async move {
                 let written = write_batch(&db, &tokens).await;
                 // One log line per failed batch, with its cause.
                 if let Some(Err(e)) = written
@@ -40,22 +33,14 @@ impl TokenRecords {
                 {
                     tracing::error!(error_id = e.id, cause = %e.cause_chain(), "recording access tokens failed");
                 }
-                for (reply, result) in replies.into_iter().zip(written) {
-                    let _ = reply.send(result);
-                }
+                written
             }
         });
-        TokenRecords { queue }
+        TokenRecords { writer }
     }
 
     pub async fn record(&self, token: AccessToken) -> Result<()> {
-        let stopped = || Error::unavailable("TOKEN-Rec01", "the token writer has stopped");
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.queue
-            .send((token, reply))
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.writer.submit(token).await
     }
 }
 
@@ -92,4 +77,41 @@ async fn write_batch(db: &crate::storage::Db, tokens: &[AccessToken]) -> Vec<Res
 
 async fn write_tokens(db: &crate::storage::Db, tokens: &[AccessToken]) -> Result<()> {
     repo::record_access_tokens(db, tokens).await
+}
+
+/// Spent one-time ids (assertions' and DPoP proofs' `jti`s), group-committed: a caller queues
+/// its id and learns whether it was new once its batch is in the database — the store every
+/// process shares, so a replay is refused wherever it arrives.
+#[derive(Clone, Debug)]
+pub struct ReplayGuard {
+    writer: GroupCommit<(String, DateTime<Utc>), bool>,
+}
+
+const SPEND_BATCH: usize = 256;
+
+impl ReplayGuard {
+    /// Starts the writer; it stops when the last handle is dropped.
+    pub fn start(db: crate::storage::Db) -> Self {
+        let in_flight = batch::in_flight(&db);
+        let writer = GroupCommit::start(SPEND_BATCH, in_flight, "TOKEN-Jti01", move |ids| {
+            let db = db.clone();
+            async move {
+                match repo::remember_assertions(&db, &ids).await {
+                    Ok(new) => new.into_iter().map(Ok).collect(),
+                    Err(e) => {
+                        tracing::error!(error_id = e.id, cause = %e.cause_chain(), "remembering spent ids failed");
+                        ids.iter()
+                            .map(|_| Err(Error::new(e.kind, e.id, e.message.clone())))
+                            .collect()
+                    }
+                }
+            }
+        });
+        ReplayGuard { writer }
+    }
+
+    /// Remembers `id` until `until`: true the first time, false for a replay.
+    pub async fn spend(&self, id: String, until: DateTime<Utc>) -> Result<bool> {
+        self.writer.submit((id, until)).await
+    }
 }

@@ -158,23 +158,75 @@ pub async fn purge_expired_tokens(db: &impl ConnectionTrait, before: DateTime<Ut
     Ok(tokens.rows_affected + assertions.rows_affected)
 }
 
-/// Remembers an assertion id until `expires_at`; false when it was already used.
-pub async fn remember_assertion(
-    db: &impl ConnectionTrait,
-    id: &str,
-    expires_at: DateTime<Utc>,
-) -> Result<bool> {
-    let res = used_assertion::Entity::insert(used_assertion::ActiveModel {
-        id: Set(id.to_owned()),
-        expires_at: Set(expires_at.fixed_offset()),
-    })
-    .exec_without_returning(db)
-    .await;
-    match res.map_err(db_err) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind == crate::error::Kind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
+/// Remembers each id until its time, in one statement (one transaction on MySQL); answers for
+/// each whether it was new — false for an id remembered before, by any process, or earlier in
+/// `entries`. The database decides, atomically: of two processes spending one id at once,
+/// exactly one is told it was new.
+pub async fn remember_assertions(
+    db: &crate::storage::Db,
+    entries: &[(String, DateTime<Utc>)],
+) -> Result<Vec<bool>> {
+    use sea_orm::sea_query::{OnConflict, Query};
+    use std::collections::HashSet;
+    let mut first: HashSet<&str> = HashSet::with_capacity(entries.len());
+    let firsts: Vec<bool> = entries.iter().map(|(id, _)| first.insert(id)).collect();
+    // Sorted, so that concurrent batches take the rows' locks in one order.
+    let mut unique: Vec<&(String, DateTime<Utc>)> = entries
+        .iter()
+        .zip(&firsts)
+        .filter_map(|(e, f)| f.then_some(e))
+        .collect();
+    unique.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if unique.is_empty() {
+        return Ok(firsts);
     }
+    let insert = |rows: &[&(String, DateTime<Utc>)]| {
+        let mut q = Query::insert();
+        q.into_table(used_assertion::Entity).columns([
+            used_assertion::Column::Id,
+            used_assertion::Column::ExpiresAt,
+        ]);
+        for (id, until) in rows {
+            q.values_panic([id.clone().into(), until.fixed_offset().into()]);
+        }
+        q
+    };
+    let backend = db.get_database_backend();
+    let new: HashSet<String> = if backend == sea_orm::DbBackend::MySql {
+        // MySQL has no RETURNING: one INSERT IGNORE per id (0 rows affected: seen before),
+        // the batch in one transaction so it still costs one commit.
+        use sea_orm::TransactionTrait;
+        let tx = db.begin().await.map_err(db_err)?;
+        let mut new = HashSet::with_capacity(unique.len());
+        for row in &unique {
+            let mut stmt = backend.build(&insert(std::slice::from_ref(row)));
+            stmt.sql = stmt.sql.replacen("INSERT ", "INSERT IGNORE ", 1);
+            if tx.execute_raw(stmt).await.map_err(db_err)?.rows_affected() == 1 {
+                new.insert(row.0.clone());
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        new
+    } else {
+        let mut q = insert(&unique);
+        q.on_conflict(
+            OnConflict::column(used_assertion::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .returning_col(used_assertion::Column::Id);
+        db.query_all_raw(backend.build(&q))
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|row| row.try_get::<String>("", "id").map_err(db_err))
+            .collect::<Result<_>>()?
+    };
+    Ok(entries
+        .iter()
+        .zip(firsts)
+        .map(|((id, _), first)| first && new.contains(id))
+        .collect())
 }
 
 /// Deletes the record of the token `id` (a revocation); whether there was one.
