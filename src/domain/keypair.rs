@@ -1081,36 +1081,66 @@ impl PublicKey {
 /// eight points of small order (y ∈ {0, 1, −1}, or d·y⁴ + 2·y² − 1 = 0: those whose double
 /// has order 4), with which signatures verify without any private key.
 fn check_ed25519_point(key: &[u8; 32]) -> Result<(), PublicKeyError> {
+    use std::{collections::HashSet, sync::Mutex};
+    /// Keys that passed, remembered: a DPoP client signs every proof with one key, and the
+    /// check (an exponentiation in big integers) costs about what the signature's does.
+    /// Bounded: emptied when full.
+    static PASSED: Mutex<Option<HashSet<[u8; 32]>>> = Mutex::new(None);
+    const REMEMBERED: usize = 4096;
+    let lock = || PASSED.lock().unwrap_or_else(|e| e.into_inner());
+    if lock().as_ref().is_some_and(|set| set.contains(key)) {
+        return Ok(());
+    }
+    ed25519_point_checked(key)?;
+    let mut guard = lock();
+    let set = guard.get_or_insert_with(HashSet::new);
+    if set.len() >= REMEMBERED {
+        set.clear();
+    }
+    set.insert(*key);
+    Ok(())
+}
+
+fn ed25519_point_checked(key: &[u8; 32]) -> Result<(), PublicKeyError> {
     use rsa::BigUint;
-    let invalid = Err(PublicKeyError::InvalidPoint(KeyKind::Ed25519));
+    use std::sync::OnceLock;
+    /// p = 2^255 − 19, d = −121665/121666 mod p, and (p − 1)/2 (Euler's criterion), worked
+    /// out once.
+    static FIELD: OnceLock<[BigUint; 3]> = OnceLock::new();
     let int = |v: u32| BigUint::from(v);
-    let p = (int(1) << 255usize) - int(19);
-    let inverse = |v: &BigUint| v.modpow(&(&p - int(2)), &p);
-    let d = (&p - int(121_665)) * inverse(&int(121_666)) % &p;
+    let [p, d, half] = FIELD.get_or_init(|| {
+        let p = (int(1) << 255usize) - int(19);
+        let inverse = int(121_666).modpow(&(&p - int(2)), &p);
+        let d = (&p - int(121_665)) * inverse % &p;
+        let half = (&p - int(1)) >> 1usize;
+        [p, d, half]
+    });
+    let invalid = Err(PublicKeyError::InvalidPoint(KeyKind::Ed25519));
 
     let mut y = *key;
     let odd_x = y[31] & 0x80 != 0;
     y[31] &= 0x7f;
     let y = BigUint::from_bytes_le(&y);
-    if y >= p {
+    if &y >= p {
         return invalid;
     }
-    let y2 = &y * &y % &p;
-    let u = (&y2 + &p - int(1)) % &p;
-    let v = (&d * &y2 + int(1)) % &p;
-    let x2 = u * inverse(&v) % &p;
-    if x2 == int(0) {
+    let y2 = &y * &y % p;
+    let u = (&y2 + p - int(1)) % p;
+    let v = (d * &y2 + int(1)) % p;
+    // x² = u/v. v is never 0 (−1/d is not a square), so x² is 0 exactly when u is, and
+    // otherwise a square exactly when u·v is (u/v = u·v / v²): one exponentiation, no inverse.
+    if u == int(0) {
         if odd_x {
             return invalid;
         }
-    } else if x2.modpow(&((&p - int(1)) >> 1usize), &p) != int(1) {
+    } else if (u * v % p).modpow(half, p) != int(1) {
         // Not a square: no x.
         return invalid;
     }
     let small = y == int(0)
         || y == int(1)
-        || y == &p - int(1)
-        || (&d * &y2 % &p * &y2 + int(2) * &y2) % &p == int(1);
+        || y == p - int(1)
+        || (d * &y2 % p * &y2 + int(2) * &y2) % p == int(1);
     if small {
         return Err(PublicKeyError::SmallOrder);
     }

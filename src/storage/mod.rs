@@ -71,6 +71,15 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         // request timeout, instead of holding them while the pool retries.
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5));
+    // sqlx pings a pooled connection on every checkout by default: a round trip per query
+    // on a server database, a hop to the worker thread on SQLite. A connection in use a
+    // moment ago is alive; one idle for a second may have been dropped (a restarted server,
+    // a proxy's timeout), so only those are pinged. A local SQLite file is never dropped.
+    if backend == Backend::Sqlite {
+        options.test_before_acquire(false);
+    } else {
+        options.test_before_acquire_if_idle_for(Duration::from_secs(1));
+    }
     match backend {
         Backend::Sqlite => {
             create_private_sqlite_file(&url);
