@@ -1079,7 +1079,9 @@ impl PublicKey {
 /// RFC 8032 §5.1.3's decoding of an Ed25519 public key: y below p, and an x with
 /// x² = (y² − 1) / (d·y² + 1) (not 0 when the sign bit asks for an odd one). Refuses too the
 /// eight points of small order (y ∈ {0, 1, −1}, or d·y⁴ + 2·y² − 1 = 0: those whose double
-/// has order 4), with which signatures verify without any private key.
+/// has order 4), with which signatures verify without any private key. Written here because
+/// aws-lc decodes the point only when it verifies (too late for a clear refusal at upload) and
+/// accepts the small-order ones; a second curve library for one check would weigh more.
 fn check_ed25519_point(key: &[u8; 32]) -> Result<(), PublicKeyError> {
     use std::{collections::HashSet, sync::Mutex};
     /// Keys that passed, remembered: a DPoP client signs every proof with one key, and the
