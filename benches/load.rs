@@ -314,6 +314,17 @@ async fn main() {
         .pool_max_idle_per_host(workers)
         .build()
         .unwrap();
+    // The grants run over HTTP/2 like the Health baseline (and like h2load): as many
+    // connections as gRPC uses, the workers' requests spread over them as streams. One row
+    // repeats the opaque grant over HTTP/1.1 keep-alive connections, for reference.
+    let h2: Vec<reqwest::Client> = (0..o.connections)
+        .map(|_| {
+            reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .build()
+                .unwrap()
+        })
+        .collect();
 
     println!(
         "\nload: {} connections × {} streams = {workers} concurrent requests, {:.0} s per operation, {backend}\n",
@@ -552,13 +563,28 @@ async fn main() {
             .map(|i| app.assertion(&user_key, json!({"n": i})))
             .collect(),
     );
-    let grant = drive_grants(&http, &base, workers, dur, assertions.clone()).await;
+    let grant = drive_grants(&h2, &base, workers, dur, assertions.clone()).await;
     r.row(
         "JWT-profile grant (opaque token)",
-        "OAuth",
+        "OAuth, HTTP/2",
         &grant,
         hb,
         "≥ 0.25× Health",
+    );
+    let grant_h1 = drive_grants(
+        std::slice::from_ref(&http),
+        &base,
+        workers,
+        dur,
+        assertions.clone(),
+    )
+    .await;
+    r.row(
+        "JWT-profile grant (opaque token)",
+        "OAuth, HTTP/1.1",
+        &grant_h1,
+        Some(("HTTP/2", grant.rps())),
+        "—",
     );
 
     // Introspection with a client assertion (a distinct one per request, cycled likewise).
@@ -599,7 +625,7 @@ async fn main() {
     };
     r.row(
         "introspection, client assertion",
-        "OAuth",
+        "OAuth, HTTP/1.1",
         &intro,
         hb,
         "≥ 0.25× Health",
@@ -668,18 +694,18 @@ async fn main() {
                 })
                 .collect(),
         );
-        let rs = drive_grants(&http, &base, workers, dur, assertions.clone()).await;
-        let s = drive_grants(&http, &base, workers, dur, signed).await;
+        let rs = drive_grants(&h2, &base, workers, dur, assertions.clone()).await;
+        let s = drive_grants(&h2, &base, workers, dur, signed).await;
         r.row(
             &format!("JWT-profile grant, RS256 key (before {alg})"),
-            "OAuth",
+            "OAuth, HTTP/2",
             &rs,
             hb,
             "—",
         );
         r.row(
             &format!("JWT-profile grant, {alg} key"),
-            "OAuth",
+            "OAuth, HTTP/2",
             &s,
             Some(("RS256 grant", rs.rps())),
             "≥ 1.0× RS256 grant",
@@ -733,18 +759,18 @@ async fn main() {
                 })
                 .collect(),
         );
-        let rs = drive_grants(&http, &base, workers, dur, assertions.clone()).await;
-        let trusted = drive_grants(&http, &base, workers, dur, outside).await;
+        let rs = drive_grants(&h2, &base, workers, dur, assertions.clone()).await;
+        let trusted = drive_grants(&h2, &base, workers, dur, outside).await;
         r.row(
             "JWT-profile grant, RS256 key (before the trusted issuer)",
-            "OAuth",
+            "OAuth, HTTP/2",
             &rs,
             hb,
             "—",
         );
         r.row(
             "JWT-bearer grant with a trusted issuer's token (keys cached)",
-            "OAuth",
+            "OAuth, HTTP/2",
             &trusted,
             Some(("RS256 key grant", rs.rps())),
             "≥ 0.9× key grant",
@@ -753,19 +779,19 @@ async fn main() {
 
     // What recording the keys' last use costs the grant: with it off, then on, back to back.
     app.services.last_uses.set_enabled(false);
-    let untracked = drive_grants(&http, &base, workers, dur, assertions.clone()).await;
+    let untracked = drive_grants(&h2, &base, workers, dur, assertions.clone()).await;
     app.services.last_uses.set_enabled(true);
-    let tracked = drive_grants(&http, &base, workers, dur, assertions.clone()).await;
+    let tracked = drive_grants(&h2, &base, workers, dur, assertions.clone()).await;
     r.row(
         "JWT-profile grant, last use not recorded",
-        "OAuth",
+        "OAuth, HTTP/2",
         &untracked,
         hb,
         "—",
     );
     r.row(
         "JWT-profile grant, last use recorded",
-        "OAuth",
+        "OAuth, HTTP/2",
         &tracked,
         Some(("not recorded", untracked.rps())),
         "≥ 0.95× not recorded",
@@ -796,22 +822,20 @@ async fn main() {
             // Opaque before and after: the rate drifts as the token table grows, and the
             // mean of the two is what the grant with openid ran beside.
             let before =
-                drive_grants_with(&http, &server.base, workers, dur, signed.clone(), API_SCOPE)
-                    .await;
+                drive_grants_with(&h2, &server.base, workers, dur, signed.clone(), API_SCOPE).await;
             let with_id =
-                drive_grants_with(&http, &server.base, workers, dur, signed.clone(), &openid).await;
-            let after =
-                drive_grants_with(&http, &server.base, workers, dur, signed, API_SCOPE).await;
+                drive_grants_with(&h2, &server.base, workers, dur, signed.clone(), &openid).await;
+            let after = drive_grants_with(&h2, &server.base, workers, dur, signed, API_SCOPE).await;
             r.row(
                 &format!("JWT-profile grant, opaque token (before {alg} openid)"),
-                "OAuth",
+                "OAuth, HTTP/2",
                 &before,
                 hb,
                 "—",
             );
             r.row(
                 &format!("grant with openid, {alg} signing"),
-                "OAuth",
+                "OAuth, HTTP/2",
                 &with_id,
                 Some((
                     "opaque grant (mean of before and after)",
@@ -821,7 +845,7 @@ async fn main() {
             );
             r.row(
                 &format!("JWT-profile grant, opaque token (after {alg} openid)"),
-                "OAuth",
+                "OAuth, HTTP/2",
                 &after,
                 hb,
                 "—",
@@ -1125,7 +1149,7 @@ async fn main() {
 
 /// The JWT-profile grant driven with `assertions`, cycled.
 async fn drive_grants(
-    http: &reqwest::Client,
+    http: &[reqwest::Client],
     base: &str,
     workers: usize,
     dur: Duration,
@@ -1137,18 +1161,19 @@ async fn drive_grants(
 /// [`drive_grants`] asking for `scope`; with `openid` in it, an answer counts only when it
 /// carries an ID token.
 async fn drive_grants_with(
-    http: &reqwest::Client,
+    http: &[reqwest::Client],
     base: &str,
     workers: usize,
     dur: Duration,
     assertions: Arc<Vec<String>>,
     scope: &str,
 ) -> Stats {
-    let (http, url) = (http.clone(), format!("{base}/oauth/v2/token"));
+    let (clients, url) = (http.to_vec(), format!("{base}/oauth/v2/token"));
     let scope: Arc<str> = scope.into();
     let id_token = scope.split(' ').any(|s| s == "openid");
-    drive(workers, dur, move |_, i| {
-        let (http, url, scope) = (http.clone(), url.clone(), scope.clone());
+    drive(workers, dur, move |w, i| {
+        let http = clients[w % clients.len()].clone();
+        let (url, scope) = (url.clone(), scope.clone());
         let assertion = assertions[i % assertions.len()].clone();
         async move {
             let resp = http

@@ -144,12 +144,22 @@ impl Services {
                 .owner_keys(&ctx.org_id, &owner, &Self::event_scope(ctx))
                 .await?
         {
-            let mut with_uses = list.keys.clone();
-            self.last_uses.overlay_all(&mut with_uses);
             let keep = |k: &AuthnKey| matches(&query, k, now);
+            if query.unused_since.is_some() && !self.last_uses.is_empty() {
+                // The filter reads each key's last use, the uses not yet written included.
+                let mut with_uses = list.keys.clone();
+                self.last_uses.overlay_all(&mut with_uses);
+                return Ok(KeyList {
+                    total: with_uses.iter().filter(|k| keep(k)).count() as u64,
+                    items: page_of(&with_uses, page, keep),
+                });
+            }
+            // No filter reads the last use: only the page is copied and given its uses.
+            let mut items = page_of(&list.keys, page, keep);
+            self.last_uses.overlay_all(&mut items);
             return Ok(KeyList {
-                total: with_uses.iter().filter(|k| keep(k)).count() as u64,
-                items: page_of(&with_uses, page, keep),
+                total: list.keys.iter().filter(|k| keep(k)).count() as u64,
+                items,
             });
         }
         if query.unused_since.is_some() && !self.last_uses.is_empty() {

@@ -470,6 +470,41 @@ async fn last_use_shows_at_once_here_and_after_a_flush_elsewhere() {
         .map(|r| r.iter().map(|k| k["id"].as_str().unwrap()).collect())
         .unwrap_or_default();
     assert!(!ids.contains(&key.key_id.as_str()), "{body}");
+    // The same from one owner's list in memory, with the filter and on a plain page: a key
+    // used just now (its use not yet written) is not unused, and its page shows the use.
+    let (_, fresh) = app.member_with_key(&admin, 0, "ORG_USER_VIEWER").await;
+    app.token_for(&fresh).await;
+    let user_id = fresh.user_id.clone().unwrap();
+    let since = (chrono::Utc::now() - chrono::Duration::seconds(60)).to_rfc3339();
+    let (status, body) = own_rest(
+        &app,
+        "POST",
+        "/v1/keys/_search",
+        &admin,
+        Some(json!({"userId": user_id, "unusedSince": since})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["result"].as_array().is_none_or(|r| r.is_empty()),
+        "{body}"
+    );
+    // proto3 JSON leaves out a zero total.
+    assert_eq!(body["totalResult"].as_str().unwrap_or("0"), "0", "{body}");
+    let (status, body) = own_rest(
+        &app,
+        "POST",
+        "/v1/keys/_search",
+        &admin,
+        Some(json!({"userId": user_id})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"][0]["id"], fresh.key_id.as_str(), "{body}");
+    assert_eq!(
+        body["result"][0]["lastUsed"]["use"], "jwt_bearer_grant",
+        "{body}"
+    );
 }
 
 #[tokio::test]
