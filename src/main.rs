@@ -92,20 +92,26 @@ async fn main() -> std::process::ExitCode {
 }
 
 /// Runs an operator's command again when SQLite was busy: a running server's background work
-/// (webhook deliveries, expiry notices) commits now and then, and a command's transaction that
-/// read before it wrote then fails at once instead of waiting. Each attempt is one
-/// transaction, rolled back when it fails, so trying again is safe.
+/// (webhook deliveries, expiry notices, last-use flushes) commits now and then, and a
+/// command's transaction that read before it wrote then fails at once instead of waiting.
+/// Each attempt is one transaction, rolled back when it fails, so trying again is safe; the
+/// command keeps trying for up to 30 s (a loaded machine can keep the writer busy for
+/// seconds), waiting a little longer each time, up to 1 s.
 async fn retry_busy<F, Fut>(mut run: F) -> authn_keys::error::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = authn_keys::error::Result<()>>,
 {
-    let mut attempt = 0;
+    const BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+    let start = std::time::Instant::now();
+    let mut attempt: u64 = 0;
     loop {
         match run().await {
-            Err(e) if e.id == "STORE-Busy1" && attempt < 10 => {
+            Err(e) if e.id == "STORE-Busy1" && start.elapsed() < BUDGET => {
                 attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                let pause = std::time::Duration::from_millis((100 * attempt).min(1000));
+                tracing::debug!(attempt, "the database was busy; trying again");
+                tokio::time::sleep(pause).await;
             }
             other => return other,
         }
