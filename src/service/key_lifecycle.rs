@@ -133,6 +133,8 @@ impl Services {
         query.users = ctx.may(Permission::UserRead);
         query.apps = ctx.may(Permission::ProjectAppRead);
         let now = self.now();
+        // Whether a filter reads the keys' last use, the uses not yet written included.
+        let reads_pending_uses = query.unused_since.is_some() && !self.last_uses.is_empty();
         // One owner's keys: filtered and paged from its list in memory.
         let owner = match (&query.user_id, &query.project_id, &query.app_id) {
             (Some(user), None, None) if query.users => Some(KeyOwner::user(user)),
@@ -145,24 +147,23 @@ impl Services {
                 .await?
         {
             let keep = |k: &AuthnKey| matches(&query, k, now);
-            if query.unused_since.is_some() && !self.last_uses.is_empty() {
-                // The filter reads each key's last use, the uses not yet written included.
+            // Every key is copied with its use only when the filter reads it; otherwise the
+            // page alone is copied, and given its uses.
+            let keys = if reads_pending_uses {
                 let mut with_uses = list.keys.clone();
                 self.last_uses.overlay_all(&mut with_uses);
-                return Ok(KeyList {
-                    total: with_uses.iter().filter(|k| keep(k)).count() as u64,
-                    items: page_of(&with_uses, page, keep),
-                });
-            }
-            // No filter reads the last use: only the page is copied and given its uses.
-            let mut items = page_of(&list.keys, page, keep);
+                std::borrow::Cow::Owned(with_uses)
+            } else {
+                std::borrow::Cow::Borrowed(&list.keys[..])
+            };
+            let mut items = page_of(&keys, page, keep);
             self.last_uses.overlay_all(&mut items);
             return Ok(KeyList {
-                total: list.keys.iter().filter(|k| keep(k)).count() as u64,
+                total: keys.iter().filter(|k| keep(k)).count() as u64,
                 items,
             });
         }
-        if query.unused_since.is_some() && !self.last_uses.is_empty() {
+        if reads_pending_uses {
             // The filter is evaluated by the database: what this process saw must be there.
             self.flush_last_uses().await?;
         }
