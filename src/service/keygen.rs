@@ -77,6 +77,16 @@ impl KeyPairSource for FreshKeys {
     }
 
     async fn next_key(&self) -> Result<PrivateKey> {
+        self.generate_unless(|| None).await
+    }
+}
+
+impl FreshKeys {
+    /// A fresh key, unless `ready` has one by the time a core is free for the generation.
+    async fn generate_unless(
+        &self,
+        ready: impl Fn() -> Option<PrivateKey> + Send,
+    ) -> Result<PrivateKey> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Error::unavailable(
@@ -90,6 +100,9 @@ impl KeyPairSource for FreshKeys {
             Error::internal("KEY-Gen03", "key generation is shut down").with_source(e)
         })?;
         drop(waiting);
+        if let Some(key) = ready() {
+            return Ok(key);
+        }
         let bits = self.bits;
         let key = tokio::task::spawn_blocking(move || PrivateKey::generate(bits))
             .await
@@ -118,24 +131,23 @@ mod tests {
 }
 
 /// Pre-generated keys, kept in memory and handed out once each. Background threads (one per
-/// worker) keep it filled at the lowest CPU priority, so refilling yields to request handling;
-/// when it runs dry, callers wait for the next key (at most `queue` of them, UNAVAILABLE
-/// beyond), which the workers then produce at the full rate of their cores. Keys never touch
-/// disk before they are handed out; those still in the pool at shutdown are dropped (and
-/// zeroized by their type).
+/// worker) keep it filled at the lowest CPU priority, so refilling yields to request handling.
+/// When it runs dry, a caller does not wait for those threads — under other load they may get
+/// no CPU at all, and the caller would wait on whatever keeps the cores busy — but generates
+/// its key itself at normal priority, as [`FreshKeys`] does (one generation per core, at most
+/// `queue` callers waiting, UNAVAILABLE beyond), taking a pooled key instead if one is ready
+/// by the time a core is free. Keys never touch disk before they are handed out; those still
+/// in the pool at shutdown are dropped (and zeroized by their type).
 pub struct KeyPool {
     shared: Arc<PoolShared>,
-    queue: usize,
+    fresh: FreshKeys,
 }
 
 struct PoolShared {
     keys: std::sync::Mutex<std::collections::VecDeque<PrivateKey>>,
     /// Workers wait on this while the pool is full.
     room: std::sync::Condvar,
-    /// Callers wait on this while the pool is empty.
-    ready: tokio::sync::Notify,
     size: usize,
-    waiting: AtomicUsize,
     stop: std::sync::atomic::AtomicBool,
     generated: AtomicU64,
 }
@@ -152,18 +164,21 @@ impl std::fmt::Debug for KeyPool {
 impl KeyPool {
     /// Starts `workers` generator threads (0: one per core) filling a pool of `size` keys.
     pub fn start(bits: usize, size: usize, workers: usize, queue: usize) -> Result<Self> {
-        FreshKeys::new(bits, queue)?;
         let workers = if workers == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             workers
         };
+        Self::with_threads(bits, size, workers, queue)
+    }
+
+    /// [`KeyPool::start`] with exactly `workers` generator threads.
+    fn with_threads(bits: usize, size: usize, workers: usize, queue: usize) -> Result<Self> {
+        let fresh = FreshKeys::new(bits, queue)?;
         let shared = Arc::new(PoolShared {
             keys: std::sync::Mutex::new(std::collections::VecDeque::with_capacity(size)),
             room: std::sync::Condvar::new(),
-            ready: tokio::sync::Notify::new(),
             size: size.max(1),
-            waiting: AtomicUsize::new(0),
             stop: std::sync::atomic::AtomicBool::new(false),
             generated: AtomicU64::new(0),
         });
@@ -177,10 +192,7 @@ impl KeyPool {
                         .with_source(e)
                 })?;
         }
-        Ok(KeyPool {
-            shared,
-            queue: queue.max(1),
-        })
+        Ok(KeyPool { shared, fresh })
     }
 
     /// Keys ready right now.
@@ -234,7 +246,6 @@ fn fill(shared: &PoolShared, bits: usize) {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push_back(key);
-                shared.ready.notify_one();
             }
             Err(e) => {
                 tracing::error!(error = %e, "key generation failed in the pool");
@@ -270,29 +281,14 @@ impl KeyPairSource for KeyPool {
     }
 
     fn generated(&self) -> u64 {
-        self.shared.generated.load(Ordering::Relaxed)
+        self.shared.generated.load(Ordering::Relaxed) + self.fresh.generated()
     }
 
     async fn next_key(&self) -> Result<PrivateKey> {
         if let Some(key) = self.take() {
             return Ok(key);
         }
-        if self.shared.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-            self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(Error::unavailable(
-                "KEY-Busy01",
-                "too many keys are being generated right now; retry shortly",
-            )
-            .retry_after(1));
-        }
-        let _waiting = Waiting(&self.shared.waiting);
-        loop {
-            let notified = self.shared.ready.notified();
-            if let Some(key) = self.take() {
-                return Ok(key);
-            }
-            notified.await;
-        }
+        self.fresh.generate_unless(|| self.take()).await
     }
 }
 
@@ -338,5 +334,24 @@ mod pool_tests {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         assert_eq!(pool.ready(), 3, "refilled to its size, not beyond");
+    }
+
+    #[tokio::test]
+    async fn a_dry_pool_does_not_make_callers_wait_for_its_workers() {
+        // No worker threads: nothing ever fills the pool, as when other load leaves its
+        // idle-priority workers no CPU. Callers still get keys, generated for them.
+        let pool = KeyPool::with_threads(2048, 4, 0, 8).unwrap();
+        let (a, b) = tokio::join!(pool.next_key(), pool.next_key());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_ne!(
+            a.public_key().to_pkix_pem().unwrap(),
+            b.public_key().to_pkix_pem().unwrap()
+        );
+        assert_eq!(pool.ready(), 0);
+        assert_eq!(
+            pool.generated(),
+            2,
+            "the keys generated for callers are counted"
+        );
     }
 }

@@ -934,6 +934,16 @@ pub fn server_process(
         .unwrap()
 }
 
+/// Runs `cmd` to completion and returns its output without blocking the test's runtime: a
+/// `#[tokio::test]` runs its in-process server on the same single thread, and a server frozen
+/// mid-transaction would hold SQLite's write lock against the very command being waited for.
+pub async fn output_of(mut cmd: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("the command's thread")
+        .expect("the command runs")
+}
+
 /// Waits (at most 10 s) until something accepts connections at `addr`.
 pub async fn wait_for_listener(addr: &str) {
     for _ in 0..200 {

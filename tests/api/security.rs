@@ -180,22 +180,21 @@ async fn the_last_iam_owner_cannot_be_removed_and_break_glass_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("glass.json");
     let run = |out: &std::path::Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_authn-keys"))
-            .arg("admin-key")
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authn-keys"));
+        cmd.arg("admin-key")
             .arg("--out")
             .arg(out)
             .env("AUTHN_KEYS_DATABASE_URL", &app.db_url)
             .env("AUTHN_KEYS_MASTER_KEY", "test-master-key-0123456789abcdef")
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
+            .env("RUST_LOG", "warn");
+        output_of(cmd)
     };
-    let done = run(&out);
+    let done = run(&out).await;
     assert!(done.status.success(), "{done:?}");
     let glass = KeyFile::parse(&std::fs::read(&out).unwrap());
     assert_eq!(glass.user_id.as_deref(), Some(app.admin_id.as_str()));
     // Never overwritten.
-    assert!(!run(&out).status.success());
+    assert!(!run(&out).await.status.success());
     let glass_token = app.token_for(&glass).await;
     c.add_org(authed(
         &glass_token,
@@ -215,7 +214,7 @@ async fn the_last_iam_owner_cannot_be_removed_and_break_glass_recovers() {
         .await
         .unwrap();
     let out2 = dir.path().join("glass2.json");
-    assert!(run(&out2).status.success());
+    assert!(run(&out2).await.status.success());
     let fresh = KeyFile::parse(&std::fs::read(&out2).unwrap());
     let fresh_id = fresh.user_id.clone().unwrap();
     assert_ne!(fresh_id, app.admin_id);

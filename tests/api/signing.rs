@@ -150,15 +150,14 @@ fn key_pair() -> (Vec<u8>, String) {
 }
 
 /// `authn-keys <args>` on `app`'s database.
-fn cli(app: &TestApp, master_key: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_authn-keys"))
-        .args(args)
+async fn cli(app: &TestApp, master_key: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authn-keys"));
+    cmd.args(args)
         .env("AUTHN_KEYS_DATABASE_URL", &app.db_url)
         .env("AUTHN_KEYS_MASTER_KEY", master_key)
         .env("AUTHN_KEYS_KEY_POOL_SIZE", "0")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+        .env("RUST_LOG", "warn");
+    output_of(cmd).await
 }
 
 #[tokio::test]
@@ -310,7 +309,8 @@ async fn rotate_signing_key_command() {
         &app,
         "another-master-key-0123456789abc",
         &["rotate-signing-key"],
-    );
+    )
+    .await;
     assert!(!wrong.status.success());
     assert!(
         String::from_utf8_lossy(&wrong.stderr).contains("SIGN-Mkey1"),
@@ -319,7 +319,7 @@ async fn rotate_signing_key_command() {
     assert_eq!(rows(&app).await.len(), 1);
 
     // Default: the new key signs, the old one stays published.
-    let done = cli(&app, MASTER_KEY, &["rotate-signing-key"]);
+    let done = cli(&app, MASTER_KEY, &["rotate-signing-key"]).await;
     assert!(done.status.success(), "{done:?}");
     let k1 = rows(&app).await[0].id.clone();
     assert_ne!(k1, k0);
@@ -332,7 +332,7 @@ async fn rotate_signing_key_command() {
     assert_eq!(published_kids(&app).await, [k1.clone(), k0.clone()]);
 
     // --drop-old: only the new key is left, published and signing.
-    let done = cli(&app, MASTER_KEY, &["rotate-signing-key", "--drop-old"]);
+    let done = cli(&app, MASTER_KEY, &["rotate-signing-key", "--drop-old"]).await;
     assert!(done.status.success(), "{done:?}");
     let left: Vec<String> = rows(&app).await.into_iter().map(|r| r.id).collect();
     let [k2] = &left[..] else {
@@ -357,11 +357,11 @@ async fn rotate_signing_key_command() {
 async fn break_glass_keys_expire_after_a_day_by_default() {
     let app = TestApp::spawn().await;
     let dir = tempfile::tempdir().unwrap();
-    let expiry = |name: &str, extra: &[&str]| {
+    let expiry = async |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
         let mut args = vec!["admin-key", "--out", out.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let done = cli(&app, MASTER_KEY, &args);
+        let done = cli(&app, MASTER_KEY, &args).await;
         assert!(done.status.success(), "{done:?}");
         let file = KeyFile::parse(&std::fs::read(&out).unwrap());
         let at = chrono::DateTime::parse_from_rfc3339(&file.expiration_date.unwrap())
@@ -377,11 +377,11 @@ async fn break_glass_keys_expire_after_a_day_by_default() {
     let near = |left: chrono::Duration, want: chrono::Duration| {
         (left - want).abs() < chrono::Duration::minutes(10)
     };
-    let left = expiry("default.json", &[]);
+    let left = expiry("default.json", &[]).await;
     assert!(near(left, chrono::Duration::hours(24)), "{left}");
-    let left = expiry("week.json", &["--expiration", "7d"]);
+    let left = expiry("week.json", &["--expiration", "7d"]).await;
     assert!(near(left, chrono::Duration::days(7)), "{left}");
-    let left = expiry("dated.json", &["--expiration", "2099-01-01T00:00:00Z"]);
+    let left = expiry("dated.json", &["--expiration", "2099-01-01T00:00:00Z"]).await;
     assert!(left > chrono::Duration::days(365 * 50), "{left}");
 
     let bad = dir.path().join("bad.json");
@@ -395,7 +395,8 @@ async fn break_glass_keys_expire_after_a_day_by_default() {
             "--expiration",
             "soon",
         ],
-    );
+    )
+    .await;
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("RFC 3339"),

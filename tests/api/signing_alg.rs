@@ -277,7 +277,7 @@ async fn a_change_of_algorithm_rotates_and_tokens_issued_before_keep_verifying_a
 }
 
 /// `authn-keys <args>` on `app`'s database with `env`.
-fn cli(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+async fn cli(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authn-keys"));
     cmd.args(args)
         .env("AUTHN_KEYS_DATABASE_URL", &app.db_url)
@@ -287,7 +287,7 @@ fn cli(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> std::process::Outp
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    output_of(cmd).await
 }
 
 #[tokio::test]
@@ -329,7 +329,8 @@ async fn processes_with_different_algorithms_follow_the_one_started_last_instead
         &first,
         &["rotate-signing-key"],
         &[("AUTHN_KEYS_SIGNING_ALGORITHM", "EdDSA")],
-    );
+    )
+    .await;
     assert!(done.status.success(), "{done:?}");
     let rows = repo::list_signing_keys(&first.services.db).await.unwrap();
     let k2 = rows[0].id.clone();
@@ -354,7 +355,8 @@ async fn processes_with_different_algorithms_follow_the_one_started_last_instead
             &first,
             &["rotate-signing-key"],
             &[("AUTHN_KEYS_SIGNING_ALGORITHM", bad)],
-        );
+        )
+        .await;
         assert!(!refused.status.success());
         let said = String::from_utf8_lossy(&refused.stderr);
         assert!(
