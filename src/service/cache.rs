@@ -243,6 +243,13 @@ impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
         map.insert(k, (v, Instant::now()));
     }
 
+    fn remove(&self, k: &K) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(k);
+    }
+
     fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         self.inner
             .write()
@@ -411,7 +418,7 @@ impl Caches {
                 self.trusts
                     .retain(|_, list| list.iter().all(|t| t.model.user_id != *id));
             }
-            Change::Token(id) => self.tokens.retain(|_, t| t.id != *id),
+            Change::Token(id) => self.tokens.remove(id),
             Change::UserChanged(id) => self.users.retain(|k, _| k != id),
             Change::Member { org_id, user_id } => {
                 self.roles
@@ -508,18 +515,18 @@ impl Services {
         }
     }
 
-    /// An access token's record by hash, from memory when possible.
-    pub(crate) async fn token_record(&self, hash: &str) -> Result<Option<AccessToken>> {
+    /// An access token's record by id, from memory when possible.
+    pub(crate) async fn token_record(&self, id: &str) -> Result<Option<AccessToken>> {
         let c = &self.caches;
-        if let Some(t) = c.tokens.get(&hash.to_owned(), c.ttl()) {
+        if let Some(t) = c.tokens.get(&id.to_owned(), c.ttl()) {
             return Ok(Some(t));
         }
         let epoch = c.epoch();
-        let Some(stored) = storage::repo::find_access_token(&self.db, hash).await? else {
+        let Some(stored) = storage::repo::find_access_token(&self.db, id).await? else {
             return Ok(None);
         };
         c.tokens
-            .put(hash.to_owned(), stored.clone(), epoch, &c.epoch, c.ttl());
+            .put(id.to_owned(), stored.clone(), epoch, &c.epoch, c.ttl());
         Ok(Some(stored))
     }
 
@@ -789,13 +796,8 @@ mod tests {
             dpop_jkt: None,
         };
         for id in ["1", "2"] {
-            c.tokens.put(
-                format!("hash-{id}"),
-                token(id),
-                c.epoch(),
-                &c.epoch,
-                TTL_DEAF,
-            );
+            c.tokens
+                .put(id.to_owned(), token(id), c.epoch(), &c.epoch, TTL_DEAF);
         }
         let event = NewEvent {
             org_id: "o".into(),
@@ -810,8 +812,8 @@ mod tests {
         let change = Change::caused_by(&event).unwrap();
         assert_eq!(change, Change::Token("1".into()));
         c.apply(&change);
-        assert!(c.tokens.get(&"hash-1".to_owned(), TTL_DEAF).is_none());
-        assert!(c.tokens.get(&"hash-2".to_owned(), TTL_DEAF).is_some());
+        assert!(c.tokens.get(&"1".to_owned(), TTL_DEAF).is_none());
+        assert!(c.tokens.get(&"2".to_owned(), TTL_DEAF).is_some());
     }
 
     #[test]

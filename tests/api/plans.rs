@@ -17,7 +17,7 @@ const STATEMENTS: &[&str] = &[
     "SELECT COUNT(*) FROM authn_keys WHERE org_id = 'o' AND app_id = 'a' AND project_id = 'p'",
     "DELETE FROM authn_keys WHERE app_id = 'a'",
     "DELETE FROM authn_keys WHERE project_id = 'p'",
-    "SELECT * FROM access_tokens WHERE token_hash = 'h'",
+    "SELECT * FROM access_tokens WHERE id = 't'",
     "DELETE FROM access_tokens WHERE key_id = 'k' AND user_id = 'u'",
     "DELETE FROM access_tokens WHERE user_id = 'u'",
     "DELETE FROM access_tokens WHERE expires_at < '2020-01-01 00:00:00'",

@@ -521,6 +521,67 @@ async fn id_tokens_are_not_access_tokens() {
     assert_eq!(answer["active"], true);
 }
 
+/// A token names its record (the id before the dot of an opaque token, the `jti` of a JWT),
+/// but only the whole token matches the record: another secret under a real id, or a JWT
+/// rewritten around a real `jti`, is no token at all.
+#[tokio::test]
+async fn a_record_id_without_its_token_opens_nothing() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let (pid, aid, _, _) = app.project_with_app(&admin, 1).await;
+    let app_key = app.app_key(&admin, &pid, &aid).await;
+    let refused = |token: String| {
+        let app = &app;
+        let app_key = &app_key;
+        async move {
+            assert_err(
+                app.grpc()
+                    .await
+                    .get_my_org(authed(&token, None, GetMyOrgRequest {}))
+                    .await,
+                Code::Unauthenticated,
+                "AUTH-7fs2e",
+            );
+            let (_, answer) = app.introspect_as(app_key, &token).await;
+            assert_eq!(answer, json!({"active": false}), "{token}");
+        }
+    };
+
+    let (_, opaque_key) = app.member_with_key(&admin, 0, "ORG_OWNER").await;
+    let scope = project_scope(&pid);
+    let token_of = |body: Value| body["access_token"].as_str().unwrap().to_owned();
+    let opaque = token_of(app.grant(&opaque_key, &scope).await.1);
+    let (id, secret) = opaque.split_once('.').unwrap();
+    let other_secret = URL_SAFE_NO_PAD.encode([7u8; 32]);
+    refused(format!("{id}.{other_secret}")).await;
+    refused(format!("{opaque}A")).await;
+    refused(format!("{id}0.{secret}")).await;
+
+    let (_, jwt_key) = app.member_with_key(&admin, 1, "ORG_OWNER").await;
+    let jwt = token_of(app.grant(&jwt_key, &scope).await.1);
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["scope"] = json!(format!(
+        "{} urn:zitadel:iam:org:project:id:zitadel:aud",
+        claims["scope"].as_str().unwrap()
+    ));
+    let rewritten = URL_SAFE_NO_PAD.encode(claims.to_string());
+    refused(format!("{}.{rewritten}.{}", parts[0], parts[2])).await;
+
+    // The real ones work, before and after.
+    for token in [&opaque, &jwt] {
+        app.grpc()
+            .await
+            .get_my_org(authed(token, None, GetMyOrgRequest {}))
+            .await
+            .unwrap();
+        let (_, answer) = app.introspect_as(&app_key, token).await;
+        assert_eq!(answer["active"], true);
+    }
+}
+
 #[tokio::test]
 async fn an_assertion_with_a_jti_is_accepted_once() {
     let app = TestApp::spawn().await;

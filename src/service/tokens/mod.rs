@@ -136,6 +136,38 @@ pub fn hash_token(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The id of the record a token claims to be: the part before the dot of an opaque token
+/// (`<id>.<secret>`), the `jti` of a JWT access token. Only a claim — the record holds the
+/// token's hash, which decides. Records are found by their time-ordered id, so they append
+/// to the table's one unique index instead of landing at random places in a hash index.
+pub(crate) fn claimed_token_id(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Jti {
+        jti: String,
+    }
+    let mut parts = token.split('.');
+    let (first, second, third) = (parts.next()?, parts.next()?, parts.next());
+    let id = match third {
+        None => first.to_owned(),
+        Some(_) if parts.next().is_none() => {
+            let payload = URL_SAFE_NO_PAD.decode(second).ok()?;
+            serde_json::from_slice::<Jti>(&payload).ok()?.jti
+        }
+        Some(_) => return None,
+    };
+    let plausible = (1..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit());
+    plausible.then_some(id)
+}
+
+/// Whether two hex digests are equal, in time that does not depend on where they differ.
+fn same_digest(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
+}
+
 fn claim_error(e: JwtError) -> OAuthError {
     OAuthError::grant(e.to_string())
 }
@@ -638,17 +670,24 @@ impl Services {
     }
 
     /// The token's facts if it is one of ours, unexpired and not revoked; `None` otherwise.
-    /// Every token we issue — opaque or JWT — is on record by hash until its user or the key
-    /// it was obtained with is removed, so the record decides: a forged, foreign or revoked
-    /// token has none, and neither has an ID token (never recorded), whatever its signature.
+    /// Every token we issue — opaque or JWT — is on record with its hash until its user or the
+    /// key it was obtained with is removed, so the record decides: a forged, foreign or revoked
+    /// token has none or another hash, and so has an ID token (never recorded), whatever its
+    /// signature.
     /// The record is read from memory when possible (see [`super::cache`]).
     pub async fn verify_access_token(&self, token: &str) -> Result<Option<AccessToken>> {
         if token.is_empty() || token.len() > 8192 {
             return Ok(None);
         }
-        let Some(info) = self.token_record(&hash_token(token)).await? else {
+        let Some(id) = claimed_token_id(token) else {
             return Ok(None);
         };
+        let Some(info) = self.token_record(&id).await? else {
+            return Ok(None);
+        };
+        if !same_digest(&info.token_hash, &hash_token(token)) {
+            return Ok(None);
+        }
         if info.expires_at <= self.clock.now() {
             return Ok(None);
         }
@@ -664,5 +703,35 @@ mod tests {
     fn assertion_ids_do_not_collide_across_keys() {
         assert_ne!(assertion_id("k", "a\nb"), assertion_id("k\na", "b"));
         assert_eq!(hash_token("abc").len(), 64);
+    }
+
+    #[test]
+    fn a_token_names_its_record_and_nothing_else_does() {
+        assert_eq!(
+            claimed_token_id("382961664204800001.c2VjcmV0").as_deref(),
+            Some("382961664204800001")
+        );
+        let jwt = |payload: &str| format!("e30.{}.c2ln", URL_SAFE_NO_PAD.encode(payload));
+        assert_eq!(
+            claimed_token_id(&jwt(r#"{"jti":"42","sub":"u"}"#)).as_deref(),
+            Some("42")
+        );
+        for not in [
+            String::new(),
+            "no-dot".into(),
+            "12a.secret".into(),
+            ".secret".into(),
+            "123456789012345678901.secret".into(),
+            jwt(r#"{"sub":"u"}"#),
+            jwt(r#"{"jti":"../x"}"#),
+            jwt(r#"{"jti":42}"#),
+            "a.b.c.d".into(),
+            "e30.!!!.c2ln".into(),
+        ] {
+            assert_eq!(claimed_token_id(&not), None, "{not}");
+        }
+        assert!(same_digest("ab01", "ab01"));
+        assert!(!same_digest("ab01", "ab02"));
+        assert!(!same_digest("ab01", "ab0"));
     }
 }

@@ -17,6 +17,7 @@ mod m20261203_000008_key_lifecycle;
 mod m20261204_000009_events_webhooks;
 mod m20261204_000010_trusts;
 mod m20261205_000011_dpop;
+mod m20261206_000012_token_ids;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000009_events_webhooks::Migration),
             Box::new(m20261204_000010_trusts::Migration),
             Box::new(m20261205_000011_dpop::Migration),
+            Box::new(m20261206_000012_token_ids::Migration),
         ]
     }
 }

@@ -117,12 +117,9 @@ pub async fn record_access_tokens(db: &crate::storage::Db, tokens: &[AccessToken
     tx.commit().await.map_err(db_err)
 }
 
-pub async fn find_access_token(
-    db: &impl ConnectionTrait,
-    token_hash: &str,
-) -> Result<Option<AccessToken>> {
-    Ok(access_token::Entity::find()
-        .filter(access_token::Column::TokenHash.eq(token_hash))
+/// The access token recorded under `id` (its hash is the caller's to compare).
+pub async fn find_access_token(db: &impl ConnectionTrait, id: &str) -> Result<Option<AccessToken>> {
+    Ok(access_token::Entity::find_by_id(id)
         .one(db)
         .await
         .map_err(db_err)?
