@@ -140,6 +140,8 @@ pub fn hash_token(token: &str) -> String {
 /// (`<id>.<secret>`), the `jti` of a JWT access token. Only a claim — the record holds the
 /// token's hash, which decides. Records are found by their time-ordered id, so they append
 /// to the table's one unique index instead of landing at random places in a hash index.
+/// (Every bearer check comes here, so a JWT's payload is decoded for its `jti` alone, not
+/// parsed whole as [`UnverifiedJwt::parse`] does with header, claims and signature.)
 pub(crate) fn claimed_token_id(token: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Jti {

@@ -1,7 +1,6 @@
 //! Trusts in outside issuers (keyless machine identity), and access tokens obtained with one:
 //! a token references the key or the trust that obtained it (exactly one of them), each with a
 //! cascading foreign key, so removing a trust ends its tokens as removing a key does.
-use sea_orm::ConnectionTrait;
 use sea_orm_migration::{
     prelude::*,
     schema::{big_integer, boolean, string_len, text},
@@ -71,19 +70,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.get_connection()
-            .execute_unprepared(&format!(
-                "INSERT INTO {next} ({COLUMNS}) SELECT {COLUMNS} FROM access_tokens"
-            ))
-            .await?;
-        m.drop_table(Table::drop().table("access_tokens").to_owned())
-            .await?;
-        m.rename_table(Table::rename().table(next, "access_tokens").to_owned())
-            .await?;
-        for col in ["user_id", "key_id", "trust_id", "expires_at"] {
-            m.create_index(index("access_tokens", &[col])).await?;
-        }
-        Ok(())
+        super::swap_in_access_tokens(
+            m,
+            next,
+            COLUMNS,
+            "",
+            &["user_id", "key_id", "trust_id", "expires_at"],
+        )
+        .await
     }
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {

@@ -4,13 +4,12 @@
 //! the primary key, where a hash landed at a random place in its index and dirtied a page of
 //! its own for every token a batch wrote. Every backend rebuilds the table, as SQLite cannot
 //! drop a constraint declared with the table.
-use sea_orm::ConnectionTrait;
 use sea_orm_migration::{
     prelude::*,
     schema::{string_len, text},
 };
 
-use super::{Dialect, ID, cascade, index};
+use super::{Dialect, ID, cascade};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -43,19 +42,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.get_connection()
-            .execute_unprepared(&format!(
-                "INSERT INTO {next} ({COLUMNS}) SELECT {COLUMNS} FROM access_tokens"
-            ))
-            .await?;
-        m.drop_table(Table::drop().table("access_tokens").to_owned())
-            .await?;
-        m.rename_table(Table::rename().table(next, "access_tokens").to_owned())
-            .await?;
-        for col in ["user_id", "key_id", "trust_id", "expires_at"] {
-            m.create_index(index("access_tokens", &[col])).await?;
-        }
-        Ok(())
+        super::swap_in_access_tokens(
+            m,
+            next,
+            COLUMNS,
+            "",
+            &["user_id", "key_id", "trust_id", "expires_at"],
+        )
+        .await
     }
 
     async fn down(&self, _m: &SchemaManager) -> Result<(), DbErr> {

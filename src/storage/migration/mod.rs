@@ -193,17 +193,37 @@ pub(crate) async fn rebuild_access_tokens(
             .to_owned(),
     )
     .await?;
+    let keep = format!("WHERE EXISTS (SELECT 1 FROM {key_table} k WHERE k.id = t.key_id)");
+    swap_in_access_tokens(
+        m,
+        next,
+        COLUMNS,
+        &keep,
+        &["user_id", "key_id", "expires_at"],
+    )
+    .await
+}
+
+/// Replaces `access_tokens` with the table `next`, already created: copies `columns` of the
+/// records `keep` (a `WHERE` clause on `t`, or empty) selects, drops the old table, renames
+/// `next` and indexes `indexed`, one index per column.
+pub(crate) async fn swap_in_access_tokens(
+    m: &SchemaManager<'_>,
+    next: &'static str,
+    columns: &str,
+    keep: &str,
+    indexed: &[&'static str],
+) -> Result<(), DbErr> {
     m.get_connection()
         .execute_unprepared(&format!(
-            "INSERT INTO {next} ({COLUMNS}) SELECT {COLUMNS} FROM access_tokens t \
-             WHERE EXISTS (SELECT 1 FROM {key_table} k WHERE k.id = t.key_id)"
+            "INSERT INTO {next} ({columns}) SELECT {columns} FROM access_tokens t {keep}"
         ))
         .await?;
     m.drop_table(Table::drop().table("access_tokens").to_owned())
         .await?;
     m.rename_table(Table::rename().table(next, "access_tokens").to_owned())
         .await?;
-    for col in ["user_id", "key_id", "expires_at"] {
+    for col in indexed {
         m.create_index(index("access_tokens", &[col])).await?;
     }
     Ok(())
