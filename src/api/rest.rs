@@ -119,7 +119,7 @@ where
     };
     let mut message: Req = match body.as_deref().map(<[u8]>::trim_ascii) {
         None | Some(b"") => Req::default(),
-        Some(bytes) => match serde_json::from_slice(bytes) {
+        Some(bytes) => match super::decode_json(bytes) {
             Ok(m) => m,
             Err(e) => {
                 return bad_request(

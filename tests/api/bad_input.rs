@@ -96,7 +96,7 @@ async fn malformed_protobuf_oversized_ids_and_unknown_enums() {
     assert_eq!(resp.status(), 400);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["details"][0]["id"], "REST-Json1");
-    let (s, _) = app
+    let (s, body) = app
         .rest(
             "POST",
             "/users/machine",
@@ -106,6 +106,50 @@ async fn malformed_protobuf_oversized_ids_and_unknown_enums() {
         )
         .await;
     assert_eq!(s, 400);
+    // A value of the wrong kind is named by where it sits in the body.
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("the request body is not valid JSON for this method: userName: "),
+        "{body}"
+    );
+    for (path, json, field) in [
+        (
+            "/v1/policies/keys",
+            json!({"policy": {"maxLifetime": "90d"}}),
+            "policy.maxLifetime: ",
+        ),
+        (
+            "/v1/keys",
+            json!({"userId": app.admin_id, "publicKey": "-----BEGIN PUBLIC KEY-----"}),
+            "publicKey: ",
+        ),
+        (
+            "/v1/keys",
+            json!({"userId": app.admin_id, "expirationDate": "tomorrow"}),
+            "expirationDate: ",
+        ),
+    ] {
+        let method = if path == "/v1/policies/keys" {
+            "PUT"
+        } else {
+            "POST"
+        };
+        let resp = app
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", app.base))
+            .bearer_auth(&t)
+            .json(&json)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{json}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["details"][0]["id"], "REST-Json1", "{body}");
+        assert!(
+            body["message"].as_str().unwrap_or_default().contains(field),
+            "{body}"
+        );
+    }
 
     // Still serving.
     c.healthz(tonic::Request::new(HealthzRequest {}))

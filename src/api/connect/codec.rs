@@ -31,7 +31,7 @@ fn json_to_proto<T: Message + Default + DeserializeOwned>(json: &[u8]) -> Result
     if json.iter().all(u8::is_ascii_whitespace) {
         return Err("the request body is empty; a JSON request needs at least {}".into());
     }
-    let message: T = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let message: T = crate::api::decode_json(json)?;
     Ok(message.encode_to_vec())
 }
 
