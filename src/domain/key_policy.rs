@@ -52,7 +52,7 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
     };
     n.checked_mul(unit_secs)
-        .map(Duration::seconds)
+        .and_then(Duration::try_seconds)
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
@@ -66,8 +66,8 @@ impl KeyPolicy {
     /// change nothing; the API drops them.)
     pub fn validate(&self) -> Result<()> {
         for (field, d) in [
-            ("max_lifetime", self.max_lifetime),
-            ("default_lifetime", self.default_lifetime),
+            ("maxLifetime", self.max_lifetime),
+            ("defaultLifetime", self.default_lifetime),
         ] {
             if let Some(d) = d
                 && (d < Duration::seconds(1) || d > MAX_POLICY_LIFETIME)
@@ -87,7 +87,7 @@ impl KeyPolicy {
             return Err(Error::invalid_argument(
                 "POLICY-Dur02",
                 format!(
-                    "default_lifetime ({}) is longer than max_lifetime ({})",
+                    "defaultLifetime ({}) is longer than maxLifetime ({})",
                     show_duration(default),
                     show_duration(max)
                 ),
@@ -97,7 +97,7 @@ impl KeyPolicy {
             return Err(Error::invalid_argument(
                 "POLICY-Max02",
                 format!(
-                    "max_keys_per_owner must be at most {MAX_KEYS_LIMIT} (0 means unlimited), got {}",
+                    "maxKeysPerOwner must be at most {MAX_KEYS_LIMIT} (0 means unlimited), got {}",
                     self.max_keys_per_owner
                 ),
             ));
@@ -126,7 +126,7 @@ impl KeyPolicy {
             return Err(Error::invalid_argument(
                 "POLICY-Life1",
                 format!(
-                    "expiration_date {} is beyond the org's key policy: keys may live at most {} (max_lifetime), so the latest allowed is {}",
+                    "expirationDate {} is beyond the org's key policy: keys may live at most {} (maxLifetime), so the latest allowed is {}",
                     show_time(expires_at),
                     show_duration(max),
                     show_time(limit)
@@ -143,7 +143,7 @@ impl KeyPolicy {
             return Err(Error::failed_precondition(
                 "POLICY-Orig1",
                 format!(
-                    "the org's key policy does not allow {} keys (allowed_origins: {})",
+                    "the org's key policy does not allow {} keys (allowedOrigins: {})",
                     origin.as_str(),
                     allowed.join(", ")
                 ),
@@ -154,7 +154,7 @@ impl KeyPolicy {
             return Err(Error::failed_precondition(
                 "POLICY-Alg01",
                 format!(
-                    "the org's key policy does not allow {} keys (allowed_algorithms: {})",
+                    "the org's key policy does not allow {} keys (allowedAlgorithms: {})",
                     algorithm.as_str(),
                     allowed.join(", ")
                 ),
@@ -170,7 +170,7 @@ impl KeyPolicy {
             return Err(Error::failed_precondition(
                 "POLICY-Max01",
                 format!(
-                    "{owner} already has {held} keys that have not expired; the org's key policy allows at most {max} per owner (max_keys_per_owner): remove one first"
+                    "{owner} already has {held} keys that have not expired; the org's key policy allows at most {max} per owner (maxKeysPerOwner): remove one first"
                 ),
             ));
         }
@@ -185,6 +185,14 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn configured_durations_too_long_for_a_duration_are_an_error() {
+        assert_eq!(parse_duration("90d").unwrap(), Duration::days(90));
+        assert!(parse_duration("9999999999999999").is_err());
+        assert!(parse_duration("100000000000000d").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
     }
 
     #[test]

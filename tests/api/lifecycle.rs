@@ -142,7 +142,7 @@ async fn every_key_type_signs_assertions_through_every_api() {
             .await
             .unwrap()
             .into_inner();
-        assert!(added.key_details.is_empty(), "an upload has no key file");
+        assert!(added.key_details.is_none(), "an upload has no key file");
         let key = added.key.unwrap();
         assert_eq!(key.algorithm, alg);
         assert_eq!(key.origin, own::KeyOrigin::Uploaded as i32);
@@ -185,7 +185,7 @@ async fn generated_es256_and_eddsa_keys_come_as_key_files_that_work() {
         let key = added.key.unwrap();
         assert_eq!(key.algorithm, alg);
         assert_eq!(key.origin, own::KeyOrigin::Generated as i32);
-        let file: Value = serde_json::from_slice(&added.key_details).unwrap();
+        let file: Value = serde_json::from_slice(added.key_details.as_deref().unwrap()).unwrap();
         assert_eq!(file["type"], "serviceaccount");
         assert_eq!(file["keyId"], key.id.as_str());
         assert_eq!(file["userId"], user.as_str());
@@ -197,7 +197,7 @@ async fn generated_es256_and_eddsa_keys_come_as_key_files_that_work() {
                 "RS256",
                 &key.id,
                 &claims,
-                &KeyFile::parse(&added.key_details).private_key(),
+                &KeyFile::parse(added.key_details.as_deref().unwrap()).private_key(),
             )
         } else {
             // PKCS#8, as JWT libraries load it.
@@ -296,7 +296,10 @@ async fn a_disabled_key_ends_its_tokens_and_signs_nothing_until_enabled() {
         .key
         .unwrap();
     assert_eq!(disabled.state, own::KeyState::Disabled as i32);
-    assert_eq!(disabled.disabled_reason, "rotating after a leak");
+    assert_eq!(
+        disabled.disabled_reason.as_deref(),
+        Some("rotating after a leak")
+    );
     assert!(disabled.disabled_at.is_some());
     // Its token ended before DisableKey answered.
     let (status, body) = app.rest("GET", "/orgs/me", Some(&token), None, None).await;
@@ -337,7 +340,7 @@ async fn a_disabled_key_ends_its_tokens_and_signs_nothing_until_enabled() {
         .key
         .unwrap();
     assert_eq!(enabled.state, own::KeyState::Active as i32);
-    assert!(enabled.disabled_at.is_none() && enabled.disabled_reason.is_empty());
+    assert!(enabled.disabled_at.is_none() && enabled.disabled_reason.is_none());
     let fresh = app.token_for(&key).await;
     let (status, _) = app.rest("GET", "/orgs/me", Some(&fresh), None, None).await;
     assert_eq!(status, 200);
@@ -485,12 +488,9 @@ async fn last_use_shows_at_once_here_and_after_a_flush_elsewhere() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["result"].as_array().is_none_or(|r| r.is_empty()),
-        "{body}"
-    );
-    // proto3 JSON leaves out a zero total.
-    assert_eq!(body["totalResult"].as_str().unwrap_or("0"), "0", "{body}");
+    // Nothing found is said, not left out.
+    assert_eq!(body["result"], json!([]), "{body}");
+    assert_eq!(body["totalResult"], "0", "{body}");
     let (status, body) = own_rest(
         &app,
         "POST",
@@ -776,8 +776,8 @@ async fn the_org_key_policy_governs_every_way_of_adding_a_key() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["policy"]["maxKeysPerOwner"], 2);
     let (_, body) = own_rest(&app, "GET", "/v1/policies/keys", &admin, None).await;
-    // proto3 JSON leaves out `false`.
-    assert_eq!(body.get("isDefault"), None, "{body}");
+    // Our own API says `false` rather than leaving it out.
+    assert_eq!(body["isDefault"], false, "{body}");
     assert_eq!(body["policy"]["defaultLifetime"], "604800s");
     // v1 without an expiration date: the default lifetime.
     let mut v1 = app.grpc().await;
@@ -867,14 +867,29 @@ async fn the_org_key_policy_governs_every_way_of_adding_a_key() {
         "AUTH-5mWD2",
     );
     // Absurd policies are refused with the field named.
-    for (policy, id) in [
-        (json!({"maxLifetime": "-5s"}), "POLICY-Dur01"),
-        (json!({"maxLifetime": "99999999999s"}), "POLICY-Dur01"),
+    for (policy, id, field) in [
+        (json!({"maxLifetime": "-5s"}), "POLICY-Dur01", "maxLifetime"),
+        (
+            json!({"maxLifetime": "99999999999s"}),
+            "POLICY-Dur01",
+            "maxLifetime",
+        ),
+        // Beyond what a time span can hold: refused, not a dropped connection.
+        (
+            json!({"defaultLifetime": "9223372036854775807s"}),
+            "POLICY-Dur01",
+            "defaultLifetime",
+        ),
         (
             json!({"maxLifetime": "60s", "defaultLifetime": "120s"}),
             "POLICY-Dur02",
+            "defaultLifetime",
         ),
-        (json!({"allowedAlgorithms": ["none"]}), "KEY-Alg01"),
+        (
+            json!({"allowedAlgorithms": ["none"]}),
+            "KEY-Alg01",
+            "allowedAlgorithms",
+        ),
     ] {
         let (status, body) = own_rest(
             &app,
@@ -886,7 +901,20 @@ async fn the_org_key_policy_governs_every_way_of_adding_a_key() {
         .await;
         assert_eq!(status, 400, "{policy}: {body}");
         assert_eq!(body["details"][0]["id"], id, "{body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(field), "{policy}: {body}");
     }
+    // The limits beside `policy` instead of in it set nothing, and say so.
+    let (status, body) = own_rest(
+        &app,
+        "PUT",
+        "/v1/policies/keys",
+        &admin,
+        Some(json!({"maxLifetime": "90s"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["details"][0]["id"], "POLICY-Req01", "{body}");
     let (status, body) = own_rest(&app, "DELETE", "/v1/policies/keys", &admin, None).await;
     assert_eq!(status, 200, "{body}");
     let (_, body) = own_rest(&app, "GET", "/v1/policies/keys", &admin, None).await;

@@ -11,7 +11,7 @@ use super::{
 use crate::{
     domain::{
         jwt::Algorithm,
-        key_policy::KeyPolicy,
+        key_policy::{KeyPolicy, MAX_POLICY_LIFETIME},
         list::{KeyQuery, Page},
         model::{AuthnKey, KeyOrigin, KeyOwner, KeyState},
         principal::Permission,
@@ -90,11 +90,7 @@ pub fn key(k: &AuthnKey, now: DateTime<Utc>) -> pb::Key {
         expires_at: Some(k.expires_at.into()),
         state: state_pb(k.state(now)) as i32,
         disabled_at: k.disabled.as_ref().map(|d| d.at.into()),
-        disabled_reason: k
-            .disabled
-            .as_ref()
-            .map(|d| d.reason.clone())
-            .unwrap_or_default(),
+        disabled_reason: k.disabled.as_ref().map(|d| d.reason.clone()),
         last_used: k.last_used.as_ref().map(|u| pb::LastUse {
             time: Some(u.at.into()),
             r#use: u.kind.as_str().to_owned(),
@@ -131,36 +127,54 @@ fn duration(
             format!("{field} must be whole seconds"),
         ));
     }
+    // Checked here, before it becomes a `chrono::Duration` (which cannot hold every i64 of
+    // seconds); `KeyPolicy::validate` checks the lower bound and the rest.
+    if d.seconds > MAX_POLICY_LIFETIME.num_seconds() {
+        return Err(Error::invalid_argument(
+            "POLICY-Dur01",
+            format!(
+                "{field} must be between 1s and 36500d (100 years), got {}s",
+                d.seconds
+            ),
+        ));
+    }
     Ok(Some(chrono::Duration::seconds(d.seconds)))
 }
 
 fn policy(p: Option<pb::KeyPolicy>) -> Result<KeyPolicy, Error> {
-    let p = p.unwrap_or_default();
+    // Without it, a body such as {"maxLifetime": "90d"} (the limit beside `policy`, not in
+    // it) would set a policy with no limits at all.
+    let p = p.ok_or_else(|| {
+        Error::invalid_argument(
+            "POLICY-Req01",
+            "policy is required: {\"policy\": {…}}; an empty policy sets no limits, ResetKeyPolicy goes back to the instance default",
+        )
+    })?;
     let mut allowed_origins = Vec::new();
     for o in p.allowed_origins {
-        match origin("allowed_origins", o)? {
+        match origin("allowedOrigins", o)? {
             Some(o) if !allowed_origins.contains(&o) => allowed_origins.push(o),
             Some(_) => {}
             None => {
                 return Err(Error::invalid_argument(
                     "POLICY-Orig2",
-                    "allowed_origins: KEY_ORIGIN_UNSPECIFIED is not an origin",
+                    "allowedOrigins: KEY_ORIGIN_UNSPECIFIED is not an origin",
                 ));
             }
         }
     }
     let mut allowed_algorithms: Vec<Algorithm> = Vec::new();
     for a in &p.allowed_algorithms {
-        let alg = parse_algorithm("allowed_algorithms:", a)?.ok_or_else(|| {
-            Error::invalid_argument("KEY-Alg01", "allowed_algorithms: an entry is empty")
+        let alg = parse_algorithm("allowedAlgorithms:", a)?.ok_or_else(|| {
+            Error::invalid_argument("KEY-Alg01", "allowedAlgorithms: an entry is empty")
         })?;
         if !allowed_algorithms.contains(&alg) {
             allowed_algorithms.push(alg);
         }
     }
     Ok(KeyPolicy {
-        max_lifetime: duration("max_lifetime", p.max_lifetime)?,
-        default_lifetime: duration("default_lifetime", p.default_lifetime)?,
+        max_lifetime: duration("maxLifetime", p.max_lifetime)?,
+        default_lifetime: duration("defaultLifetime", p.default_lifetime)?,
         max_keys_per_owner: p.max_keys_per_owner,
         allowed_origins,
         allowed_algorithms,
@@ -202,14 +216,14 @@ impl KeyService for AuthnKeysApi {
         let new = NewKey {
             owner: owner("owner", req.owner)?,
             key_type: crate::service::authn_keys::KEY_TYPE_JSON,
-            expiration: time("expiration_date", req.expiration_date)?,
+            expiration: time("expirationDate", req.expiration_date)?,
             public_key: Some(req.public_key).filter(|k| !k.is_empty()),
             algorithm: parse_algorithm("algorithm", &req.algorithm)?,
         };
         let added = self.svc.add_key_any(&ctx, new).await?;
         Ok(Response::new(pb::AddKeyResponse {
             key: Some(key(&added.key, self.svc.now())),
-            key_details: added.key_file.map(|f| f.to_vec()).unwrap_or_default(),
+            key_details: added.key_file.map(|f| f.to_vec()),
         }))
     }
 
@@ -235,8 +249,8 @@ impl KeyService for AuthnKeysApi {
             app_id: non_empty(req.app_id),
             state,
             origin: origin("origin", req.origin)?,
-            unused_since: time("unused_since", req.unused_since)?,
-            expires_before: time("expires_before", req.expires_before)?,
+            unused_since: time("unusedSince", req.unused_since)?,
+            expires_before: time("expiresBefore", req.expires_before)?,
             ..KeyQuery::default()
         };
         let page = Page::new(
