@@ -14,7 +14,10 @@ use serde_json::json;
 
 use super::{Peer, observe::OAuthOutcome, peer_ip, protocol::set_retry_after};
 use crate::{
-    domain::{dpop, jwt::Algorithm},
+    domain::{
+        dpop,
+        jwt::{Algorithm, accepted_names},
+    },
     service::{
         Services,
         introspect::{BasicAuth, INTROSPECTION_JWT, IntrospectRequest},
@@ -28,25 +31,10 @@ use crate::{
 pub const API_SCOPE: &str = crate::service::auth::API_SCOPE;
 
 pub fn routes(svc: Services) -> Router {
-    // Static apart from the issuer and the signing algorithm: serialized once.
-    let discovery = Bytes::from(
-        serde_json::to_vec(&discovery_document(
-            &svc.settings.issuer,
-            svc.signing.algorithm(),
-        ))
-        .unwrap_or_else(|_| unreachable!("a JSON value serializes")),
-    );
-    let metadata = discovery.clone();
     Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(move || async move { cached_json(discovery, DISCOVERY_CACHE_CONTROL) }),
-        )
+        .route("/.well-known/openid-configuration", get(discovery))
         // RFC 8414: the same document under the OAuth name.
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(move || async move { cached_json(metadata, DISCOVERY_CACHE_CONTROL) }),
-        )
+        .route("/.well-known/oauth-authorization-server", get(discovery))
         .route("/oauth/v2/keys", get(jwks))
         .route("/oauth/v2/token", post(token))
         .route("/oauth/v2/introspect", post(introspect))
@@ -112,16 +100,33 @@ fn dpop_headers(headers: &HeaderMap) -> Vec<String> {
 /// which does not refetch on an unknown kid catches up within it.
 const JWKS_CACHE_CONTROL: &str = "public, max-age=60";
 
-/// Discovery changes only with the configuration, that is with a restart.
+/// Discovery changes with the configuration and, for a while, with a change of the signing
+/// algorithm (until the old keys are no longer published): an hour at most.
 const DISCOVERY_CACHE_CONTROL: &str = "public, max-age=3600";
 
+/// The discovery document, built from memory on each request (it is small and rarely asked
+/// for): the signing algorithms follow the published keys.
+async fn discovery(State(svc): State<Services>) -> Response {
+    let mut signing = vec![svc.signing.algorithm()];
+    for alg in svc.signing.published().algorithms() {
+        if !signing.contains(alg) {
+            signing.push(*alg);
+        }
+    }
+    let body = serde_json::to_vec(&discovery_document(&svc.settings.issuer, &signing))
+        .unwrap_or_else(|_| unreachable!("a JSON value serializes"));
+    cached_json(Bytes::from(body), DISCOVERY_CACHE_CONTROL)
+}
+
 /// The discovery document (OpenID Connect Discovery, RFC 8414): exactly what is served.
-/// `signing` is the algorithm of the key the server signs its JWTs with.
-fn discovery_document(issuer: &str, signing: Algorithm) -> serde_json::Value {
+/// `signing`: the configured algorithm, then those of the other published signing keys —
+/// during a change of algorithm, tokens of both are alive and verify.
+fn discovery_document(issuer: &str, signing: &[Algorithm]) -> serde_json::Value {
     // Every algorithm a key (machine or app key) may sign an assertion with.
-    let assertion_algs: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
+    let assertion_algs = accepted_names(&Algorithm::ALL);
     let client_auth = ["private_key_jwt", "client_secret_basic"];
-    let dpop_algs: Vec<&str> = dpop::ALGORITHMS.iter().map(|a| a.as_str()).collect();
+    let dpop_algs = accepted_names(&dpop::ALGORITHMS);
+    let signing: Vec<&str> = signing.iter().map(|a| a.as_str()).collect();
     json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/v2/token"),
@@ -132,12 +137,12 @@ fn discovery_document(issuer: &str, signing: Algorithm) -> serde_json::Value {
         // No authorization endpoint: no response type is served.
         "response_types_supported": [],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [signing.as_str()],
+        "id_token_signing_alg_values_supported": signing,
         // The JWT-profile grant and token exchange authenticate no client.
         "token_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint_auth_methods_supported": client_auth,
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
-        "introspection_signing_alg_values_supported": [signing.as_str()],
+        "introspection_signing_alg_values_supported": signing,
         "revocation_endpoint_auth_methods_supported": client_auth,
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "dpop_signing_alg_values_supported": dpop_algs,

@@ -121,6 +121,12 @@ pub fn check(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofError> 
         .header
         .typ
         .as_deref()
+        // A media type without '/' stands for application/… (RFC 7515 §4.1.9).
+        .map(|t| {
+            t.get(..12)
+                .filter(|p| p.eq_ignore_ascii_case("application/"))
+                .map_or(t, |_| &t[12..])
+        })
         .is_some_and(|t| t.eq_ignore_ascii_case(PROOF_TYP))
     {
         return Err(refused(format!(
@@ -198,7 +204,7 @@ pub fn check(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofError> 
     if iat > expected.now.saturating_add(expected.skew) {
         return Err(refused(format!(
             "the DPoP proof's iat is {}s in the future (allowed clock skew {}s)",
-            iat - expected.now,
+            iat.saturating_sub(expected.now),
             expected.skew
         )));
     }
@@ -209,7 +215,7 @@ pub fn check(proof: &str, expected: &Expected<'_>) -> Result<Proof, ProofError> 
     {
         return Err(refused(format!(
             "the DPoP proof was made {}s ago; proofs are accepted for {}s: make a new one for each request",
-            expected.now - iat,
+            expected.now.saturating_sub(iat),
             expected.max_age
         )));
     }
@@ -377,6 +383,9 @@ pub(crate) mod tests {
             ("iat", json!("soon"), "not a number"),
             ("iat", json!(NOW + 31), "in the future"),
             ("iat", json!(NOW - 331), "made 331s ago"),
+            // Beyond what an i64 holds either way: refused, not an overflow.
+            ("iat", json!(-1e20), "ago"),
+            ("iat", json!(1e20), "in the future"),
             ("nonce", json!(5), "nonce is not a string"),
         ];
         for (claim, value, says) in cases {
@@ -418,6 +427,13 @@ pub(crate) mod tests {
             &expected(),
         );
         assert!(m.contains("typ must be dpop+jwt"), "{m}");
+        // The same media type, written in full.
+        let full = with(header.clone(), "typ", json!("application/dpop+jwt"));
+        assert!(check(&c.proof_with(full, claims()), &expected()).is_ok());
+        // An extension that must be understood, and is not.
+        let crit = with(header.clone(), "crit", json!(["exp"]));
+        let m = refusal(&c.proof_with(crit, claims()), &expected());
+        assert!(m.contains("crit"), "{m}");
         let m = refusal(
             &c.proof_with(with(header.clone(), "jwk", Value::Null), claims()),
             &expected(),

@@ -53,6 +53,19 @@ impl Algorithm {
     }
 }
 
+/// The names under which `algs` are accepted, for discovery and challenges: each one's own,
+/// and RFC 9864's `Ed25519` beside `EdDSA` (both are read as EdDSA).
+pub fn accepted_names(algs: &[Algorithm]) -> Vec<&'static str> {
+    let mut names = Vec::with_capacity(algs.len() + 1);
+    for a in algs {
+        names.push(a.as_str());
+        if *a == Algorithm::EdDSA {
+            names.push("Ed25519");
+        }
+    }
+    names
+}
+
 impl fmt::Display for Algorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -86,6 +99,10 @@ pub struct Header {
     /// A public key carried in the header (RFC 7515 §4.1.3): DPoP proofs name their key so.
     #[serde(default)]
     pub jwk: Option<Value>,
+    /// Extensions the recipient must understand (RFC 7515 §4.1.11); none is, so a JWT that
+    /// names any is refused at parsing.
+    #[serde(default)]
+    pub crit: Option<Value>,
 }
 
 /// A JWT whose signature has not been checked yet.
@@ -117,6 +134,12 @@ impl UnverifiedJwt {
         let header: Header = serde_json::from_slice(&b64(h, "header")?).map_err(|e| {
             JwtError::Malformed(format!("the header is not a JSON object with alg: {e}"))
         })?;
+        if let Some(crit) = &header.crit {
+            return Err(JwtError::Malformed(format!(
+                "the header's crit {} names extensions that are not understood here (RFC 7515 §4.1.11)",
+                crate::domain::text::shown(&crit.to_string())
+            )));
+        }
         let claims: Map<String, Value> = serde_json::from_slice(&b64(c, "payload")?)
             .map_err(|_| JwtError::Malformed("the payload is not a JSON object".into()))?;
         let signature = b64(s, "signature")?;
@@ -233,6 +256,10 @@ pub struct Assertion {
     pub expires_at: i64,
 }
 
+/// The endpoints (under `/oauth/v2/`) whose URL an assertion's `aud` may name instead of the
+/// issuer.
+const ASSERTION_ENDPOINTS: [&str; 3] = ["token", "introspect", "revoke"];
+
 /// RFC 7523 §3 rules: iss and sub present and equal, aud contains `issuer`, exp in the future,
 /// iat present and neither in the future nor too old, nbf (when present) not in the future (all
 /// with skew).
@@ -256,13 +283,19 @@ pub fn check_assertion(
     }
     let aud = jwt.audience();
     let issuer_trimmed = issuer.trim_end_matches('/');
-    if !aud
-        .iter()
-        .any(|a| a.trim_end_matches('/') == issuer_trimmed)
-    {
+    // The issuer, or (RFC 7523 §3) the URL of one of its endpoints that take assertions:
+    // clients name either.
+    let names_this_server = |a: &str| {
+        let a = a.trim_end_matches('/');
+        a == issuer_trimmed
+            || a.strip_prefix(issuer_trimmed)
+                .and_then(|rest| rest.strip_prefix("/oauth/v2/"))
+                .is_some_and(|endpoint| ASSERTION_ENDPOINTS.contains(&endpoint))
+    };
+    if !aud.iter().any(|a| names_this_server(a)) {
         let aud: Vec<_> = aud.iter().take(10).map(|a| shown(a)).collect();
         return Err(JwtError::Claims(format!(
-            "aud {aud:?} does not contain the issuer {issuer}"
+            "aud {aud:?} does not contain the issuer {issuer} (or its token endpoint's URL)"
         )));
     }
     let now = rules.now.timestamp();
@@ -533,6 +566,21 @@ mod tests {
             err(claims(json!({"aud": "https://elsewhere"})))
                 .contains("does not contain the issuer")
         );
+        // The URL of an endpoint that takes assertions names this server too; others do not.
+        for endpoint in ["token", "introspect", "revoke"] {
+            let aud = format!("{ISSUER}/oauth/v2/{endpoint}");
+            assert!(check(claims(json!({ "aud": aud }))).is_ok(), "{aud}");
+        }
+        for aud in [
+            format!("{ISSUER}/oauth/v2/keys"),
+            format!("{ISSUER}.evil/oauth/v2/token"),
+            format!("{ISSUER}/oauth/v2/token/x"),
+        ] {
+            assert!(
+                err(claims(json!({ "aud": aud }))).contains("does not contain"),
+                "{aud}"
+            );
+        }
         assert!(err(claims(json!({"exp": NOW - 6}))).contains("expired"));
         assert!(
             check(claims(json!({"exp": NOW - 4}))).is_ok(),

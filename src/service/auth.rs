@@ -126,6 +126,12 @@ impl Services {
     /// lookup by hash, from memory when possible — costs no more than a refusal); invalid ones
     /// are answered RESOURCE_EXHAUSTED / 429 once the address's failure budget is spent.
     pub async fn caller(&self, creds: &Credentials) -> Result<crate::domain::model::User> {
+        self.authenticated(creds)
+            .await
+            .map_err(|e| dpop::token_challenge(e, creds.authorization.as_deref()))
+    }
+
+    async fn authenticated(&self, creds: &Credentials) -> Result<crate::domain::model::User> {
         let (scheme, token) = bearer(creds.authorization.as_deref())?;
         let info = match self.verify_access_token(token).await? {
             Some(info) => info,

@@ -76,28 +76,65 @@ pub struct HttpTarget {
 
 /// The `algs` a 401 names (RFC 9449 §7.1).
 fn algs() -> String {
-    ALGORITHMS
-        .iter()
-        .map(|a| a.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::domain::jwt::accepted_names(&ALGORITHMS).join(" ")
 }
 
 /// The challenge of a 401 at a protected resource: `DPoP error="…"`, with the nonce to use.
 pub fn challenge(error: &str, description: &str, nonce: Option<String>) -> Challenge {
-    // Quotes and backslashes cannot appear in a quoted-string unescaped; the messages are ours
-    // and have none, but a value from the request might.
-    let description: String = description
-        .chars()
-        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
-        .collect();
     Challenge {
         www_authenticate: format!(
-            "DPoP error=\"{error}\", error_description=\"{description}\", algs=\"{}\"",
+            "DPoP error=\"{error}\", error_description=\"{}\", algs=\"{}\"",
+            quotable(description),
             algs()
         ),
         dpop_nonce: nonce,
     }
+}
+
+/// `description` as the inside of a header's quoted-string: visible ASCII only (a header value
+/// cannot carry more, and one that fails to parse would drop the whole challenge), without
+/// quotes or backslashes. The messages are ours, but they may quote a value from the request.
+fn quotable(description: &str) -> String {
+    description
+        .chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// RFC 6750 §3 and RFC 9449 §7.1: a refusal of the APIs' authentication that carries no
+/// challenge of its own gets one — `invalid_token` under the scheme the token came with, and
+/// both schemes, without an error, when no usable `authorization` header came at all.
+pub fn token_challenge(e: Error, authorization: Option<&str>) -> Error {
+    if e.kind != crate::error::Kind::Unauthenticated || e.challenge.is_some() {
+        return e;
+    }
+    let scheme = authorization
+        .map(str::trim_start)
+        .and_then(|v| v.split_once(' '))
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    let www_authenticate = match scheme.as_deref() {
+        Some("dpop") => {
+            let c = challenge("invalid_token", &e.message, None);
+            return e.with_challenge(c);
+        }
+        Some("bearer") => format!(
+            "Bearer error=\"invalid_token\", error_description=\"{}\", DPoP algs=\"{}\"",
+            quotable(&e.message),
+            algs()
+        ),
+        _ => format!("Bearer, DPoP algs=\"{}\"", algs()),
+    };
+    e.with_challenge(Challenge {
+        www_authenticate,
+        dpop_nonce: None,
+    })
 }
 
 impl Dpop {
@@ -256,9 +293,20 @@ mod tests {
         let c = challenge("invalid_dpop_proof", "bad \"x\"\n", Some("n".into()));
         assert_eq!(
             c.www_authenticate,
-            "DPoP error=\"invalid_dpop_proof\", error_description=\"bad x\", algs=\"ES256 EdDSA RS256 PS256\""
+            "DPoP error=\"invalid_dpop_proof\", error_description=\"bad x\", algs=\"ES256 EdDSA Ed25519 RS256 PS256\""
         );
         assert_eq!(c.dpop_nonce.as_deref(), Some("n"));
+        // What a header cannot carry becomes '?', so the challenge is never dropped.
+        let c = challenge(
+            "invalid_dpop_proof",
+            "htu https://bücher.example/… is not",
+            None,
+        );
+        assert!(
+            c.www_authenticate
+                .contains("htu https://b?cher.example/? is not")
+        );
+        assert!(http::HeaderValue::from_str(&c.www_authenticate).is_ok());
         assert!(dpop().nonce_required(true) && !dpop().nonce_required(false));
     }
 }

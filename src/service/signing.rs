@@ -109,6 +109,7 @@ const ROTATION_CHECK_EVERY: u32 = 60;
 pub struct Published {
     keys: Vec<(String, PublicKey)>,
     jwks: Arc<[u8]>,
+    algorithms: Vec<Algorithm>,
 }
 
 impl Published {
@@ -126,7 +127,24 @@ impl Published {
         let jwks = serde_json::to_vec(&serde_json::json!({ "keys": jwks }))
             .unwrap_or_else(|_| unreachable!("a JSON value serializes"))
             .into();
-        Published { keys, jwks }
+        let mut algorithms: Vec<Algorithm> = Vec::new();
+        for (_, key) in &keys {
+            let alg = key.default_algorithm();
+            if !algorithms.contains(&alg) {
+                algorithms.push(alg);
+            }
+        }
+        Published {
+            keys,
+            jwks,
+            algorithms,
+        }
+    }
+
+    /// The algorithms the published keys sign with, newest key's first: what tokens still
+    /// alive may carry, whatever the configuration says now.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
     }
 
     /// (kid, key), newest first.

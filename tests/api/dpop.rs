@@ -126,7 +126,7 @@ async fn a_bound_token_works_only_with_fresh_proofs_of_its_key() {
             "{says}: {challenge}"
         );
         assert!(
-            challenge.contains("algs=\"ES256 EdDSA RS256 PS256\""),
+            challenge.contains("algs=\"ES256 EdDSA Ed25519 RS256 PS256\""),
             "{challenge}"
         );
         let message = body["message"].as_str().unwrap();
@@ -385,6 +385,99 @@ async fn nonces_and_replays_hold_across_processes() {
     assert_eq!(status, 401);
     assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
     assert!(body["message"].as_str().unwrap().contains("already used"));
+
+    // The v2 API keeps the challenge and the nonce under its own error id.
+    let url = format!("{}/v2/users/keys/search", app.services.settings.issuer);
+    let resp = app
+        .http
+        .post(format!("{}/v2/users/keys/search", app.base))
+        .header("authorization", &dpop)
+        .header("DPoP", key.dpop_proof("POST", &url, json!({"ath": ath})))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let challenge = header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.starts_with("DPoP error=\"use_dpop_nonce\""),
+        "{challenge}"
+    );
+    assert_eq!(header("dpop-nonce").as_deref(), Some(nonce.as_str()));
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().ends_with("(AUTH-7fs1e)"),
+        "{body}"
+    );
+}
+
+/// Every 401 of the APIs names the schemes it takes (RFC 6750 §3, RFC 9449 §7.1), on v1 and
+/// v2 alike: `invalid_token` under the scheme the token came with, both schemes when none came.
+#[tokio::test]
+async fn every_refusal_of_a_token_carries_a_challenge() {
+    let app = TestApp::spawn().await;
+    let key = TestKey::new("ES256");
+    let (token, _) = app.dpop_token_for(&app.admin_key, &key).await;
+    let plain = app.admin_token().await;
+    let url = rest_url(&app);
+    // Revoke both, so that each is a token that no longer works.
+    for t in [&token, &plain] {
+        let assertion = app.assertion(&app.admin_key, json!({}));
+        let resp = app
+            .http
+            .post(format!("{}/oauth/v2/revoke", app.base))
+            .form(&[
+                ("token", t.as_str()),
+                ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let proof = key.dpop_proof("GET", &url, json!({"ath": token_hash(&token)}));
+    let cases = [
+        (
+            format!("DPoP {token}"),
+            vec![proof],
+            "DPoP error=\"invalid_token\"",
+        ),
+        (
+            format!("Bearer {plain}"),
+            vec![],
+            "Bearer error=\"invalid_token\"",
+        ),
+        ("Basic abc".to_owned(), vec![], "Bearer, DPoP algs=\""),
+    ];
+    for (authorization, proofs, starts) in cases {
+        let (status, challenge, _, body) = my_org(&app, &authorization, &proofs).await;
+        assert_eq!(status, 401, "{authorization}: {body}");
+        assert!(
+            challenge.starts_with(starts),
+            "{authorization}: {challenge}"
+        );
+        assert!(
+            challenge.contains("algs=\"ES256 EdDSA Ed25519"),
+            "{challenge}"
+        );
+    }
+    // No authorization header at all, on v2.
+    let resp = app
+        .http
+        .post(format!("{}/v2/users/keys/search", app.base))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("Bearer, DPoP algs="), "{challenge}");
 }
 
 /// JWT access tokens carry the binding as `cnf.jkt` (RFC 9449 §6.1).

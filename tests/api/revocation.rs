@@ -517,7 +517,8 @@ async fn discovery_announces_what_is_served_on_both_well_known_paths() {
         ])
     );
     let client_auth = json!(["private_key_jwt", "client_secret_basic"]);
-    let key_algs = json!(["RS256", "PS256", "ES256", "ES384", "EdDSA"]);
+    // RFC 9864's Ed25519 is read as EdDSA, and said so.
+    let key_algs = json!(["RS256", "PS256", "ES256", "ES384", "EdDSA", "Ed25519"]);
     for endpoint in ["introspection", "revocation"] {
         assert_eq!(
             d[format!("{endpoint}_endpoint_auth_methods_supported")],
@@ -531,7 +532,7 @@ async fn discovery_announces_what_is_served_on_both_well_known_paths() {
     assert_eq!(d["token_endpoint_auth_methods_supported"], json!(["none"]));
     assert_eq!(
         d["dpop_signing_alg_values_supported"],
-        json!(["ES256", "EdDSA", "RS256", "PS256"])
+        json!(["ES256", "EdDSA", "Ed25519", "RS256", "PS256"])
     );
     assert!(
         d.get("request_object_signing_alg_values_supported")

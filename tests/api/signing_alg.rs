@@ -226,7 +226,8 @@ async fn a_change_of_algorithm_rotates_and_tokens_issued_before_keep_verifying_a
     let app = app
         .restart_with(|c| c.signing_algorithm = SigningAlgorithm::Es256)
         .await;
-    assert_eq!(discovery_algs(&app).await, json!(["ES256"]));
+    // The configured algorithm first, then the old key's: its tokens are still alive.
+    assert_eq!(discovery_algs(&app).await, json!(["ES256", "RS256"]));
     let after = jwks(&app).await;
     let ids = kids(&after);
     let [k1, old] = &ids[..] else {
@@ -261,7 +262,10 @@ async fn a_change_of_algorithm_rotates_and_tokens_issued_before_keep_verifying_a
     let app = app
         .restart_with(|c| c.signing_algorithm = SigningAlgorithm::EdDsa)
         .await;
-    assert_eq!(discovery_algs(&app).await, json!(["EdDSA"]));
+    assert_eq!(
+        discovery_algs(&app).await,
+        json!(["EdDSA", "ES256", "RS256"])
+    );
     let third = jwks(&app).await;
     let ids = kids(&third);
     assert_eq!(ids.len(), 3, "{third:?}");

@@ -49,12 +49,12 @@ pub fn credentials<T>(req: &Request<T>) -> Credentials {
 
 /// The caller of a v2 RPC. Every unauthenticated answer carries v2's id, AUTH-7fs1e.
 pub async fn caller<T>(svc: &Services, req: &Request<T>) -> Result<User, Status> {
-    svc.caller(&credentials(req)).await.map_err(|e| {
-        Status::from(if e.kind == Kind::Unauthenticated {
-            Error::unauthenticated("AUTH-7fs1e", e.message)
-        } else {
-            e
-        })
+    svc.caller(&credentials(req)).await.map_err(|mut e| {
+        if e.kind == Kind::Unauthenticated {
+            // v2's id; the challenge (and DPoP's nonce) stays.
+            e.id = "AUTH-7fs1e";
+        }
+        Status::from(e)
     })
 }
 
