@@ -26,6 +26,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use tonic::Status;
@@ -89,12 +90,32 @@ pub async fn layer(State(limits): State<Limits>, req: Request, next: Next) -> Re
             .retry_after(1),
         );
     };
-    match tokio::time::timeout(limits.timeout, next.run(req)).await {
+    // A panic is a defect, never an answer we mean to give; caught here it costs its own
+    // request a 500 in the caller's protocol, instead of the connection it came on with every
+    // other request multiplexed there. (Handlers share state only through locks that survive
+    // poisoning and the database's transactions, so nothing half-done is left behind.)
+    let work = std::panic::AssertUnwindSafe(next.run(req)).catch_unwind();
+    match tokio::time::timeout(limits.timeout, work).await {
         // A stream works for as long as it sends: it keeps its permit until its body ends.
         // A unary answer is complete when its head is ready (its one message is encoded as
         // it is sent), so its permit ends with the work, without a timer per request.
-        Ok(resp) if stream => hold_until_sent(resp, permit, limits.max_stream + STREAM_GRACE),
-        Ok(resp) => resp,
+        Ok(Ok(resp)) if stream => hold_until_sent(resp, permit, limits.max_stream + STREAM_GRACE),
+        Ok(Ok(resp)) => resp,
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(error_id = "SERVER-Pnc01", panic = %what, "a request's handler panicked");
+            answer(
+                protocol,
+                Error::internal(
+                    "SERVER-Pnc01",
+                    "the server failed on this request; it has been logged",
+                ),
+            )
+        }
         Err(_) => answer(
             protocol,
             Error::unavailable(
@@ -265,6 +286,50 @@ mod tests {
             ends,
             Watched::new(body, move |how| seen.lock().unwrap().push(how)),
         )
+    }
+
+    /// A handler that panics costs its request a 500 in the caller's protocol, not the
+    /// connection.
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_in_its_protocol() {
+        use tower::Service;
+        let limits = Limits::new(4, Duration::from_secs(5), Duration::from_secs(5));
+        let mut app = axum::Router::new()
+            .route(
+                "/management/v1/orgs/me",
+                axum::routing::get(|| async {
+                    if true {
+                        panic!("a defect");
+                    }
+                    "never"
+                }),
+            )
+            .route(
+                "/zitadel.management.v1.ManagementService/GetMyOrg",
+                axum::routing::post(|| async {
+                    if true {
+                        panic!("a defect");
+                    }
+                    "never"
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(limits.clone(), layer));
+        let rest = Request::get("/management/v1/orgs/me")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.call(rest).await.unwrap();
+        assert_eq!(resp.status(), 500);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["details"][0]["id"], "SERVER-Pnc01", "{body}");
+        let grpc = Request::post("/zitadel.management.v1.ManagementService/GetMyOrg")
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.call(grpc).await.unwrap();
+        assert_eq!(resp.headers()["grpc-status"], "13");
+        // Its permit came back: all four are free again.
+        assert_eq!(limits.in_flight.available_permits(), 4);
     }
 
     #[tokio::test]
