@@ -269,9 +269,9 @@ async fn revoking_a_token_the_client_does_not_hold_changes_nothing() {
         Some(json!({"types": ["token.revoked"]})),
     )
     .await;
+    // (proto3 JSON leaves out an empty list and a zero count)
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["result"], json!([]), "{body}");
-    assert_eq!(body["totalResult"], "0", "{body}");
+    assert!(body.get("result").is_none(), "{body}");
 }
 
 #[tokio::test]
