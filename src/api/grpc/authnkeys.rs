@@ -90,7 +90,12 @@ pub fn key(k: &AuthnKey, now: DateTime<Utc>) -> pb::Key {
         expires_at: Some(k.expires_at.into()),
         state: state_pb(k.state(now)) as i32,
         disabled_at: k.disabled.as_ref().map(|d| d.at.into()),
-        disabled_reason: k.disabled.as_ref().map(|d| d.reason.clone()),
+        // Left out, as before, when disabled without a reason.
+        disabled_reason: k
+            .disabled
+            .as_ref()
+            .map(|d| d.reason.clone())
+            .filter(|r| !r.is_empty()),
         last_used: k.last_used.as_ref().map(|u| pb::LastUse {
             time: Some(u.at.into()),
             r#use: u.kind.as_str().to_owned(),
