@@ -110,24 +110,9 @@ async fn check_keys_enabled(db: &impl ConnectionTrait, keys: &[&str], lock: bool
 pub const KEY_DISABLED: &str = "STORE-Dis01";
 
 /// Records access tokens in a transaction of their own (see [`insert_access_tokens`]).
-///
-/// On PostgreSQL the batch commits without waiting for its WAL flush
-/// (`synchronous_commit = off` for this transaction only). The commit is visible to every
-/// process at once, as any other; only its durability trails, by at most three times
-/// `wal_writer_delay` (600 ms by default). A crash in that window loses the records of
-/// tokens just issued, and those tokens then fail closed: nothing accepts a token without its
-/// record, and the client asks for a new one. Nothing that must hold is weakened: the WAL is
-/// one sequence, so a removal, a revocation or a spent `jti` (all synchronous) that commits
-/// after a batch makes the batch durable with it. Measured on the grant: 1.07–1.10× the
-/// throughput of waiting for the flush (three alternating pairs, docs/benchmarks.md).
 pub async fn record_access_tokens(db: &crate::storage::Db, tokens: &[AccessToken]) -> Result<()> {
     use sea_orm::TransactionTrait;
     let tx = db.begin().await.map_err(db_err)?;
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        tx.execute_unprepared("SET LOCAL synchronous_commit = off")
-            .await
-            .map_err(db_err)?;
-    }
     insert_access_tokens(&tx, tokens).await?;
     tx.commit().await.map_err(db_err)
 }
