@@ -293,25 +293,15 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_is_answered_in_its_protocol() {
         use tower::Service;
+        async fn defect() -> &'static str {
+            panic!("a defect")
+        }
         let limits = Limits::new(4, Duration::from_secs(5), Duration::from_secs(5));
         let mut app = axum::Router::new()
-            .route(
-                "/management/v1/orgs/me",
-                axum::routing::get(|| async {
-                    if true {
-                        panic!("a defect");
-                    }
-                    "never"
-                }),
-            )
+            .route("/management/v1/orgs/me", axum::routing::get(defect))
             .route(
                 "/zitadel.management.v1.ManagementService/GetMyOrg",
-                axum::routing::post(|| async {
-                    if true {
-                        panic!("a defect");
-                    }
-                    "never"
-                }),
+                axum::routing::post(defect),
             )
             .layer(axum::middleware::from_fn_with_state(limits.clone(), layer));
         let rest = Request::get("/management/v1/orgs/me")

@@ -60,6 +60,14 @@ fn show_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `POLICY-Dur01`: a policy lifetime outside 1 s to [`MAX_POLICY_LIFETIME`].
+pub fn lifetime_out_of_range(field: &str, seconds: i64) -> Error {
+    Error::invalid_argument(
+        "POLICY-Dur01",
+        format!("{field} must be between 1s and 36500d (100 years), got {seconds}s"),
+    )
+}
+
 impl KeyPolicy {
     /// Refuses a policy that cannot be meant: lifetimes outside 1 s to 100 years, a default
     /// beyond the maximum, a key limit beyond [`MAX_KEYS_LIMIT`]. (Duplicates in the lists
@@ -72,13 +80,7 @@ impl KeyPolicy {
             if let Some(d) = d
                 && (d < Duration::seconds(1) || d > MAX_POLICY_LIFETIME)
             {
-                return Err(Error::invalid_argument(
-                    "POLICY-Dur01",
-                    format!(
-                        "{field} must be between 1s and 36500d (100 years), got {}s",
-                        d.num_seconds()
-                    ),
-                ));
+                return Err(lifetime_out_of_range(field, d.num_seconds()));
             }
         }
         if let (Some(default), Some(max)) = (self.default_lifetime, self.max_lifetime)

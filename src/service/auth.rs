@@ -126,9 +126,10 @@ impl Services {
     /// lookup by hash, from memory when possible — costs no more than a refusal); invalid ones
     /// are answered RESOURCE_EXHAUSTED / 429 once the address's failure budget is spent.
     pub async fn caller(&self, creds: &Credentials) -> Result<crate::domain::model::User> {
-        self.authenticated(creds)
-            .await
-            .map_err(|e| dpop::token_challenge(e, creds.authorization.as_deref()))
+        self.authenticated(creds).await.map_err(|e| {
+            let scheme = bearer(creds.authorization.as_deref()).ok().map(|(s, _)| s);
+            dpop::token_challenge(e, scheme)
+        })
     }
 
     async fn authenticated(&self, creds: &Credentials) -> Result<crate::domain::model::User> {
@@ -346,7 +347,7 @@ fn boundary(ctx: &Ctx, user_id: &str, target: &[Role]) -> Result<()> {
 
 /// How the token was presented: `Bearer` (RFC 6750) or `DPoP` (RFC 9449 §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scheme {
+pub(crate) enum Scheme {
     Bearer,
     Dpop,
 }

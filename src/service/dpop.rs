@@ -7,7 +7,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ring::hmac;
 
-use super::{Services, signing::MasterKey, tokens::hash_token};
+use super::{Services, auth::Scheme, signing::MasterKey, tokens::hash_token};
 use crate::{
     domain::{
         dpop::{self, ALGORITHMS, Expected, Proof},
@@ -111,25 +111,21 @@ fn quotable(description: &str) -> String {
 /// RFC 6750 §3 and RFC 9449 §7.1: a refusal of the APIs' authentication that carries no
 /// challenge of its own gets one — `invalid_token` under the scheme the token came with, and
 /// both schemes, without an error, when no usable `authorization` header came at all.
-pub fn token_challenge(e: Error, authorization: Option<&str>) -> Error {
+pub(crate) fn token_challenge(e: Error, scheme: Option<Scheme>) -> Error {
     if e.kind != crate::error::Kind::Unauthenticated || e.challenge.is_some() {
         return e;
     }
-    let scheme = authorization
-        .map(str::trim_start)
-        .and_then(|v| v.split_once(' '))
-        .map(|(scheme, _)| scheme.to_ascii_lowercase());
-    let www_authenticate = match scheme.as_deref() {
-        Some("dpop") => {
+    let www_authenticate = match scheme {
+        Some(Scheme::Dpop) => {
             let c = challenge("invalid_token", &e.message, None);
             return e.with_challenge(c);
         }
-        Some("bearer") => format!(
+        Some(Scheme::Bearer) => format!(
             "Bearer error=\"invalid_token\", error_description=\"{}\", DPoP algs=\"{}\"",
             quotable(&e.message),
             algs()
         ),
-        _ => format!("Bearer, DPoP algs=\"{}\"", algs()),
+        None => format!("Bearer, DPoP algs=\"{}\"", algs()),
     };
     e.with_challenge(Challenge {
         www_authenticate,

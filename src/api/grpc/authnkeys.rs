@@ -11,7 +11,7 @@ use super::{
 use crate::{
     domain::{
         jwt::Algorithm,
-        key_policy::{KeyPolicy, MAX_POLICY_LIFETIME},
+        key_policy::{KeyPolicy, MAX_POLICY_LIFETIME, lifetime_out_of_range},
         list::{KeyQuery, Page},
         model::{AuthnKey, KeyOrigin, KeyOwner, KeyState},
         principal::Permission,
@@ -135,13 +135,7 @@ fn duration(
     // Checked here, before it becomes a `chrono::Duration` (which cannot hold every i64 of
     // seconds); `KeyPolicy::validate` checks the lower bound and the rest.
     if d.seconds > MAX_POLICY_LIFETIME.num_seconds() {
-        return Err(Error::invalid_argument(
-            "POLICY-Dur01",
-            format!(
-                "{field} must be between 1s and 36500d (100 years), got {}s",
-                d.seconds
-            ),
-        ));
+        return Err(lifetime_out_of_range(field, d.seconds));
     }
     Ok(Some(chrono::Duration::seconds(d.seconds)))
 }
